@@ -1,0 +1,190 @@
+//! The [`Actor`] trait and [`Props`], the recipe a system spawns an actor from.
+//!
+//! An actor owns its state and handles one message at a time: `handle` is
+//! never called concurrently with itself or with a lifecycle hook, so state
+//! needs no locks. Each actor takes one message type, usually an enum.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::mailbox::Mailbox;
+use crate::path::ActorPath;
+use crate::supervision::{ChildFailure, SupervisorStrategy};
+
+/// An actor: state plus a handler for one message type.
+///
+/// Handlers return `Result<(), BoxError>`: an error (or a panic) is a failure
+/// that the actor's [`SupervisorStrategy`] deals with. Implement the methods
+/// with `async fn`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use courier::{Actor, ActorSystem, BoxError, Context, Props, ReplyTo};
+///
+/// #[derive(Default)]
+/// struct Counter {
+///     count: u64,
+/// }
+///
+/// enum CounterMsg {
+///     Add(u64),
+///     Get(ReplyTo<u64>),
+/// }
+///
+/// impl Actor for Counter {
+///     type Msg = CounterMsg;
+///
+///     async fn handle(&mut self, msg: CounterMsg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+///         match msg {
+///             CounterMsg::Add(n) => self.count += n,
+///             CounterMsg::Get(reply) => reply.reply(self.count),
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), courier::Error> {
+/// let system = ActorSystem::new("docs");
+/// let counter = system.spawn(Props::new(Counter::default).with_name("counter"))?;
+/// counter.tell(CounterMsg::Add(2));
+/// counter.tell(CounterMsg::Add(3));
+/// let total = counter.ask(CounterMsg::Get, Duration::from_secs(1)).await?;
+/// assert_eq!(total, 5);
+/// system.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Actor: Send + Sized + 'static {
+    /// The one message type this actor takes.
+    type Msg: Send + 'static;
+
+    /// Runs before the first message, and again after each restart.
+    ///
+    /// # Errors
+    ///
+    /// An error is a failure, handled by the supervisor strategy.
+    fn started(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// Handles one message.
+    ///
+    /// # Errors
+    ///
+    /// An error is a failure, handled by the supervisor strategy; the message
+    /// is not retried.
+    fn handle(
+        &mut self,
+        msg: Self::Msg,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Runs once the actor stops (after its children have stopped), and on
+    /// the failed instance before a restart.
+    fn stopped(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
+    }
+
+    /// An actor this one [watches](Context::watch) has stopped. Called once
+    /// per watch.
+    ///
+    /// # Errors
+    ///
+    /// An error is a failure, handled by the supervisor strategy.
+    fn terminated(
+        &mut self,
+        terminated: Terminated,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (terminated, ctx);
+        async { Ok(()) }
+    }
+
+    /// A child of this actor failed; its own strategy has already acted, as
+    /// `failure.directive` says.
+    ///
+    /// # Errors
+    ///
+    /// An error is a failure of this actor, handled by its own strategy.
+    fn child_failed(
+        &mut self,
+        failure: ChildFailure,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (failure, ctx);
+        async { Ok(()) }
+    }
+}
+
+/// Notice that a watched actor has stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terminated {
+    /// The actor that stopped.
+    pub path: ActorPath,
+}
+
+pub(crate) type Factory<A> = Arc<dyn Fn() -> A + Send + Sync>;
+
+/// How to spawn an actor: its factory, name, mailbox and supervisor strategy.
+///
+/// The factory is called once at spawn and again on every restart, so a
+/// restarted actor starts from fresh state.
+pub struct Props<A: Actor> {
+    pub(crate) factory: Factory<A>,
+    pub(crate) name: Option<String>,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) supervisor: SupervisorStrategy,
+}
+
+impl<A: Actor> Props<A> {
+    /// Props that make the actor with `factory`, with a generated name, an
+    /// unbounded mailbox and the default supervisor strategy.
+    pub fn new(factory: impl Fn() -> A + Send + Sync + 'static) -> Self {
+        Self {
+            factory: Arc::new(factory),
+            name: None,
+            mailbox: Mailbox::default(),
+            supervisor: SupervisorStrategy::default(),
+        }
+    }
+
+    /// Spawns the actor under this name: its path is its parent's path plus
+    /// `/name`, and it must be unique among live actors.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Uses this mailbox.
+    pub fn with_mailbox(mut self, mailbox: Mailbox) -> Self {
+        self.mailbox = mailbox;
+        self
+    }
+
+    /// Uses this supervisor strategy.
+    pub fn with_supervisor(mut self, strategy: SupervisorStrategy) -> Self {
+        self.supervisor = strategy;
+        self
+    }
+}
+
+impl<A: Actor> Clone for Props<A> {
+    fn clone(&self) -> Self {
+        Self {
+            factory: Arc::clone(&self.factory),
+            name: self.name.clone(),
+            mailbox: self.mailbox,
+            supervisor: self.supervisor.clone(),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! courier-core: the at-most-once actor runtime under courier.
+//!
+//! Actors are spawned into an [`ActorSystem`] from [`Props`], handle one
+//! message type each, and are reached through cheap [`ActorRef`]s. Delivery
+//! here is at-most-once, as in Akka and Proto.Actor: a message that cannot be
+//! enqueued becomes a [`DeadLetter`] on the system's [`EventStream`]. The
+//! durable layers of courier build at-least-once and effectively-once
+//! delivery on top.
+//!
+//! Guarantees:
+//! - messages from one sender to one actor are handled in send order;
+//! - an actor handles one message at a time;
+//! - system messages (stop, watch, failure notices) overtake user messages;
+//! - every message a local send accepts is either handled or becomes a dead
+//!   letter.
+//!
+//! This crate has no knowledge of storage or networks; transports plug in
+//! through [`MessageSink`] and [`Resolver`].
+
+mod actor;
+mod actor_ref;
+mod context;
+mod dead_letter;
+mod error;
+mod event_stream;
+mod mailbox;
+mod path;
+mod runtime;
+mod supervision;
+mod system;
+mod watcher;
+
+pub use actor::{Actor, Props, Terminated};
+pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
+pub use context::{Context, TimerKey};
+pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use error::{BoxError, Error, Result, SendError, TryTellError};
+pub use event_stream::EventStream;
+pub use mailbox::Mailbox;
+pub use path::ActorPath;
+pub use supervision::{ChildFailure, Directive, Failure, SupervisorStrategy};
+pub use system::{ActorSystem, Resolver, SystemConfig};
+pub use watcher::{Watcher, WatcherId};
+
+/// Re-exported so users of the event stream can name its receiver and errors.
+pub use tokio::sync::broadcast;

@@ -1,0 +1,167 @@
+//! Mailboxes: the channel between an actor's references and its task.
+//!
+//! User messages travel on a bounded or unbounded tokio channel; system
+//! messages (stop, watch, terminated, failure notices) travel on a separate
+//! unbounded channel that the actor drains before each user message, so a
+//! stop overtakes any backlog. Both channels are FIFO, which is what gives
+//! per sender–receiver ordering.
+
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+
+/// The kind and capacity of an actor's user mailbox.
+///
+/// # Examples
+///
+/// ```
+/// use courier::Mailbox;
+///
+/// let bounded = Mailbox::bounded(1024);
+/// assert_eq!(bounded.capacity(), Some(1024));
+/// assert_eq!(Mailbox::unbounded().capacity(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mailbox {
+    /// No limit: `tell` always enqueues while the actor lives.
+    #[default]
+    Unbounded,
+    /// At most this many queued messages: `tell` on a full mailbox makes a
+    /// dead letter, `try_tell` hands the message back, `send` waits.
+    Bounded(usize),
+}
+
+impl Mailbox {
+    /// An unbounded mailbox (the default).
+    pub fn unbounded() -> Self {
+        Self::Unbounded
+    }
+
+    /// A mailbox that holds at most `capacity` messages.
+    pub fn bounded(capacity: usize) -> Self {
+        Self::Bounded(capacity)
+    }
+
+    /// The capacity, or `None` when unbounded.
+    pub fn capacity(&self) -> Option<usize> {
+        match self {
+            Self::Unbounded => None,
+            Self::Bounded(c) => Some(*c),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        match self {
+            Self::Bounded(0) => Err(Error::InvalidConfig {
+                setting: "mailbox capacity",
+                reason: "a bounded mailbox needs a capacity of at least 1".into(),
+            }),
+            Self::Bounded(c) if *c > MAX_CAPACITY => Err(Error::InvalidConfig {
+                setting: "mailbox capacity",
+                reason: format!("{c} is above the maximum of {MAX_CAPACITY}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn channel<M>(&self) -> (MailboxSender<M>, MailboxReceiver<M>) {
+        match self {
+            Self::Unbounded => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (MailboxSender::Unbounded(tx), MailboxReceiver::Unbounded(rx))
+            }
+            Self::Bounded(capacity) => {
+                let (tx, rx) = mpsc::channel(*capacity);
+                (MailboxSender::Bounded(tx), MailboxReceiver::Bounded(rx))
+            }
+        }
+    }
+}
+
+/// tokio's bounded channel refuses capacities above this.
+const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+/// What travels in a user mailbox.
+pub(crate) enum Envelope<M> {
+    User(M),
+    /// A message from one of the actor's own timers; dropped on arrival if
+    /// the timer was cancelled after it fired.
+    Timer {
+        key: u64,
+        repeat: bool,
+        msg: M,
+    },
+}
+
+impl<M> Envelope<M> {
+    pub(crate) fn into_msg(self) -> M {
+        match self {
+            Self::User(m) | Self::Timer { msg: m, .. } => m,
+        }
+    }
+}
+
+pub(crate) enum MailboxSender<M> {
+    Bounded(mpsc::Sender<Envelope<M>>),
+    Unbounded(mpsc::UnboundedSender<Envelope<M>>),
+}
+
+pub(crate) enum TryEnqueueError<M> {
+    Full(M),
+    Closed(M),
+}
+
+impl<M> MailboxSender<M> {
+    pub(crate) fn try_send(&self, env: Envelope<M>) -> Result<(), TryEnqueueError<Envelope<M>>> {
+        match self {
+            Self::Bounded(tx) => tx.try_send(env).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(env) => TryEnqueueError::Full(env),
+                mpsc::error::TrySendError::Closed(env) => TryEnqueueError::Closed(env),
+            }),
+            Self::Unbounded(tx) => tx.send(env).map_err(|e| TryEnqueueError::Closed(e.0)),
+        }
+    }
+
+    /// Waits for room in a bounded mailbox; `Err` hands the envelope back if
+    /// the actor has stopped.
+    pub(crate) async fn send(&self, env: Envelope<M>) -> Result<(), Envelope<M>> {
+        match self {
+            Self::Bounded(tx) => tx.send(env).await.map_err(|e| e.0),
+            Self::Unbounded(tx) => tx.send(env).map_err(|e| e.0),
+        }
+    }
+}
+
+pub(crate) enum MailboxReceiver<M> {
+    Bounded(mpsc::Receiver<Envelope<M>>),
+    Unbounded(mpsc::UnboundedReceiver<Envelope<M>>),
+}
+
+/// How many messages an unbounded mailbox hands over per wake-up. A bounded
+/// mailbox takes one at a time so that its capacity stays exact.
+const UNBOUNDED_BATCH: usize = 64;
+
+impl<M> MailboxReceiver<M> {
+    /// Receives at least one envelope into `buf`; 0 means closed and empty.
+    /// Cancel safe: nothing is lost if the future is dropped.
+    pub(crate) async fn recv_into(&mut self, buf: &mut Vec<Envelope<M>>) -> usize {
+        match self {
+            Self::Bounded(rx) => rx.recv_many(buf, 1).await,
+            Self::Unbounded(rx) => rx.recv_many(buf, UNBOUNDED_BATCH).await,
+        }
+    }
+
+    pub(crate) fn try_recv(&mut self) -> Option<Envelope<M>> {
+        match self {
+            Self::Bounded(rx) => rx.try_recv().ok(),
+            Self::Unbounded(rx) => rx.try_recv().ok(),
+        }
+    }
+
+    pub(crate) fn close(&mut self) {
+        match self {
+            Self::Bounded(rx) => rx.close(),
+            Self::Unbounded(rx) => rx.close(),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Two actors play ping-pong through the courier facade.
+//!
+//! `ponger` answers every `Ping` with a `Pong` to whoever sent it; `pinger`
+//! serves a number of rounds, then reports how long they took through an
+//! `ask`. Run with `cargo run --release --example ping_pong -- [rounds]`.
+
+use std::time::{Duration, Instant};
+
+use courier::prelude::*;
+
+enum PongMsg {
+    Ping { n: u64, reply_to: ActorRef<PingMsg> },
+}
+
+enum PingMsg {
+    Start {
+        rounds: u64,
+        done: ReplyTo<Duration>,
+    },
+    Pong {
+        n: u64,
+    },
+}
+
+struct Ponger;
+
+impl Actor for Ponger {
+    type Msg = PongMsg;
+
+    async fn handle(&mut self, msg: PongMsg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let PongMsg::Ping { n, reply_to } = msg;
+        reply_to.tell(PingMsg::Pong { n });
+        Ok(())
+    }
+}
+
+struct Pinger {
+    ponger: ActorRef<PongMsg>,
+    rounds: u64,
+    started: Option<Instant>,
+    done: Option<ReplyTo<Duration>>,
+}
+
+impl Actor for Pinger {
+    type Msg = PingMsg;
+
+    async fn handle(&mut self, msg: PingMsg, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        match msg {
+            PingMsg::Start { rounds, done } => {
+                self.rounds = rounds;
+                self.started = Some(Instant::now());
+                self.done = Some(done);
+                self.ponger.tell(PongMsg::Ping {
+                    n: 1,
+                    reply_to: ctx.myself(),
+                });
+            }
+            PingMsg::Pong { n } if n < self.rounds => {
+                self.ponger.tell(PongMsg::Ping {
+                    n: n + 1,
+                    reply_to: ctx.myself(),
+                });
+            }
+            PingMsg::Pong { n } => {
+                if n != self.rounds {
+                    return Err(format!("pong {n} arrived after the last round").into());
+                }
+                let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
+                if let Some(done) = self.done.take() {
+                    done.reply(elapsed);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rounds: u64 = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|e| anyhow::anyhow!("rounds must be a whole number, got {arg:?}: {e}"))?,
+        None => 100_000,
+    };
+    let system = ActorSystem::new("ping-pong");
+    system.spawn(Props::new(|| Ponger).with_name("ponger"))?;
+    let ponger = system.lookup::<PongMsg>("/user/ponger")?;
+    let pinger = system.spawn(
+        Props::new(move || Pinger {
+            ponger: ponger.clone(),
+            rounds: 0,
+            started: None,
+            done: None,
+        })
+        .with_name("pinger"),
+    )?;
+
+    let elapsed = pinger
+        .ask(
+            |done| PingMsg::Start { rounds, done },
+            Duration::from_secs(120),
+        )
+        .await?;
+    let per_second = rounds as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "{rounds} ping-pong rounds in {:.1} ms ({:.0} round trips/s) between {} and {}",
+        elapsed.as_secs_f64() * 1000.0,
+        per_second,
+        pinger.path(),
+        "/user/ponger",
+    );
+    system.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! courier: actors that must not lose messages.
+//!
+//! This is the facade crate. The actor core is re-exported at the root
+//! (`courier::ActorSystem`, `courier::ActorRef`, …); the durable layers live
+//! under their own modules as they arrive. Most programs start with
+//! `use courier::prelude::*;`.
+//!
+//! See `docs/semantics.md` in the repository for the delivery contract.
+
+pub use courier_core::{
+    Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
+    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, Mailbox, MessageSink,
+    Props, ReplyTo, Resolver, Result, SendError, SupervisorStrategy, SystemConfig, Terminated,
+    TimerKey, TryTellError, Watcher, WatcherId, broadcast,
+};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use courier_core::{
+        Actor, ActorRef, ActorSystem, BoxError, Context, Mailbox, Props, ReplyTo,
+        SupervisorStrategy,
+    };
+}
