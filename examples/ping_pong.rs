@@ -85,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let system = ActorSystem::new("ping-pong");
     system.spawn(Props::new(|| Ponger).with_name("ponger"))?;
+    // Resolve by path, as a durable layer would after a restart.
     let ponger = system.lookup::<PongMsg>("/user/ponger")?;
+    let ponger_path = ponger.path().clone();
     let pinger = system.spawn(
         Props::new(move || Pinger {
             ponger: ponger.clone(),
@@ -108,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64() * 1000.0,
         per_second,
         pinger.path(),
-        "/user/ponger",
+        ponger_path,
     );
     system.shutdown().await;
     Ok(())
