@@ -21,3 +21,8 @@ pub mod prelude {
         SupervisorStrategy,
     };
 }
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
