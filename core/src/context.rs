@@ -133,7 +133,6 @@ impl<A: Actor> Context<A> {
             Box::new(move |id| target_for_unwatch.remove_watcher(id)),
         );
         target.add_watcher(Watcher::actor(me, self.cell.sys.clone()));
-        debug_assert_eq!(me, self.watcher_id());
     }
 
     /// Stops watching `target`; no `Terminated` for it arrives afterwards.

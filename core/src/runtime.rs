@@ -276,7 +276,21 @@ impl<A: Actor> ActorLoop<A> {
                 tracing::error!(path = %self.ctx.path(), failure = %f, "stopped hook failed");
             }
         }
+        // A `stopped` hook may have spawned children; they must not outlive us.
+        self.ctx.stop_children().await;
+        self.seal();
+    }
+
+    /// The synchronous end of an actor's life. Runs from `finish`, or from
+    /// `Drop` if the task is torn down without finishing (the runtime shut
+    /// down, or a bug panicked the loop), so that `terminated()` waiters,
+    /// watchers and the registry never wait on an actor that is gone.
+    fn seal(&mut self) {
         let cell = std::sync::Arc::clone(self.ctx.cell());
+        if *cell.terminated.borrow() {
+            return;
+        }
+        self.ctx.cancel_all_timers();
         self.ctx.system().unregister(&cell.path, cell.uid);
 
         // Everything still queued becomes a dead letter. Closing first makes
@@ -301,8 +315,14 @@ impl<A: Actor> ActorLoop<A> {
             watcher.notify_terminated(&cell.path, cell.uid);
         }
         self.ctx.unwatch_all();
-        self.parent.notify_terminated(&self.ctx, cell.uid);
+        self.parent.notify_terminated(cell.uid);
         cell.terminated.send_replace(true);
+    }
+}
+
+impl<A: Actor> Drop for ActorLoop<A> {
+    fn drop(&mut self) {
+        self.seal();
     }
 }
 

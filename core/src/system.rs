@@ -149,7 +149,7 @@ impl Parent {
         }
     }
 
-    pub(crate) fn notify_terminated<A: Actor>(&self, _ctx: &Context<A>, uid: u64) {
+    pub(crate) fn notify_terminated(&self, uid: u64) {
         match self {
             Self::System(system) => {
                 system.top_level().actors.remove(&uid);

@@ -221,3 +221,33 @@ async fn stopping_a_parent_stops_its_children_first() {
     assert_eq!(order[2], "p stopped", "{order:?}");
     system.shutdown().await;
 }
+
+#[test]
+fn actors_of_a_dropped_runtime_count_as_terminated() {
+    let system = system();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let actor = first
+        .block_on(async { system.spawn(recorder(Mailbox::unbounded()).with_name("orphan")) })
+        .expect("spawn");
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        tokio::time::timeout(SECOND, actor.terminated())
+            .await
+            .expect("terminated resolves once the task is gone");
+        assert!(matches!(
+            system.lookup::<Msg>("/user/orphan"),
+            Err(Error::NotFound { .. })
+        ));
+        // The name can be used again on the new runtime.
+        system
+            .spawn(recorder(Mailbox::unbounded()).with_name("orphan"))
+            .expect("name free");
+    });
+}
