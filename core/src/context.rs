@@ -144,7 +144,9 @@ impl<A: Actor> Context<A> {
     }
 
     /// Stops this actor once the current handler returns; no further user
-    /// message is handled.
+    /// message is handled. A handler that calls `stop` and then returns an
+    /// error is stopped, not restarted, whatever its strategy: the failure is
+    /// still logged and reported to the parent.
     pub fn stop(&mut self) {
         self.stop_requested = true;
     }

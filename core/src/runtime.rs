@@ -184,8 +184,10 @@ impl<A: Actor> ActorLoop<A> {
     async fn recover(&mut self, actor: &mut Option<A>, mut failure: Failure) -> Flow {
         loop {
             let mut directive = self.strategy.decide(&failure);
-            if directive == Directive::Resume && actor.is_none() {
-                // Nothing to resume: the factory itself failed.
+            if self.ctx.stop_requested || (directive == Directive::Resume && actor.is_none()) {
+                // A handler that asked to stop and then failed (as a failed
+                // recovery does) is not restarted; nor is there anything to
+                // resume when the factory itself failed.
                 directive = Directive::Stop;
             }
             let mut backoff = None;

@@ -327,3 +327,38 @@ async fn the_parent_is_told_of_each_child_failure() {
     child.terminated().await;
     system.shutdown().await;
 }
+
+struct GivesUp;
+
+impl Actor for GivesUp {
+    type Msg = ();
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        ctx.stop();
+        Err("unrecoverable".into())
+    }
+
+    async fn handle(&mut self, _: (), _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failure_after_ctx_stop_is_not_restarted() {
+    let system = system();
+    let made = Arc::new(AtomicU64::new(0));
+    let counter = made.clone();
+    let actor = system
+        .spawn(
+            Props::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                GivesUp
+            })
+            .with_supervisor(quick_restarts()),
+        )
+        .expect("spawn");
+    tokio::time::timeout(SECOND, actor.terminated())
+        .await
+        .expect("stopped");
+    assert_eq!(made.load(Ordering::SeqCst), 1, "no restart");
+}
