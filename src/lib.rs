@@ -14,6 +14,16 @@ pub use courier_core::{
     TimerKey, TryTellError, Watcher, WatcherId, broadcast,
 };
 
+/// Journals, snapshots and event-sourced actors (`courier-persistence`).
+pub mod persistence {
+    pub use courier_persistence::{
+        Engine, EngineOp, Entry, Error, EventRecord, Journal, KvWrite, MAX_ID_LEN, Manifest,
+        MemoryEngine, MemoryStore, ReplayRange, ReplayStats, Result, SeqNr, SledEngine, SledStore,
+        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotStore, Store, WriteBatch,
+        decode_payload, encode_payload, now_millis, replay,
+    };
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use courier_core::{

@@ -1,0 +1,242 @@
+//! Storage engines: ordered byte-keyed maps with atomic batches and flush.
+//!
+//! A [`Store`](crate::Store) keeps its whole key space in one engine, so one
+//! engine batch can commit events, journal metadata, snapshots and key–value
+//! records together. Two engines ship: [`MemoryEngine`] for tests and
+//! examples, and [`SledEngine`] (sled 0.34), the embedded durable default.
+//! An engine of your own (or one that injects faults, for tests) plugs in
+//! through [`Store::with_engine`](crate::Store::with_engine).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// One change in an atomic engine batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineOp {
+    /// Set `key` to `value`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key`.
+    Delete(Vec<u8>),
+}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// An ordered byte-keyed map with atomic batches.
+///
+/// Reads and `apply` are synchronous and may block on I/O: the store calls
+/// them from its writer task or from `spawn_blocking` (see
+/// [`blocking`](Engine::blocking)). Durability comes only from
+/// [`flush`](Engine::flush).
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// The value at `key`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's I/O errors.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` entries with `start <= key < end` (`end = None`: no upper
+    /// bound), ascending, or descending from the top when `reverse`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's I/O errors.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>>;
+
+    /// Applies all of `ops` atomically: after a crash, either all or none are
+    /// there (once flushed).
+    ///
+    /// # Errors
+    ///
+    /// The engine's I/O errors; the store treats them as fatal.
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()>;
+
+    /// Makes every applied batch durable.
+    ///
+    /// # Errors
+    ///
+    /// The engine's I/O errors; the store treats them as fatal.
+    async fn flush(&self) -> Result<()>;
+
+    /// Whether reads may block on disk (and so run on `spawn_blocking`).
+    fn blocking(&self) -> bool;
+}
+
+/// An in-memory engine: nothing survives the process.
+#[derive(Default)]
+pub struct MemoryEngine {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryEngine {
+    /// An empty engine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overwrites the raw stored bytes at `key`, bypassing all checks. For
+    /// tests that corrupt storage on purpose.
+    pub fn put_raw(&self, key: &[u8], value: &[u8]) {
+        self.lock().insert(key.to_vec(), value.to_vec());
+    }
+
+    /// Every raw entry, in key order. For tests.
+    pub fn raw_entries(&self) -> Vec<Entry> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Engine for MemoryEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        let map = self.lock();
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = map.range::<[u8], _>((Bound::Included(start), upper));
+        let pick = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(if reverse {
+            range.rev().take(limit).map(pick).collect()
+        } else {
+            range.take(limit).map(pick).collect()
+        })
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        let mut map = self.lock();
+        for op in ops {
+            match op {
+                EngineOp::Put(k, v) => {
+                    map.insert(k, v);
+                }
+                EngineOp::Delete(k) => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn blocking(&self) -> bool {
+        false
+    }
+}
+
+/// The sled 0.34 engine: one `sled::Db`, its default tree, atomic
+/// `apply_batch`, and `flush_async` for durability.
+pub struct SledEngine {
+    db: sled::Db,
+}
+
+impl SledEngine {
+    /// Opens (or creates) the database in `path`.
+    ///
+    /// # Errors
+    ///
+    /// sled's error if the directory cannot be opened (locked by another
+    /// process, unreadable, corrupt).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = sled::Config::new().path(path.as_ref()).open()?;
+        Ok(Self { db })
+    }
+
+    /// The underlying database. Writing to it directly bypasses every check
+    /// the store makes; tests use it to corrupt records on purpose.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl Engine for SledEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self.db.range::<&[u8], _>((Bound::Included(start), upper));
+        let mut out = Vec::new();
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool> {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        };
+        if limit > 0 {
+            if reverse {
+                for item in range.rev() {
+                    if !push(item)? {
+                        break;
+                    }
+                }
+            } else {
+                for item in range {
+                    if !push(item)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                EngineOp::Put(k, v) => batch.insert(k, v),
+                EngineOp::Delete(k) => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+}

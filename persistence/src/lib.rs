@@ -1,0 +1,31 @@
+//! courier-persistence: journals, snapshots and event-sourced actors.
+//!
+//! - [`Journal`] and [`SnapshotStore`]: object-safe storage traits with
+//!   Akka's journal semantics (atomic batches, bounded replay in pages, a
+//!   highest sequence number that never goes down, delete-up-to).
+//! - [`Store`]: both traits over one [`Engine`], with a single writer task
+//!   that commits concurrent writes in groups and answers only after the
+//!   flush: `Ok` means durable. [`MemoryStore`] for tests, [`SledStore`] for
+//!   the embedded durable default.
+//! - Records carry a manifest, writer id, timestamp and CRC32; replay that
+//!   meets a bad checksum, an undecodable record or a sequence gap fails
+//!   with a typed error naming the persistence id and sequence number.
+
+mod engine;
+mod error;
+mod journal;
+mod keys;
+mod record;
+mod snapshot;
+mod store;
+
+pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
+pub use error::{Error, Result};
+pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
+pub use keys::MAX_ID_LEN;
+pub use record::{
+    EventRecord, Manifest, SeqNr, Snapshot, SnapshotMetadata, decode_payload, encode_payload,
+    now_millis,
+};
+pub use snapshot::{SnapshotCriteria, SnapshotStore};
+pub use store::{MemoryStore, SledStore, Store};

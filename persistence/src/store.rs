@@ -1,0 +1,641 @@
+//! [`Store`]: a journal and snapshot store over one [`Engine`], with a
+//! single writer task that commits concurrent writes in groups.
+//!
+//! Write path (see `docs/architecture.md`):
+//! 1. a caller sends its request to the writer task and waits;
+//! 2. the writer takes every request that is waiting (up to a limit);
+//! 3. for each, it validates against what is stored and applies the
+//!    request's engine operations as one atomic engine batch;
+//! 4. it flushes the engine once for the whole group;
+//! 5. only then does it answer every waiter `Ok`.
+//!
+//! A failed apply or flush poisons the store: every waiter of that group and
+//! every later write gets [`Error::Poisoned`], because after a failed flush
+//! nobody can say what is durable. Reads go straight to the engine (on
+//! `spawn_blocking` for engines that block).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, KvWrite, WriteBatch};
+use crate::keys;
+use crate::record::{self, EventRecord, SeqNr, Snapshot};
+use crate::snapshot::{SnapshotCriteria, SnapshotStore};
+
+/// How many waiting requests one group commit takes at most.
+const MAX_GROUP: usize = 4096;
+/// How many keys one engine batch deletes at most when deleting history.
+const DELETE_CHUNK: usize = 10_000;
+
+/// A journal and snapshot store over an [`Engine`]. Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use courier::persistence::{Journal, MemoryStore, WriteBatch};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), courier::persistence::Error> {
+/// let store = MemoryStore::memory()?;
+/// store.write(WriteBatch::new().put("settings", "mode", "fast")).await?;
+/// assert_eq!(store.kv_get("settings", b"mode").await?, Some(b"fast".to_vec()));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Store<E: Engine> {
+    engine: Arc<E>,
+    requests: mpsc::UnboundedSender<Pending>,
+    poison: Arc<Mutex<Option<String>>>,
+}
+
+impl<E: Engine> Clone for Store<E> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: Arc::clone(&self.engine),
+            requests: self.requests.clone(),
+            poison: Arc::clone(&self.poison),
+        }
+    }
+}
+
+/// The in-memory store: for tests and examples.
+pub type MemoryStore = Store<MemoryEngine>;
+/// The sled store: the embedded durable default.
+pub type SledStore = Store<SledEngine>;
+
+impl Store<MemoryEngine> {
+    /// A fresh in-memory store. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] outside a tokio runtime.
+    pub fn memory() -> Result<Self> {
+        Self::with_engine(MemoryEngine::new())
+    }
+}
+
+impl Store<SledEngine> {
+    /// Opens (or creates) a sled store in directory `path`. Must be called
+    /// within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// sled's error if the directory cannot be opened; [`Error::Invalid`]
+    /// outside a tokio runtime.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_engine(SledEngine::open(path)?)
+    }
+}
+
+enum Request {
+    Write(WriteBatch),
+    DeleteEventsTo {
+        persistence_id: String,
+        to: SeqNr,
+    },
+    SaveSnapshot(Snapshot),
+    DeleteSnapshots {
+        persistence_id: String,
+        criteria: SnapshotCriteria,
+    },
+}
+
+struct Pending {
+    request: Request,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// A journal's bookkeeping: highest written and highest deleted.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    highest: SeqNr,
+    deleted_to: SeqNr,
+}
+
+impl<E: Engine> Store<E> {
+    /// A store over `engine`, with its writer task spawned on the current
+    /// tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] outside a tokio runtime.
+    pub fn with_engine(engine: E) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Invalid {
+            what: "runtime",
+            reason: "a store must be opened within a tokio runtime".into(),
+        })?;
+        let engine = Arc::new(engine);
+        let poison = Arc::new(Mutex::new(None));
+        let (requests, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            engine: Arc::clone(&engine),
+            requests: rx,
+            poison: Arc::clone(&poison),
+        };
+        runtime.spawn(writer.run());
+        Ok(Self {
+            engine,
+            requests,
+            poison,
+        })
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Why the store refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn submit(&self, request: Request) -> Result<()> {
+        if let Some(reason) = self.poisoned() {
+            return Err(Error::Poisoned { reason });
+        }
+        let (done, rx) = oneshot::channel();
+        self.requests
+            .send(Pending { request, done })
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs a read against the engine, off the runtime if it may block.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&E) -> Result<T> + Send + 'static,
+    {
+        if self.engine.blocking() {
+            let engine = Arc::clone(&self.engine);
+            tokio::task::spawn_blocking(move || f(&engine))
+                .await
+                .map_err(|e| Error::Storage(Box::new(e)))?
+        } else {
+            f(&self.engine)
+        }
+    }
+}
+
+fn read_meta<E: Engine>(engine: &E, pid: &str) -> Result<Meta> {
+    match engine.get(&keys::meta(pid))? {
+        Some(bytes) => record::decode_record(&bytes, pid, 0),
+        None => Ok(Meta::default()),
+    }
+}
+
+fn decode_kv(namespace: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    record::unframe(bytes)
+        .map(<[u8]>::to_vec)
+        .map_err(|reason| Error::Corrupt {
+            persistence_id: format!("kv:{namespace}"),
+            seq_nr: 0,
+            reason,
+        })
+}
+
+/// Decodes a scanned event and checks it is the one its key names.
+fn decode_event(pid: &str, (key, value): &Entry) -> Result<EventRecord> {
+    let seq = keys::seq_of(key).unwrap_or(0);
+    let record: EventRecord = record::decode_record(value, pid, seq)?;
+    if record.persistence_id != pid || record.seq_nr != seq {
+        return Err(Error::Corrupt {
+            persistence_id: pid.to_owned(),
+            seq_nr: seq,
+            reason: format!(
+                "the record stored here is {}#{}",
+                record.persistence_id, record.seq_nr
+            ),
+        });
+    }
+    Ok(record)
+}
+
+#[async_trait]
+impl<E: Engine> Journal for Store<E> {
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.submit(Request::Write(batch)).await
+    }
+
+    async fn read_events(
+        &self,
+        persistence_id: &str,
+        from: SeqNr,
+        to: SeqNr,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        keys::check_id("persistence id", persistence_id)?;
+        if limit == 0 || from > to {
+            return Ok(Vec::new());
+        }
+        let pid = persistence_id.to_owned();
+        self.read(move |engine| {
+            let meta = read_meta(engine, &pid)?;
+            let from = from.max(meta.deleted_to.saturating_add(1));
+            if from > to {
+                return Ok(Vec::new());
+            }
+            let start = keys::event(&pid, from);
+            let end = match to.checked_add(1) {
+                Some(after) => keys::event(&pid, after),
+                None => keys::prefix_end(&keys::event(&pid, 0)[..keys::event(&pid, 0).len() - 8])
+                    .unwrap_or_default(),
+            };
+            let entries = engine.scan(&start, Some(&end), limit, false)?;
+            entries.iter().map(|e| decode_event(&pid, e)).collect()
+        })
+        .await
+    }
+
+    async fn highest_seq_nr(&self, persistence_id: &str) -> Result<SeqNr> {
+        keys::check_id("persistence id", persistence_id)?;
+        let pid = persistence_id.to_owned();
+        self.read(move |engine| Ok(read_meta(engine, &pid)?.highest))
+            .await
+    }
+
+    async fn deleted_to(&self, persistence_id: &str) -> Result<SeqNr> {
+        keys::check_id("persistence id", persistence_id)?;
+        let pid = persistence_id.to_owned();
+        self.read(move |engine| Ok(read_meta(engine, &pid)?.deleted_to))
+            .await
+    }
+
+    async fn delete_events_to(&self, persistence_id: &str, to: SeqNr) -> Result<()> {
+        keys::check_id("persistence id", persistence_id)?;
+        self.submit(Request::DeleteEventsTo {
+            persistence_id: persistence_id.to_owned(),
+            to,
+        })
+        .await
+    }
+
+    async fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        keys::check_id("namespace", namespace)?;
+        let ns = namespace.to_owned();
+        let full = keys::kv(namespace, key);
+        self.read(move |engine| {
+            engine
+                .get(&full)?
+                .map(|bytes| decode_kv(&ns, &bytes))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn kv_scan(
+        &self,
+        namespace: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        keys::check_id("namespace", namespace)?;
+        let ns = namespace.to_owned();
+        let prefix = keys::kv(namespace, &[]);
+        let start = match after {
+            // The smallest key greater than `after` is `after ++ [0]`.
+            Some(after) => {
+                let mut k = keys::kv(namespace, after);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let end = keys::prefix_end(&prefix);
+        self.read(move |engine| {
+            engine
+                .scan(&start, end.as_deref(), limit, false)?
+                .into_iter()
+                .map(|(k, v)| Ok((keys::kv_suffix(&ns, &k).to_vec(), decode_kv(&ns, &v)?)))
+                .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl<E: Engine> SnapshotStore for Store<E> {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        keys::check_id("persistence id", &snapshot.metadata.persistence_id)?;
+        self.submit(Request::SaveSnapshot(snapshot)).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> Result<Option<Snapshot>> {
+        keys::check_id("persistence id", persistence_id)?;
+        let pid = persistence_id.to_owned();
+        self.read(move |engine| {
+            let mut below = criteria.max_seq_nr;
+            loop {
+                let candidates = snapshots_below(engine, &pid, below, criteria.min_seq_nr, 16)?;
+                if candidates.is_empty() {
+                    return Ok(None);
+                }
+                for entry in &candidates {
+                    let snapshot = decode_snapshot(&pid, entry)?;
+                    if criteria.matches(snapshot.metadata.seq_nr, snapshot.metadata.timestamp) {
+                        return Ok(Some(snapshot));
+                    }
+                }
+                let lowest = candidates
+                    .last()
+                    .and_then(|(k, _)| keys::seq_of(k))
+                    .unwrap_or(0);
+                match lowest.checked_sub(1) {
+                    Some(next) if next >= criteria.min_seq_nr => below = next,
+                    _ => return Ok(None),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn delete_snapshot(&self, persistence_id: &str, seq_nr: SeqNr) -> Result<()> {
+        let criteria = SnapshotCriteria::latest()
+            .max_seq_nr(seq_nr)
+            .min_seq_nr(seq_nr);
+        self.delete_snapshots(persistence_id, criteria).await
+    }
+
+    async fn delete_snapshots(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> Result<()> {
+        keys::check_id("persistence id", persistence_id)?;
+        self.submit(Request::DeleteSnapshots {
+            persistence_id: persistence_id.to_owned(),
+            criteria,
+        })
+        .await
+    }
+}
+
+/// Up to `limit` snapshot entries of `pid` with `min <= seq <= max`, newest first.
+fn snapshots_below<E: Engine>(
+    engine: &E,
+    pid: &str,
+    max: SeqNr,
+    min: SeqNr,
+    limit: usize,
+) -> Result<Vec<Entry>> {
+    let start = keys::snapshot(pid, min);
+    let end = match max.checked_add(1) {
+        Some(after) => keys::snapshot(pid, after),
+        None => {
+            let prefix = keys::snapshot(pid, 0);
+            keys::prefix_end(&prefix[..prefix.len() - 8]).unwrap_or_default()
+        }
+    };
+    engine.scan(&start, Some(&end), limit, true)
+}
+
+fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
+    let seq = keys::seq_of(key).unwrap_or(0);
+    let snapshot: Snapshot = record::decode_record(value, pid, seq)?;
+    if snapshot.metadata.persistence_id != pid || snapshot.metadata.seq_nr != seq {
+        return Err(Error::Corrupt {
+            persistence_id: pid.to_owned(),
+            seq_nr: seq,
+            reason: "the snapshot stored here belongs elsewhere".into(),
+        });
+    }
+    Ok(snapshot)
+}
+
+/// The single task that writes: validates, applies, flushes, answers.
+struct Writer<E: Engine> {
+    engine: Arc<E>,
+    requests: mpsc::UnboundedReceiver<Pending>,
+    poison: Arc<Mutex<Option<String>>>,
+}
+
+impl<E: Engine> Writer<E> {
+    async fn run(mut self) {
+        let mut group = Vec::new();
+        // Ends when every store handle is gone.
+        while self.requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+            self.commit(std::mem::take(&mut group)).await;
+        }
+    }
+
+    fn poison(&self, reason: String) -> String {
+        let mut poison = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
+        poison.get_or_insert(reason).clone()
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One group commit.
+    async fn commit(&self, group: Vec<Pending>) {
+        let mut applied = Vec::with_capacity(group.len());
+        for pending in group {
+            if let Some(reason) = self.poisoned() {
+                let _ = pending.done.send(Err(Error::Poisoned { reason }));
+                continue;
+            }
+            match self.plan(&pending.request) {
+                Err(e) => {
+                    let _ = pending.done.send(Err(e));
+                }
+                Ok(chunks) => match chunks
+                    .into_iter()
+                    .try_for_each(|ops| self.engine.apply(ops))
+                {
+                    Ok(()) => applied.push(pending.done),
+                    Err(e) => {
+                        let reason = self.poison(format!("apply failed: {e}"));
+                        tracing::error!(%reason, "store poisoned");
+                        let _ = pending.done.send(Err(e));
+                    }
+                },
+            }
+        }
+        if applied.is_empty() {
+            return;
+        }
+        match self.engine.flush().await {
+            Ok(()) => {
+                for done in applied {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let reason = self.poison(format!("flush failed: {e}"));
+                tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                for done in applied {
+                    let _ = done.send(Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The engine batches that carry out `request`, each atomic. Every
+    /// request but a large history deletion is a single batch.
+    fn plan(&self, request: &Request) -> Result<Vec<Vec<EngineOp>>> {
+        match request {
+            Request::Write(batch) => Ok(vec![self.plan_write(batch)?]),
+            Request::DeleteEventsTo { persistence_id, to } => {
+                self.plan_delete_events(persistence_id, *to)
+            }
+            Request::SaveSnapshot(snapshot) => {
+                let md = &snapshot.metadata;
+                Ok(vec![vec![EngineOp::Put(
+                    keys::snapshot(&md.persistence_id, md.seq_nr),
+                    record::encode_record(snapshot, "snapshot")?,
+                )]])
+            }
+            Request::DeleteSnapshots {
+                persistence_id,
+                criteria,
+            } => self.plan_delete_snapshots(persistence_id, criteria),
+        }
+    }
+
+    fn plan_write(&self, batch: &WriteBatch) -> Result<Vec<EngineOp>> {
+        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len() + 1);
+        // Highest per persistence id as this batch advances it.
+        let mut highest: HashMap<&str, Meta> = HashMap::new();
+        for event in &batch.events {
+            let pid = event.persistence_id.as_str();
+            keys::check_id("persistence id", pid)?;
+            let meta = match highest.get_mut(pid) {
+                Some(meta) => meta,
+                None => {
+                    let stored = read_meta(&*self.engine, pid)?;
+                    highest.entry(pid).or_insert(stored)
+                }
+            };
+            let expected = meta.highest.saturating_add(1);
+            if event.seq_nr != expected {
+                return Err(Error::SequenceConflict {
+                    persistence_id: pid.to_owned(),
+                    expected,
+                    got: event.seq_nr,
+                });
+            }
+            meta.highest = event.seq_nr;
+            ops.push(EngineOp::Put(
+                keys::event(pid, event.seq_nr),
+                record::encode_record(event, "event")?,
+            ));
+        }
+        for (pid, meta) in highest {
+            ops.push(EngineOp::Put(
+                keys::meta(pid),
+                record::encode_record(&meta, "journal metadata")?,
+            ));
+        }
+        for kv in &batch.kv {
+            match kv {
+                KvWrite::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    keys::check_id("namespace", namespace)?;
+                    ops.push(EngineOp::Put(
+                        keys::kv(namespace, key),
+                        record::frame(value.clone()),
+                    ));
+                }
+                KvWrite::Delete { namespace, key } => {
+                    keys::check_id("namespace", namespace)?;
+                    ops.push(EngineOp::Delete(keys::kv(namespace, key)));
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    fn plan_delete_events(&self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
+        let mut meta = read_meta(&*self.engine, pid)?;
+        let to = to.min(meta.highest);
+        if to <= meta.deleted_to {
+            return Ok(Vec::new());
+        }
+        meta.deleted_to = to;
+        // The metadata goes first: once it is applied, the events below are
+        // invisible even if a crash stops the physical deletes half way; the
+        // scan starts at the journal's first key, so a later delete finishes
+        // the job.
+        let mut chunks = vec![vec![EngineOp::Put(
+            keys::meta(pid),
+            record::encode_record(&meta, "journal metadata")?,
+        )]];
+        let start = keys::event(pid, 0);
+        let end = keys::event(pid, to.saturating_add(1));
+        let mut from = start;
+        loop {
+            let entries = self.engine.scan(&from, Some(&end), DELETE_CHUNK, false)?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            let mut next = last.clone();
+            next.push(0);
+            let full = entries.len() == DELETE_CHUNK;
+            chunks.push(
+                entries
+                    .into_iter()
+                    .map(|(k, _)| EngineOp::Delete(k))
+                    .collect(),
+            );
+            if !full {
+                break;
+            }
+            from = next;
+        }
+        Ok(chunks)
+    }
+
+    fn plan_delete_snapshots(
+        &self,
+        pid: &str,
+        criteria: &SnapshotCriteria,
+    ) -> Result<Vec<Vec<EngineOp>>> {
+        let entries = snapshots_below(
+            &*self.engine,
+            pid,
+            criteria.max_seq_nr,
+            criteria.min_seq_nr,
+            usize::MAX,
+        )?;
+        let any_time = criteria.min_timestamp == 0 && criteria.max_timestamp == u64::MAX;
+        let mut ops = Vec::new();
+        for entry in entries {
+            let matches = any_time
+                || match decode_snapshot(pid, &entry) {
+                    Ok(s) => criteria.matches(s.metadata.seq_nr, s.metadata.timestamp),
+                    // Its timestamp cannot be read: keep it rather than guess.
+                    Err(_) => false,
+                };
+            if matches {
+                ops.push(EngineOp::Delete(entry.0));
+            }
+        }
+        Ok(vec![ops])
+    }
+}
