@@ -17,10 +17,11 @@ pub use courier_core::{
 /// Journals, snapshots and event-sourced actors (`courier-persistence`).
 pub mod persistence {
     pub use courier_persistence::{
-        Engine, EngineOp, Entry, Error, EventRecord, Journal, KvWrite, MAX_ID_LEN, Manifest,
-        MemoryEngine, MemoryStore, ReplayRange, ReplayStats, Result, SeqNr, SledEngine, SledStore,
-        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotStore, Store, WriteBatch,
-        decode_payload, encode_payload, now_millis, replay,
+        Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal, KvWrite,
+        MAX_ID_LEN, Manifest, MemoryEngine, MemoryStore, Persistent, PersistentContext,
+        PersistentSettings, ReplayRange, ReplayStats, Result, SeqNr, SledEngine, SledStore,
+        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store,
+        WriteBatch, decode_payload, encode_payload, now_millis, replay,
     };
 }
 

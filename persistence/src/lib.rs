@@ -13,6 +13,7 @@
 
 mod engine;
 mod error;
+mod eventsourced;
 mod journal;
 mod keys;
 mod record;
@@ -21,6 +22,9 @@ mod store;
 
 pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
 pub use error::{Error, Result};
+pub use eventsourced::{
+    Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
+};
 pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
 pub use keys::MAX_ID_LEN;
 pub use record::{
