@@ -4,8 +4,11 @@
 //! Write path (see `docs/architecture.md`):
 //! 1. a caller sends its request to the writer task and waits;
 //! 2. the writer takes every request that is waiting (up to a limit);
-//! 3. for each, it validates against what is stored and applies the
-//!    request's engine operations as one atomic engine batch;
+//! 3. it validates each against what is stored plus what the group has
+//!    staged so far (a request that fails validation fails alone), and
+//!    applies the staged operations of the whole group as one atomic engine
+//!    batch (a deletion, which must read what came before it, splits the
+//!    group's batch in two);
 //! 4. it flushes the engine once for the whole group;
 //! 5. only then does it answer every waiter `Ok`.
 //!
@@ -106,9 +109,20 @@ enum Request {
     },
 }
 
+type Done = oneshot::Sender<Result<()>>;
+
 struct Pending {
     request: Request,
-    done: oneshot::Sender<Result<()>>,
+    done: Done,
+}
+
+/// Writes of a group planned but not yet applied to the engine.
+#[derive(Default)]
+struct Staged {
+    ops: Vec<EngineOp>,
+    dones: Vec<Done>,
+    /// Journal metadata as the staged writes leave it.
+    metas: HashMap<String, Meta>,
 }
 
 /// A journal's bookkeeping: highest written and highest deleted.
@@ -447,31 +461,55 @@ impl<E: Engine> Writer<E> {
             .clone()
     }
 
-    /// One group commit.
+    /// One group commit: the writes of the whole group go to the engine as
+    /// one atomic batch (more than one only around a deletion, which must
+    /// see what came before it), then one flush covers them all.
     async fn commit(&self, group: Vec<Pending>) {
+        let mut staged = Staged::default();
         let mut applied = Vec::with_capacity(group.len());
-        for pending in group {
+        for Pending { request, done } in group {
             if let Some(reason) = self.poisoned() {
-                let _ = pending.done.send(Err(Error::Poisoned { reason }));
+                let _ = done.send(Err(Error::Poisoned { reason }));
                 continue;
             }
-            match self.plan(&pending.request) {
-                Err(e) => {
-                    let _ = pending.done.send(Err(e));
+            let deletion = matches!(
+                request,
+                Request::DeleteEventsTo { .. } | Request::DeleteSnapshots { .. }
+            );
+            let result = match &request {
+                Request::Write(batch) => self.plan_write(batch, &mut staged),
+                Request::SaveSnapshot(snapshot) => {
+                    let md = &snapshot.metadata;
+                    record::encode_record(snapshot, "snapshot").map(|value| {
+                        staged.ops.push(EngineOp::Put(
+                            keys::snapshot(&md.persistence_id, md.seq_nr),
+                            value,
+                        ));
+                    })
                 }
-                Ok(chunks) => match chunks
-                    .into_iter()
-                    .try_for_each(|ops| self.engine.apply(ops))
-                {
-                    Ok(()) => applied.push(pending.done),
-                    Err(e) => {
-                        let reason = self.poison(format!("apply failed: {e}"));
-                        tracing::error!(%reason, "store poisoned");
-                        let _ = pending.done.send(Err(e));
-                    }
-                },
+                Request::DeleteEventsTo { persistence_id, to } => {
+                    self.apply_staged(&mut staged, &mut applied);
+                    self.plan_delete_events(persistence_id, *to)
+                        .and_then(|chunks| self.apply_chunks(chunks))
+                }
+                Request::DeleteSnapshots {
+                    persistence_id,
+                    criteria,
+                } => {
+                    self.apply_staged(&mut staged, &mut applied);
+                    self.plan_delete_snapshots(persistence_id, criteria)
+                        .and_then(|chunks| self.apply_chunks(chunks))
+                }
+            };
+            match result {
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+                Ok(()) if deletion => applied.push(done),
+                Ok(()) => staged.dones.push(done),
             }
         }
+        self.apply_staged(&mut staged, &mut applied);
         if applied.is_empty() {
             return;
         }
@@ -493,40 +531,58 @@ impl<E: Engine> Writer<E> {
         }
     }
 
-    /// The engine batches that carry out `request`, each atomic. Every
-    /// request but a large history deletion is a single batch.
-    fn plan(&self, request: &Request) -> Result<Vec<Vec<EngineOp>>> {
-        match request {
-            Request::Write(batch) => Ok(vec![self.plan_write(batch)?]),
-            Request::DeleteEventsTo { persistence_id, to } => {
-                self.plan_delete_events(persistence_id, *to)
+    /// Applies what is staged as one atomic engine batch; its waiters move
+    /// to `applied`, or get the error (and the store is poisoned).
+    fn apply_staged(&self, staged: &mut Staged, applied: &mut Vec<Done>) {
+        let ops = std::mem::take(&mut staged.ops);
+        let dones = std::mem::take(&mut staged.dones);
+        staged.metas.clear();
+        if ops.is_empty() {
+            applied.extend(dones);
+            return;
+        }
+        match self.engine.apply(ops) {
+            Ok(()) => applied.extend(dones),
+            Err(e) => {
+                let reason = self.poison(format!("apply failed: {e}"));
+                tracing::error!(%reason, "store poisoned");
+                for done in dones {
+                    let _ = done.send(Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
             }
-            Request::SaveSnapshot(snapshot) => {
-                let md = &snapshot.metadata;
-                Ok(vec![vec![EngineOp::Put(
-                    keys::snapshot(&md.persistence_id, md.seq_nr),
-                    record::encode_record(snapshot, "snapshot")?,
-                )]])
-            }
-            Request::DeleteSnapshots {
-                persistence_id,
-                criteria,
-            } => self.plan_delete_snapshots(persistence_id, criteria),
         }
     }
 
-    fn plan_write(&self, batch: &WriteBatch) -> Result<Vec<EngineOp>> {
+    fn apply_chunks(&self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
+        for ops in chunks {
+            if let Err(e) = self.engine.apply(ops) {
+                let reason = self.poison(format!("apply failed: {e}"));
+                tracing::error!(%reason, "store poisoned");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the operations of a write. Validates against what is stored
+    /// plus what this group has staged; on error nothing is staged.
+    fn plan_write(&self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
         let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len() + 1);
         // Highest per persistence id as this batch advances it.
-        let mut highest: HashMap<&str, Meta> = HashMap::new();
+        let mut metas: HashMap<&str, Meta> = HashMap::new();
         for event in &batch.events {
             let pid = event.persistence_id.as_str();
             keys::check_id("persistence id", pid)?;
-            let meta = match highest.get_mut(pid) {
+            let meta = match metas.get_mut(pid) {
                 Some(meta) => meta,
                 None => {
-                    let stored = read_meta(&*self.engine, pid)?;
-                    highest.entry(pid).or_insert(stored)
+                    let current = match staged.metas.get(pid) {
+                        Some(meta) => *meta,
+                        None => read_meta(&*self.engine, pid)?,
+                    };
+                    metas.entry(pid).or_insert(current)
                 }
             };
             let expected = meta.highest.saturating_add(1);
@@ -543,10 +599,10 @@ impl<E: Engine> Writer<E> {
                 record::encode_record(event, "event")?,
             ));
         }
-        for (pid, meta) in highest {
+        for (pid, meta) in &metas {
             ops.push(EngineOp::Put(
                 keys::meta(pid),
-                record::encode_record(&meta, "journal metadata")?,
+                record::encode_record(meta, "journal metadata")?,
             ));
         }
         for kv in &batch.kv {
@@ -568,7 +624,11 @@ impl<E: Engine> Writer<E> {
                 }
             }
         }
-        Ok(ops)
+        for (pid, meta) in metas {
+            staged.metas.insert(pid.to_owned(), meta);
+        }
+        staged.ops.extend(ops);
+        Ok(())
     }
 
     fn plan_delete_events(&self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
