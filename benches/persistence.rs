@@ -1,0 +1,295 @@
+//! Persistence benchmarks (issue 3), each against its limit in the same run:
+//!
+//! - `persist/one_actor`: one event-sourced actor awaiting each persist,
+//!   against raw sled inserting one entry of the same size + `flush_async`;
+//! - `persist/100_actors`: 100 actors persisting concurrently (group commit),
+//!   against raw sled writing batches of 100 entries + `flush_async`;
+//! - `recovery/1m_events`: recovering an actor from 1,000,000 events, with
+//!   and without a snapshot near the end.
+//!
+//! Run: `cargo bench --bench persistence`. Results: docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use courier::persistence::{
+    Effect, EventRecord, EventSourced, Journal, Manifest, Persistent, PersistentContext, SledStore,
+    Snapshot, SnapshotMetadata, SnapshotStore, WriteBatch, encode_payload, now_millis,
+};
+use courier::prelude::*;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+
+/// Payload bytes per event, as in the issue's reference figures.
+const PAYLOAD: usize = 200;
+
+#[derive(Default)]
+struct Sink {
+    events: u64,
+    bytes: u64,
+}
+
+enum Cmd {
+    Write(ReplyTo<u64>),
+    Count(ReplyTo<u64>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Written(Vec<u8>);
+
+impl EventSourced for Sink {
+    type Command = Cmd;
+    type Event = Written;
+    type Snapshot = (u64, u64);
+
+    async fn handle_command(
+        &self,
+        cmd: Cmd,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        Ok(match cmd {
+            Cmd::Write(reply) => {
+                Effect::persist(Written(vec![7; PAYLOAD])).reply(reply, |s: &Self| s.events)
+            }
+            Cmd::Count(reply) => {
+                reply.reply(self.events);
+                Effect::none()
+            }
+        })
+    }
+
+    fn apply_event(&mut self, Written(bytes): Written) {
+        self.events += 1;
+        self.bytes += bytes.len() as u64;
+    }
+
+    fn to_snapshot(&self) -> (u64, u64) {
+        (self.events, self.bytes)
+    }
+
+    fn from_snapshot(&mut self, (events, bytes): (u64, u64)) {
+        self.events = events;
+        self.bytes = bytes;
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The bytes courier stores for one event, so raw sled writes the same size.
+fn stored_event_size() -> usize {
+    let record = EventRecord {
+        persistence_id: "sink-0".into(),
+        seq_nr: 1,
+        manifest: <Sink as EventSourced>::event_manifest(),
+        payload: encode_payload(&Written(vec![7; PAYLOAD])).expect("encode"),
+        writer_id: uuid_like(),
+        timestamp: now_millis(),
+    };
+    // 4 bytes of CRC around the bincode body, as the store frames it.
+    4 + encode_payload(&record).expect("encode").len()
+}
+
+fn uuid_like() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+fn persist(c: &mut Criterion) {
+    let rt = runtime();
+    let value_len = stored_event_size();
+    let mut group = c.benchmark_group("persist");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1));
+
+    // (a) one actor, each persist awaited.
+    const SEQUENTIAL: u64 = 200;
+    group.throughput(Throughput::Elements(SEQUENTIAL));
+    group.bench_function(BenchmarkId::new("one_actor", "courier"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (system, actor) = rt.block_on(async {
+            let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+            let system = ActorSystem::new("bench");
+            let actor = system
+                .spawn(Persistent::props(
+                    "sink-0",
+                    Sink::default,
+                    store.clone(),
+                    store,
+                ))
+                .expect("spawn");
+            (system, actor)
+        });
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..SEQUENTIAL {
+                actor
+                    .ask(Cmd::Write, Duration::from_secs(30))
+                    .await
+                    .expect("persist");
+            }
+        });
+        rt.block_on(system.shutdown());
+    });
+    group.bench_function(BenchmarkId::new("one_actor", "raw_sled_flush_each"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("open");
+        let value = vec![7u8; value_len];
+        let key = AtomicU64::new(0);
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..SEQUENTIAL {
+                let k = key.fetch_add(1, Ordering::Relaxed);
+                db.insert(k.to_be_bytes(), value.as_slice())
+                    .expect("insert");
+                db.flush_async().await.expect("flush");
+            }
+        });
+    });
+
+    // (b) 100 actors persisting concurrently: group commit.
+    const ACTORS: u64 = 100;
+    const PER_ACTOR: u64 = 20;
+    group.throughput(Throughput::Elements(ACTORS * PER_ACTOR));
+    group.bench_function(BenchmarkId::new("100_actors", "courier"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (system, actors) = rt.block_on(async {
+            let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+            let system = ActorSystem::new("bench");
+            let actors: Vec<_> = (0..ACTORS)
+                .map(|i| {
+                    system
+                        .spawn(Persistent::props(
+                            format!("sink-{i}"),
+                            Sink::default,
+                            store.clone(),
+                            store.clone(),
+                        ))
+                        .expect("spawn")
+                })
+                .collect();
+            (system, actors)
+        });
+        b.to_async(&rt).iter(|| async {
+            let tasks: Vec<_> = actors
+                .iter()
+                .cloned()
+                .map(|actor| {
+                    tokio::spawn(async move {
+                        for _ in 0..PER_ACTOR {
+                            actor
+                                .ask(Cmd::Write, Duration::from_secs(30))
+                                .await
+                                .expect("persist");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+        rt.block_on(system.shutdown());
+    });
+    group.bench_function(BenchmarkId::new("100_actors", "raw_sled_batch_100"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("open");
+        let value = vec![7u8; value_len];
+        let key = AtomicU64::new(0);
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..PER_ACTOR {
+                let mut batch = sled::Batch::default();
+                for _ in 0..ACTORS {
+                    let k = key.fetch_add(1, Ordering::Relaxed);
+                    batch.insert(&k.to_be_bytes(), value.as_slice());
+                }
+                db.apply_batch(batch).expect("batch");
+                db.flush_async().await.expect("flush");
+            }
+        });
+    });
+    group.finish();
+}
+
+fn recovery(c: &mut Criterion) {
+    const EVENTS: u64 = 1_000_000;
+    const SNAPSHOT_AT: u64 = EVENTS - 10_000;
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rt.block_on(async {
+        let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let started = Instant::now();
+        let payload = encode_payload(&Written(vec![7; PAYLOAD])).expect("encode");
+        let manifest: Manifest = <Sink as EventSourced>::event_manifest();
+        let writer_id = uuid_like();
+        for pid in ["no-snapshot", "with-snapshot"] {
+            let mut seq = 0;
+            while seq < EVENTS {
+                let mut batch = WriteBatch::new();
+                for _ in 0..10_000 {
+                    seq += 1;
+                    batch = batch.event(EventRecord {
+                        persistence_id: pid.into(),
+                        seq_nr: seq,
+                        manifest: manifest.clone(),
+                        payload: payload.clone(),
+                        writer_id,
+                        timestamp: 0,
+                    });
+                }
+                store.write(batch).await.expect("write");
+            }
+        }
+        store
+            .save_snapshot(Snapshot {
+                metadata: SnapshotMetadata {
+                    persistence_id: "with-snapshot".into(),
+                    seq_nr: SNAPSHOT_AT,
+                    timestamp: now_millis(),
+                },
+                manifest: <Sink as EventSourced>::snapshot_manifest(),
+                payload: encode_payload(&(SNAPSHOT_AT, SNAPSHOT_AT * PAYLOAD as u64))
+                    .expect("encode"),
+            })
+            .await
+            .expect("snapshot");
+        eprintln!("wrote 2 x {EVENTS} events in {:?}", started.elapsed());
+        store
+    });
+
+    let mut group = c.benchmark_group("recovery");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(EVENTS));
+    for pid in ["no-snapshot", "with-snapshot"] {
+        group.bench_function(BenchmarkId::new("1m_events", pid), |b| {
+            b.to_async(&rt).iter(|| {
+                let store = store.clone();
+                async move {
+                    let system = ActorSystem::new("recovery");
+                    let actor = system
+                        .spawn(Persistent::props(pid, Sink::default, store.clone(), store))
+                        .expect("spawn");
+                    let n = actor
+                        .ask(Cmd::Count, Duration::from_secs(120))
+                        .await
+                        .expect("count");
+                    assert_eq!(n, EVENTS);
+                    system.shutdown().await;
+                }
+            });
+        });
+    }
+    group.finish();
+    rt.block_on(async move { drop(store) });
+}
+
+criterion_group!(benches, persist, recovery);
+criterion_main!(benches);
