@@ -9,8 +9,11 @@
 //!    applies the staged operations of the whole group as one atomic engine
 //!    batch (a deletion, which must read what came before it, splits the
 //!    group's batch in two);
-//! 4. it flushes the engine once for the whole group;
-//! 5. only then does it answer every waiter `Ok`.
+//! 4. it keeps one engine flush in flight at a time: a flush covers every
+//!    group applied before it started, and the next starts as soon as it
+//!    returns, so requests that arrive during a flush form the next group;
+//! 5. only when the flush covering a request has returned is its waiter
+//!    answered `Ok`.
 //!
 //! A failed apply or flush poisons the store: every waiter of that group and
 //! every later write gets [`Error::Poisoned`], because after a failed flush
@@ -110,6 +113,20 @@ enum Request {
 }
 
 type Done = oneshot::Sender<Result<()>>;
+type FlushFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+enum Step {
+    Requests(usize),
+    Flushed(Result<()>),
+}
+
+/// The flush in flight, or a future that never completes when there is none.
+async fn in_flight(flush: &mut Option<FlushFuture>) -> Result<()> {
+    match flush {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
 
 struct Pending {
     request: Request,
@@ -441,11 +458,57 @@ struct Writer<E: Engine> {
 }
 
 impl<E: Engine> Writer<E> {
+    /// Applies requests as they come and keeps one flush in flight at a
+    /// time: requests applied while a flush runs wait for the next one, which
+    /// starts as soon as the current one returns. So the disk is kept busy
+    /// and a group is everything that arrived during the previous flush.
     async fn run(mut self) {
         let mut group = Vec::new();
-        // Ends when every store handle is gone.
-        while self.requests.recv_many(&mut group, MAX_GROUP).await > 0 {
-            self.commit(std::mem::take(&mut group)).await;
+        // Applied, waiting for a flush that has not started yet.
+        let mut waiting: Vec<Done> = Vec::new();
+        // The flush in flight and the waiters it covers.
+        let mut flush: Option<FlushFuture> = None;
+        let mut flushing: Vec<Done> = Vec::new();
+        let mut open = true;
+        while open || flush.is_some() || !waiting.is_empty() {
+            if flush.is_none() && !waiting.is_empty() {
+                let engine = Arc::clone(&self.engine);
+                flush = Some(Box::pin(async move { engine.flush().await }));
+                flushing = std::mem::take(&mut waiting);
+            }
+            let step = tokio::select! {
+                n = self.requests.recv_many(&mut group, MAX_GROUP), if open => Step::Requests(n),
+                result = in_flight(&mut flush) => Step::Flushed(result),
+            };
+            match step {
+                // Every store handle is gone: finish what is in flight.
+                Step::Requests(0) => open = false,
+                Step::Requests(_) => {
+                    let applied = self.apply_group(std::mem::take(&mut group));
+                    waiting.extend(applied);
+                }
+                Step::Flushed(result) => {
+                    flush = None;
+                    let dones = std::mem::take(&mut flushing);
+                    match result {
+                        Ok(()) => {
+                            for done in dones {
+                                let _ = done.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            let reason = self.poison(format!("flush failed: {e}"));
+                            tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                            // Nothing applied since can be made durable either.
+                            for done in dones.into_iter().chain(waiting.drain(..)) {
+                                let _ = done.send(Err(Error::Poisoned {
+                                    reason: reason.clone(),
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -461,10 +524,12 @@ impl<E: Engine> Writer<E> {
             .clone()
     }
 
-    /// One group commit: the writes of the whole group go to the engine as
-    /// one atomic batch (more than one only around a deletion, which must
-    /// see what came before it), then one flush covers them all.
-    async fn commit(&self, group: Vec<Pending>) {
+    /// Validates and applies a group of requests: their writes go to the
+    /// engine as one atomic batch (more than one only around a deletion,
+    /// which must see what came before it). Returns the waiters of what was
+    /// applied, to be answered after the next flush; the others are answered
+    /// here with their error.
+    fn apply_group(&self, group: Vec<Pending>) -> Vec<Done> {
         let mut staged = Staged::default();
         let mut applied = Vec::with_capacity(group.len());
         for Pending { request, done } in group {
@@ -510,25 +575,7 @@ impl<E: Engine> Writer<E> {
             }
         }
         self.apply_staged(&mut staged, &mut applied);
-        if applied.is_empty() {
-            return;
-        }
-        match self.engine.flush().await {
-            Ok(()) => {
-                for done in applied {
-                    let _ = done.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                let reason = self.poison(format!("flush failed: {e}"));
-                tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
-                for done in applied {
-                    let _ = done.send(Err(Error::Poisoned {
-                        reason: reason.clone(),
-                    }));
-                }
-            }
-        }
+        applied
     }
 
     /// Applies what is staged as one atomic engine batch; its waiters move
