@@ -2,7 +2,9 @@
 //!
 //! Every value the stores write is framed as `crc32 (4 bytes, big-endian) ++
 //! body`, where the CRC covers the body. Bodies are encoded with bincode 2's
-//! `standard()` configuration through serde. Decoding checks the CRC first,
+//! `standard()` configuration through serde; events and snapshots store
+//! their header that way followed by the payload bytes as they are, so a
+//! large payload is copied, not fed through serde byte by byte. Decoding checks the CRC first,
 //! then decodes, then checks that the record is the one its key names; each
 //! step fails with a typed error naming the persistence id and sequence
 //! number, never a panic.
@@ -152,6 +154,116 @@ pub(crate) fn encode_record<T: Serialize>(record: &T, what: &'static str) -> Res
     Ok(frame(body))
 }
 
+#[derive(Serialize)]
+struct EventHeaderRef<'a> {
+    persistence_id: &'a str,
+    seq_nr: SeqNr,
+    manifest: &'a Manifest,
+    writer_id: Uuid,
+    timestamp: u64,
+}
+
+#[derive(Deserialize)]
+struct EventHeader {
+    persistence_id: String,
+    seq_nr: SeqNr,
+    manifest: Manifest,
+    writer_id: Uuid,
+    timestamp: u64,
+}
+
+#[derive(Serialize)]
+struct SnapshotHeaderRef<'a> {
+    metadata: &'a SnapshotMetadata,
+    manifest: &'a Manifest,
+}
+
+#[derive(Deserialize)]
+struct SnapshotHeader {
+    metadata: SnapshotMetadata,
+    manifest: Manifest,
+}
+
+/// Frames `bincode(header) ++ payload`.
+fn encode_with_payload<H: Serialize>(
+    header: &H,
+    payload: &[u8],
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    let mut body = bincode::serde::encode_to_vec(header, config())
+        .map_err(|source| Error::Encode { what, source })?;
+    body.extend_from_slice(payload);
+    Ok(frame(body))
+}
+
+/// Checks the frame, decodes the header and returns it with the payload.
+fn decode_with_payload<H: DeserializeOwned>(
+    bytes: &[u8],
+    persistence_id: &str,
+    seq_nr: SeqNr,
+) -> Result<(H, Vec<u8>)> {
+    let body = unframe(bytes).map_err(|reason| Error::Corrupt {
+        persistence_id: persistence_id.to_owned(),
+        seq_nr,
+        reason,
+    })?;
+    let (header, read) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|source| Error::Decode {
+            persistence_id: persistence_id.to_owned(),
+            seq_nr,
+            source,
+        })?;
+    Ok((header, body.get(read..).unwrap_or_default().to_vec()))
+}
+
+pub(crate) fn encode_event(record: &EventRecord) -> Result<Vec<u8>> {
+    let header = EventHeaderRef {
+        persistence_id: &record.persistence_id,
+        seq_nr: record.seq_nr,
+        manifest: &record.manifest,
+        writer_id: record.writer_id,
+        timestamp: record.timestamp,
+    };
+    encode_with_payload(&header, &record.payload, "event")
+}
+
+pub(crate) fn decode_event(
+    bytes: &[u8],
+    persistence_id: &str,
+    seq_nr: SeqNr,
+) -> Result<EventRecord> {
+    let (h, payload): (EventHeader, _) = decode_with_payload(bytes, persistence_id, seq_nr)?;
+    Ok(EventRecord {
+        persistence_id: h.persistence_id,
+        seq_nr: h.seq_nr,
+        manifest: h.manifest,
+        payload,
+        writer_id: h.writer_id,
+        timestamp: h.timestamp,
+    })
+}
+
+pub(crate) fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>> {
+    let header = SnapshotHeaderRef {
+        metadata: &snapshot.metadata,
+        manifest: &snapshot.manifest,
+    };
+    encode_with_payload(&header, &snapshot.payload, "snapshot")
+}
+
+pub(crate) fn decode_snapshot(
+    bytes: &[u8],
+    persistence_id: &str,
+    seq_nr: SeqNr,
+) -> Result<Snapshot> {
+    let (h, payload): (SnapshotHeader, _) = decode_with_payload(bytes, persistence_id, seq_nr)?;
+    Ok(Snapshot {
+        metadata: h.metadata,
+        manifest: h.manifest,
+        payload,
+    })
+}
+
 /// Decodes a framed record stored under (`persistence_id`, `seq_nr`).
 pub(crate) fn decode_record<T: DeserializeOwned>(
     bytes: &[u8],
@@ -197,18 +309,28 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let r = record();
-        let bytes = encode_record(&r, "event").expect("encode");
-        let back: EventRecord = decode_record(&bytes, "p-1", 7).expect("decode");
-        assert_eq!(back, r);
+        let bytes = encode_event(&r).expect("encode");
+        assert_eq!(decode_event(&bytes, "p-1", 7).expect("decode"), r);
+        let snapshot = Snapshot {
+            metadata: SnapshotMetadata {
+                persistence_id: "p-1".into(),
+                seq_nr: 7,
+                timestamp: 9,
+            },
+            manifest: Manifest::new("State", 1),
+            payload: vec![9; 3000],
+        };
+        let bytes = encode_snapshot(&snapshot).expect("encode");
+        assert_eq!(decode_snapshot(&bytes, "p-1", 7).expect("decode"), snapshot);
     }
 
     #[test]
     fn every_flipped_bit_is_caught() {
-        let bytes = encode_record(&record(), "event").expect("encode");
+        let bytes = encode_event(&record()).expect("encode");
         for i in 0..bytes.len() * 8 {
             let mut bad = bytes.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            let result: Result<EventRecord> = decode_record(&bad, "p-1", 7);
+            let result = decode_event(&bad, "p-1", 7);
             assert!(
                 matches!(result, Err(Error::Corrupt { ref persistence_id, seq_nr: 7, .. }) if persistence_id == "p-1"),
                 "bit {i}: {result:?}"
@@ -218,13 +340,13 @@ mod tests {
 
     #[test]
     fn truncated_and_garbage_bytes_are_typed_errors() {
-        let bytes = encode_record(&record(), "event").expect("encode");
+        let bytes = encode_event(&record()).expect("encode");
         for len in 0..bytes.len() {
-            let result: Result<EventRecord> = decode_record(&bytes[..len], "p-1", 7);
+            let result = decode_event(&bytes[..len], "p-1", 7);
             assert!(result.is_err(), "truncated to {len} decoded");
         }
         // A valid frame around bytes that are not a record.
-        let result: Result<EventRecord> = decode_record(&frame(vec![0xff; 9]), "p-1", 7);
+        let result = decode_event(&frame(vec![0xff; 9]), "p-1", 7);
         assert!(matches!(result, Err(Error::Decode { .. })), "{result:?}");
     }
 

@@ -38,6 +38,8 @@ use crate::snapshot::{SnapshotCriteria, SnapshotStore};
 const MAX_GROUP: usize = 4096;
 /// How many keys one engine batch deletes at most when deleting history.
 const DELETE_CHUNK: usize = 10_000;
+/// How many persistence ids the writer remembers the highest of.
+const HIGHEST_CACHE: usize = 100_000;
 
 /// A journal and snapshot store over an [`Engine`]. Cheap to clone.
 ///
@@ -138,11 +140,12 @@ struct Pending {
 struct Staged {
     ops: Vec<EngineOp>,
     dones: Vec<Done>,
-    /// Journal metadata as the staged writes leave it.
-    metas: HashMap<String, Meta>,
 }
 
-/// A journal's bookkeeping: highest written and highest deleted.
+/// A journal's bookkeeping, written only when events are deleted: the
+/// highest sequence number at that moment (so it never goes down, even when
+/// every event is gone) and how far events were deleted. While no event is
+/// deleted, the highest is simply the last event's key.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Meta {
     highest: SeqNr,
@@ -166,6 +169,7 @@ impl<E: Engine> Store<E> {
         let (requests, rx) = mpsc::unbounded_channel();
         let writer = Writer {
             engine: Arc::clone(&engine),
+            highest: HashMap::new(),
             requests: rx,
             poison: Arc::clone(&poison),
         };
@@ -225,6 +229,21 @@ fn read_meta<E: Engine>(engine: &E, pid: &str) -> Result<Meta> {
     }
 }
 
+/// The highest sequence number of `pid`: the last stored event's, or what
+/// the metadata kept when events were deleted, whichever is higher.
+fn read_highest<E: Engine>(engine: &E, pid: &str) -> Result<SeqNr> {
+    let meta = read_meta(engine, pid)?;
+    let prefix = keys::event(pid, 0);
+    let prefix = &prefix[..prefix.len() - 8];
+    let end = keys::prefix_end(prefix);
+    let last = engine
+        .scan(prefix, end.as_deref(), 1, true)?
+        .first()
+        .and_then(|(k, _)| keys::seq_of(k))
+        .unwrap_or(0);
+    Ok(meta.highest.max(last))
+}
+
 fn decode_kv(namespace: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     record::unframe(bytes)
         .map(<[u8]>::to_vec)
@@ -238,7 +257,7 @@ fn decode_kv(namespace: &str, bytes: &[u8]) -> Result<Vec<u8>> {
 /// Decodes a scanned event and checks it is the one its key names.
 fn decode_event(pid: &str, (key, value): &Entry) -> Result<EventRecord> {
     let seq = keys::seq_of(key).unwrap_or(0);
-    let record: EventRecord = record::decode_record(value, pid, seq)?;
+    let record = record::decode_event(value, pid, seq)?;
     if record.persistence_id != pid || record.seq_nr != seq {
         return Err(Error::Corrupt {
             persistence_id: pid.to_owned(),
@@ -294,8 +313,7 @@ impl<E: Engine> Journal for Store<E> {
     async fn highest_seq_nr(&self, persistence_id: &str) -> Result<SeqNr> {
         keys::check_id("persistence id", persistence_id)?;
         let pid = persistence_id.to_owned();
-        self.read(move |engine| Ok(read_meta(engine, &pid)?.highest))
-            .await
+        self.read(move |engine| read_highest(engine, &pid)).await
     }
 
     async fn deleted_to(&self, persistence_id: &str) -> Result<SeqNr> {
@@ -439,7 +457,7 @@ fn snapshots_below<E: Engine>(
 
 fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
     let seq = keys::seq_of(key).unwrap_or(0);
-    let snapshot: Snapshot = record::decode_record(value, pid, seq)?;
+    let snapshot = record::decode_snapshot(value, pid, seq)?;
     if snapshot.metadata.persistence_id != pid || snapshot.metadata.seq_nr != seq {
         return Err(Error::Corrupt {
             persistence_id: pid.to_owned(),
@@ -453,6 +471,9 @@ fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
 /// The single task that writes: validates, applies, flushes, answers.
 struct Writer<E: Engine> {
     engine: Arc<E>,
+    /// Highest sequence number per persistence id. The writer is the only
+    /// one that writes, so the cache cannot go stale.
+    highest: HashMap<String, SeqNr>,
     requests: mpsc::UnboundedReceiver<Pending>,
     poison: Arc<Mutex<Option<String>>>,
 }
@@ -529,7 +550,7 @@ impl<E: Engine> Writer<E> {
     /// which must see what came before it). Returns the waiters of what was
     /// applied, to be answered after the next flush; the others are answered
     /// here with their error.
-    fn apply_group(&self, group: Vec<Pending>) -> Vec<Done> {
+    fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
         let mut staged = Staged::default();
         let mut applied = Vec::with_capacity(group.len());
         for Pending { request, done } in group {
@@ -545,7 +566,7 @@ impl<E: Engine> Writer<E> {
                 Request::Write(batch) => self.plan_write(batch, &mut staged),
                 Request::SaveSnapshot(snapshot) => {
                     let md = &snapshot.metadata;
-                    record::encode_record(snapshot, "snapshot").map(|value| {
+                    record::encode_snapshot(snapshot).map(|value| {
                         staged.ops.push(EngineOp::Put(
                             keys::snapshot(&md.persistence_id, md.seq_nr),
                             value,
@@ -583,7 +604,6 @@ impl<E: Engine> Writer<E> {
     fn apply_staged(&self, staged: &mut Staged, applied: &mut Vec<Done>) {
         let ops = std::mem::take(&mut staged.ops);
         let dones = std::mem::take(&mut staged.dones);
-        staged.metas.clear();
         if ops.is_empty() {
             applied.extend(dones);
             return;
@@ -613,26 +633,24 @@ impl<E: Engine> Writer<E> {
         Ok(())
     }
 
-    /// Stages the operations of a write. Validates against what is stored
-    /// plus what this group has staged; on error nothing is staged.
-    fn plan_write(&self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
-        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len() + 1);
+    /// Stages the operations of a write. Validates against the journal's
+    /// highest sequence numbers as everything applied and staged so far
+    /// leaves them; on error nothing is staged.
+    fn plan_write(&mut self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
+        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len());
         // Highest per persistence id as this batch advances it.
-        let mut metas: HashMap<&str, Meta> = HashMap::new();
+        let mut advanced: HashMap<&str, SeqNr> = HashMap::new();
         for event in &batch.events {
             let pid = event.persistence_id.as_str();
             keys::check_id("persistence id", pid)?;
-            let meta = match metas.get_mut(pid) {
-                Some(meta) => meta,
+            let highest = match advanced.get_mut(pid) {
+                Some(highest) => highest,
                 None => {
-                    let current = match staged.metas.get(pid) {
-                        Some(meta) => *meta,
-                        None => read_meta(&*self.engine, pid)?,
-                    };
-                    metas.entry(pid).or_insert(current)
+                    let current = self.highest(pid)?;
+                    advanced.entry(pid).or_insert(current)
                 }
             };
-            let expected = meta.highest.saturating_add(1);
+            let expected = highest.saturating_add(1);
             if event.seq_nr != expected {
                 return Err(Error::SequenceConflict {
                     persistence_id: pid.to_owned(),
@@ -640,16 +658,10 @@ impl<E: Engine> Writer<E> {
                     got: event.seq_nr,
                 });
             }
-            meta.highest = event.seq_nr;
+            *highest = event.seq_nr;
             ops.push(EngineOp::Put(
                 keys::event(pid, event.seq_nr),
-                record::encode_record(event, "event")?,
-            ));
-        }
-        for (pid, meta) in &metas {
-            ops.push(EngineOp::Put(
-                keys::meta(pid),
-                record::encode_record(meta, "journal metadata")?,
+                record::encode_event(event)?,
             ));
         }
         for kv in &batch.kv {
@@ -671,15 +683,36 @@ impl<E: Engine> Writer<E> {
                 }
             }
         }
-        for (pid, meta) in metas {
-            staged.metas.insert(pid.to_owned(), meta);
+        // Staged writes either apply or poison the store, so the cache may
+        // move ahead now.
+        for (pid, highest) in advanced {
+            self.remember_highest(pid, highest);
         }
         staged.ops.extend(ops);
         Ok(())
     }
 
-    fn plan_delete_events(&self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
+    /// The highest sequence number of `pid`, from the cache or the engine.
+    fn highest(&mut self, pid: &str) -> Result<SeqNr> {
+        if let Some(highest) = self.highest.get(pid) {
+            return Ok(*highest);
+        }
+        let highest = read_highest(&*self.engine, pid)?;
+        self.remember_highest(pid, highest);
+        Ok(highest)
+    }
+
+    fn remember_highest(&mut self, pid: &str, highest: SeqNr) {
+        if self.highest.len() >= HIGHEST_CACHE && !self.highest.contains_key(pid) {
+            // Crude but bounded: start over rather than grow without limit.
+            self.highest.clear();
+        }
+        self.highest.insert(pid.to_owned(), highest);
+    }
+
+    fn plan_delete_events(&mut self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
         let mut meta = read_meta(&*self.engine, pid)?;
+        meta.highest = self.highest(pid)?;
         let to = to.min(meta.highest);
         if to <= meta.deleted_to {
             return Ok(Vec::new());
