@@ -243,7 +243,8 @@ pub struct ReplayStats {
 
 /// Streams the events of `persistence_id` in `range` to `on_event`, `page`
 /// events at a time (never the whole history in memory), checking that the
-/// sequence has no holes.
+/// sequence has no holes. The next page is read while the current one is
+/// handed over, so reading and applying overlap.
 ///
 /// # Errors
 ///
@@ -269,13 +270,35 @@ where
     let lowest = journal.deleted_to(persistence_id).await?.saturating_add(1);
     let end = range.to.min(highest);
     let mut next = range.from.max(lowest);
-    while next <= end && stats.events < range.max {
-        let want = (range.max - stats.events).min(page as u64) as usize;
-        let records = journal.read_events(persistence_id, next, end, want).await?;
-        if records.is_empty() {
+    // How many events are still wanted after those already requested.
+    let mut budget = range.max;
+    let request = |from: SeqNr, budget: &mut u64| {
+        let want = (*budget).min(page as u64);
+        *budget -= want;
+        journal.read_events(persistence_id, from, end, want as usize)
+    };
+    if next > end {
+        return Ok(stats);
+    }
+    let mut current = request(next, &mut budget).await?;
+    loop {
+        let Some(last) = current.last().map(|r| r.seq_nr) else {
             break;
+        };
+        // Start reading the page after this one before handing this one over.
+        let following = last.checked_add(1).filter(|f| *f <= end && budget > 0);
+        let mut prefetch = following.map(|from| Box::pin(request(from, &mut budget)));
+        let mut early = None;
+        if let Some(fut) = prefetch.as_mut() {
+            std::future::poll_fn(|cx| {
+                if let std::task::Poll::Ready(result) = fut.as_mut().poll(cx) {
+                    early = Some(result);
+                }
+                std::task::Poll::Ready(())
+            })
+            .await;
         }
-        for record in records {
+        for record in current {
             if record.seq_nr != next {
                 return Err(Error::SequenceGap {
                     persistence_id: persistence_id.to_owned(),
@@ -287,10 +310,12 @@ where
             stats.events += 1;
             stats.last_seq_nr = record.seq_nr;
             on_event(record)?;
-            if next == 0 {
-                break;
-            }
         }
+        current = match (early, prefetch) {
+            (Some(result), _) => result?,
+            (None, Some(fut)) => fut.await?,
+            (None, None) => break,
+        };
     }
     if next <= end && stats.events < range.max {
         // The journal says events up to `end` exist, but they ran out.
