@@ -57,6 +57,26 @@ pub trait Engine: Send + Sync + 'static {
         reverse: bool,
     ) -> Result<Vec<Entry>>;
 
+    /// Calls `visit` with each entry [`scan`](Engine::scan) would return, in
+    /// the same order, without collecting them; `visit` returning an error
+    /// stops the scan. Engines override it to avoid copying entries.
+    ///
+    /// # Errors
+    ///
+    /// The engine's I/O errors, or `visit`'s.
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for (k, v) in self.scan(start, end, limit, false)? {
+            visit(&k, &v)?;
+        }
+        Ok(())
+    }
+
     /// Applies all of `ops` atomically: after a crash, either all or none are
     /// there (once flushed).
     ///
@@ -129,6 +149,24 @@ impl Engine for MemoryEngine {
         } else {
             range.take(limit).map(pick).collect()
         })
+    }
+
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let map = self.lock();
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        for (k, v) in map
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .take(limit)
+        {
+            visit(k, v)?;
+        }
+        Ok(())
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
@@ -217,6 +255,25 @@ impl Engine for SledEngine {
             }
         }
         Ok(out)
+    }
+
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in self
+            .db
+            .range::<&[u8], _>((Bound::Included(start), upper))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            visit(&k, &v)?;
+        }
+        Ok(())
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {

@@ -255,7 +255,7 @@ fn decode_kv(namespace: &str, bytes: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Decodes a scanned event and checks it is the one its key names.
-fn decode_event(pid: &str, (key, value): &Entry) -> Result<EventRecord> {
+fn decode_event(pid: &str, key: &[u8], value: &[u8]) -> Result<EventRecord> {
     let seq = keys::seq_of(key).unwrap_or(0);
     let record = record::decode_event(value, pid, seq)?;
     if record.persistence_id != pid || record.seq_nr != seq {
@@ -304,8 +304,12 @@ impl<E: Engine> Journal for Store<E> {
                 None => keys::prefix_end(&keys::event(&pid, 0)[..keys::event(&pid, 0).len() - 8])
                     .unwrap_or_default(),
             };
-            let entries = engine.scan(&start, Some(&end), limit, false)?;
-            entries.iter().map(|e| decode_event(&pid, e)).collect()
+            let mut events = Vec::with_capacity(limit.min(4096));
+            engine.visit(&start, Some(&end), limit, &mut |k, v| {
+                events.push(decode_event(&pid, k, v)?);
+                Ok(())
+            })?;
+            Ok(events)
         })
         .await
     }
