@@ -19,6 +19,7 @@ mod keys;
 mod record;
 mod snapshot;
 mod store;
+pub mod tck;
 
 pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
 pub use error::{Error, Result};
