@@ -77,7 +77,7 @@ impl EventSourced for Sink {
         (self.events, self.bytes)
     }
 
-    fn from_snapshot(&mut self, (events, bytes): (u64, u64)) {
+    fn apply_snapshot(&mut self, (events, bytes): (u64, u64)) {
         self.events = events;
         self.bytes = bytes;
     }

@@ -28,6 +28,9 @@ pub enum EngineOp {
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// What [`Engine::visit`] calls with each key and value.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// An ordered byte-keyed map with atomic batches.
 ///
 /// Reads and `apply` are synchronous and may block on I/O: the store calls
@@ -69,7 +72,7 @@ pub trait Engine: Send + Sync + 'static {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         for (k, v) in self.scan(start, end, limit, false)? {
             visit(&k, &v)?;
@@ -156,7 +159,7 @@ impl Engine for MemoryEngine {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         let map = self.lock();
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
@@ -262,7 +265,7 @@ impl Engine for SledEngine {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         for item in self

@@ -84,7 +84,7 @@ pub type PersistentContext<E> = Context<Persistent<E>>;
 ///         self.value
 ///     }
 ///
-///     fn from_snapshot(&mut self, value: u64) {
+///     fn apply_snapshot(&mut self, value: u64) {
 ///         self.value = value;
 ///     }
 /// }
@@ -140,7 +140,7 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
     fn to_snapshot(&self) -> Self::Snapshot;
 
     /// Replaces the state with a snapshot's.
-    fn from_snapshot(&mut self, snapshot: Self::Snapshot);
+    fn apply_snapshot(&mut self, snapshot: Self::Snapshot);
 
     /// Reads a stored event of any version. The default reads only the
     /// current [`event_manifest`](Self::event_manifest).
@@ -405,7 +405,7 @@ impl<E: EventSourced> Persistent<E> {
                     let seq = snapshot.metadata.seq_nr;
                     match E::upcast_snapshot(&snapshot.manifest, &snapshot.payload) {
                         Ok(state) => {
-                            self.state.from_snapshot(state);
+                            self.state.apply_snapshot(state);
                             return Ok(seq);
                         }
                         Err(e) => {
@@ -447,12 +447,12 @@ impl<E: EventSourced> Persistent<E> {
     }
 
     async fn recover(&mut self) -> Result<()> {
-        let from_snapshot = self.recover_snapshot().await?;
+        let apply_snapshot = self.recover_snapshot().await?;
         let deleted_to = self.journal.deleted_to(&self.persistence_id).await?;
-        if deleted_to > from_snapshot {
+        if deleted_to > apply_snapshot {
             return Err(Error::SequenceGap {
                 persistence_id: self.persistence_id.clone(),
-                expected: from_snapshot + 1,
+                expected: apply_snapshot + 1,
                 found: deleted_to + 1,
             });
         }
@@ -461,7 +461,7 @@ impl<E: EventSourced> Persistent<E> {
         let stats = replay(
             &*self.journal,
             &pid,
-            ReplayRange::all().from(from_snapshot + 1),
+            ReplayRange::all().from(apply_snapshot + 1),
             self.settings.replay_page,
             |record: EventRecord| {
                 let event =
@@ -478,10 +478,10 @@ impl<E: EventSourced> Persistent<E> {
             },
         )
         .await?;
-        self.seq_nr = from_snapshot.max(stats.last_seq_nr);
+        self.seq_nr = apply_snapshot.max(stats.last_seq_nr);
         tracing::debug!(
             persistence_id = %self.persistence_id,
-            snapshot = from_snapshot,
+            snapshot = apply_snapshot,
             replayed = stats.events,
             seq_nr = self.seq_nr,
             "recovered"

@@ -281,10 +281,7 @@ where
         return Ok(stats);
     }
     let mut current = request(next, &mut budget).await?;
-    loop {
-        let Some(last) = current.last().map(|r| r.seq_nr) else {
-            break;
-        };
+    while let Some(last) = current.last().map(|r| r.seq_nr) {
         // Start reading the page after this one before handing this one over.
         let following = last.checked_add(1).filter(|f| *f <= end && budget > 0);
         let mut prefetch = following.map(|from| Box::pin(request(from, &mut budget)));

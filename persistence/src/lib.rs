@@ -21,7 +21,7 @@ mod snapshot;
 mod store;
 pub mod tck;
 
-pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
+pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine, Visitor};
 pub use error::{Error, Result};
 pub use eventsourced::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,

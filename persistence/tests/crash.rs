@@ -63,7 +63,7 @@ impl EventSourced for Counter {
         self.value
     }
 
-    fn from_snapshot(&mut self, value: u64) {
+    fn apply_snapshot(&mut self, value: u64) {
         self.value = value;
     }
 }

@@ -79,7 +79,7 @@ impl EventSourced for Ledger {
         self.entries.clone()
     }
 
-    fn from_snapshot(&mut self, entries: Vec<u64>) {
+    fn apply_snapshot(&mut self, entries: Vec<u64>) {
         self.entries = entries;
     }
 
@@ -526,7 +526,7 @@ impl EventSourced for LedgerV2 {
         self.entries.clone()
     }
 
-    fn from_snapshot(&mut self, s: Self::Snapshot) {
+    fn apply_snapshot(&mut self, s: Self::Snapshot) {
         self.entries = s;
     }
 }
