@@ -440,6 +440,18 @@ impl<E: Engine> SnapshotStore for Store<E> {
     }
 }
 
+/// An error with its sources, for messages that outlive the error.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// Up to `limit` snapshot entries of `pid` with `min <= seq <= max`, newest first.
 fn snapshots_below<E: Engine>(
     engine: &E,
@@ -522,7 +534,7 @@ impl<E: Engine> Writer<E> {
                             }
                         }
                         Err(e) => {
-                            let reason = self.poison(format!("flush failed: {e}"));
+                            let reason = self.poison(format!("flush failed: {}", chain(&e)));
                             tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
                             // Nothing applied since can be made durable either.
                             for done in dones.into_iter().chain(waiting.drain(..)) {
@@ -615,7 +627,7 @@ impl<E: Engine> Writer<E> {
         match self.engine.apply(ops) {
             Ok(()) => applied.extend(dones),
             Err(e) => {
-                let reason = self.poison(format!("apply failed: {e}"));
+                let reason = self.poison(format!("apply failed: {}", chain(&e)));
                 tracing::error!(%reason, "store poisoned");
                 for done in dones {
                     let _ = done.send(Err(Error::Poisoned {
@@ -629,7 +641,7 @@ impl<E: Engine> Writer<E> {
     fn apply_chunks(&self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
         for ops in chunks {
             if let Err(e) = self.engine.apply(ops) {
-                let reason = self.poison(format!("apply failed: {e}"));
+                let reason = self.poison(format!("apply failed: {}", chain(&e)));
                 tracing::error!(%reason, "store poisoned");
                 return Err(e);
             }

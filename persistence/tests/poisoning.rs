@@ -1,0 +1,177 @@
+//! Durability bookkeeping: a failed flush poisons the store, and concurrent
+//! writes are committed in groups (fewer flushes than writes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use courier_persistence::{
+    Engine, EngineOp, Entry, Error, Journal, Manifest, MemoryEngine, ReplayRange, Result, Snapshot,
+    SnapshotCriteria, SnapshotMetadata, SnapshotStore, Store, WriteBatch, replay, tck,
+};
+
+/// Wraps the memory engine: flushes can be made to fail or to take a while,
+/// and are counted.
+#[derive(Default)]
+struct Faulty {
+    inner: MemoryEngine,
+    fail_flush: Arc<AtomicBool>,
+    slow_flush: bool,
+    flushes: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Engine for Faulty {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        self.inner.scan(start, end, limit, reverse)
+    }
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        self.inner.apply(ops)
+    }
+    async fn flush(&self) -> Result<()> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        if self.slow_flush {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.fail_flush.load(Ordering::SeqCst) {
+            return Err(Error::Storage("disk on fire".into()));
+        }
+        Ok(())
+    }
+    fn blocking(&self) -> bool {
+        false
+    }
+}
+
+fn snapshot(seq: u64) -> Snapshot {
+    Snapshot {
+        metadata: SnapshotMetadata {
+            persistence_id: "p".into(),
+            seq_nr: seq,
+            timestamp: 0,
+        },
+        manifest: Manifest::new("s", 1),
+        payload: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_failed_flush_poisons_every_later_write_but_not_reads() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let store = Store::with_engine(Faulty {
+        fail_flush: fail.clone(),
+        ..Faulty::default()
+    })
+    .expect("store");
+    store
+        .write(WriteBatch::new().event(tck::event("p", 1)))
+        .await
+        .expect("a healthy write");
+    assert!(store.poisoned().is_none());
+
+    fail.store(true, Ordering::SeqCst);
+    let failed = store
+        .write(WriteBatch::new().event(tck::event("p", 2)))
+        .await;
+    assert!(matches!(failed, Err(Error::Poisoned { .. })), "{failed:?}");
+    let reason = store.poisoned().expect("poisoned");
+    assert!(reason.contains("disk on fire"), "{reason}");
+
+    // The disk recovers, but the store must not pretend it did.
+    fail.store(false, Ordering::SeqCst);
+    let write = store
+        .write(WriteBatch::new().event(tck::event("q", 1)))
+        .await;
+    assert!(matches!(write, Err(Error::Poisoned { .. })), "{write:?}");
+    let delete = store.delete_events_to("p", 1).await;
+    assert!(matches!(delete, Err(Error::Poisoned { .. })), "{delete:?}");
+    let save = store.save_snapshot(snapshot(1)).await;
+    assert!(matches!(save, Err(Error::Poisoned { .. })), "{save:?}");
+    let delete_snapshots = store
+        .delete_snapshots("p", SnapshotCriteria::latest())
+        .await;
+    assert!(
+        matches!(delete_snapshots, Err(Error::Poisoned { .. })),
+        "{delete_snapshots:?}"
+    );
+
+    // Reads still answer.
+    assert!(store.highest_seq_nr("p").await.is_ok());
+    assert!(store.read_events("p", 1, 10, 10).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_to_many_ids_all_land() {
+    let store = Arc::new(Store::with_engine(Faulty::default()).expect("store"));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let pid = format!("id-{i}");
+            for seq in 1..=20 {
+                store
+                    .write(WriteBatch::new().event(tck::event(&pid, seq)))
+                    .await
+                    .expect("write");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    for i in 0..50 {
+        let pid = format!("id-{i}");
+        let mut n = 0;
+        replay(&*store, &pid, ReplayRange::all(), 7, |r| {
+            n += 1;
+            assert_eq!(r, tck::event(&pid, n));
+            Ok(())
+        })
+        .await
+        .expect("replay");
+        assert_eq!(n, 20, "{pid}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_flushes() {
+    let flushes = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(
+        Store::with_engine(Faulty {
+            slow_flush: true,
+            flushes: flushes.clone(),
+            ..Faulty::default()
+        })
+        .expect("store"),
+    );
+    let writes = 200;
+    let tasks: Vec<_> = (0..writes)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(WriteBatch::new().event(tck::event(&format!("g-{i}"), 1)))
+                    .await
+                    .expect("write");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let n = flushes.load(Ordering::SeqCst);
+    assert!(
+        n * 10 <= writes,
+        "{writes} concurrent writes took {n} flushes: group commit is not grouping"
+    );
+}
