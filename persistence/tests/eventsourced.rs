@@ -1,17 +1,20 @@
 //! Event-sourced actors: persist, apply, reply, recover, snapshots,
 //! schema evolution and failure handling.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use courier::prelude::*;
 use courier::{DeadLetter, SupervisorStrategy};
 use courier_persistence::{
-    Effect, EventSourced, Journal, Manifest, MemoryEngine, MemoryStore, Persistent,
-    PersistentContext, PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy,
-    SnapshotStore, Store, decode_payload,
+    Effect, EventSourced, Journal, Manifest, MemoryStore, Persistent, PersistentContext,
+    PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy, SnapshotStore, Store,
+    decode_payload,
 };
 use serde::{Deserialize, Serialize};
+use support::TestEngine;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -171,7 +174,9 @@ async fn a_supervisor_restart_replays_the_journal() {
 async fn commands_wait_while_a_persist_is_in_flight() {
     // A slow engine makes each persist take a while; the second command must
     // still see the first one's event applied.
-    let store = Arc::new(Store::with_engine(SlowEngine::default()).expect("store"));
+    let store = Arc::new(
+        Store::with_engine(TestEngine::with_flush_delay(Duration::from_millis(20))).expect("store"),
+    );
     let system = ActorSystem::new("a");
     let actor = system
         .spawn(Persistent::props(
@@ -219,37 +224,6 @@ where
         out.push(f.as_mut().await);
     }
     out
-}
-
-#[derive(Default)]
-struct SlowEngine {
-    inner: MemoryEngine,
-}
-
-#[async_trait::async_trait]
-impl courier_persistence::Engine for SlowEngine {
-    fn get(&self, key: &[u8]) -> courier_persistence::Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        reverse: bool,
-    ) -> courier_persistence::Result<Vec<courier_persistence::Entry>> {
-        self.inner.scan(start, end, limit, reverse)
-    }
-    fn apply(&self, ops: Vec<courier_persistence::EngineOp>) -> courier_persistence::Result<()> {
-        self.inner.apply(ops)
-    }
-    async fn flush(&self) -> courier_persistence::Result<()> {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok(())
-    }
-    fn blocking(&self) -> bool {
-        false
-    }
 }
 
 #[tokio::test]

@@ -2,56 +2,16 @@
 //! writes are committed in groups (fewer flushes than writes).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
+mod support;
+
 use courier_persistence::{
-    Engine, EngineOp, Entry, Error, Journal, Manifest, MemoryEngine, ReplayRange, Result, Snapshot,
-    SnapshotCriteria, SnapshotMetadata, SnapshotStore, Store, WriteBatch, replay, tck,
+    Error, Journal, Manifest, ReplayRange, Snapshot, SnapshotCriteria, SnapshotMetadata,
+    SnapshotStore, Store, WriteBatch, replay, tck,
 };
-
-/// Wraps the memory engine: flushes can be made to fail or to take a while,
-/// and are counted.
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryEngine,
-    fail_flush: Arc<AtomicBool>,
-    slow_flush: bool,
-    flushes: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl Engine for Faulty {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<Entry>> {
-        self.inner.scan(start, end, limit, reverse)
-    }
-    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
-        self.inner.apply(ops)
-    }
-    async fn flush(&self) -> Result<()> {
-        self.flushes.fetch_add(1, Ordering::SeqCst);
-        if self.slow_flush {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if self.fail_flush.load(Ordering::SeqCst) {
-            return Err(Error::Storage("disk on fire".into()));
-        }
-        Ok(())
-    }
-    fn blocking(&self) -> bool {
-        false
-    }
-}
+use support::TestEngine;
 
 fn snapshot(seq: u64) -> Snapshot {
     Snapshot {
@@ -67,12 +27,9 @@ fn snapshot(seq: u64) -> Snapshot {
 
 #[tokio::test]
 async fn a_failed_flush_poisons_every_later_write_but_not_reads() {
-    let fail = Arc::new(AtomicBool::new(false));
-    let store = Store::with_engine(Faulty {
-        fail_flush: fail.clone(),
-        ..Faulty::default()
-    })
-    .expect("store");
+    let engine = TestEngine::default();
+    let fail = engine.fail_flush.clone();
+    let store = Store::with_engine(engine).expect("store");
     store
         .write(WriteBatch::new().event(tck::event("p", 1)))
         .await
@@ -112,7 +69,7 @@ async fn a_failed_flush_poisons_every_later_write_but_not_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_to_many_ids_all_land() {
-    let store = Arc::new(Store::with_engine(Faulty::default()).expect("store"));
+    let store = Arc::new(Store::with_engine(TestEngine::default()).expect("store"));
     let mut tasks = Vec::new();
     for i in 0..50 {
         let store = store.clone();
@@ -145,15 +102,9 @@ async fn concurrent_writers_to_many_ids_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_flushes() {
-    let flushes = Arc::new(AtomicUsize::new(0));
-    let store = Arc::new(
-        Store::with_engine(Faulty {
-            slow_flush: true,
-            flushes: flushes.clone(),
-            ..Faulty::default()
-        })
-        .expect("store"),
-    );
+    let engine = TestEngine::with_flush_delay(Duration::from_millis(20));
+    let flushes = engine.flushes.clone();
+    let store = Arc::new(Store::with_engine(engine).expect("store"));
     let writes = 200;
     let tasks: Vec<_> = (0..writes)
         .map(|i| {

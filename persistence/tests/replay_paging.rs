@@ -1,57 +1,18 @@
 //! Replay streams in pages: no engine read ever returns more than one page,
 //! however long the history, so memory during recovery stays flat.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
-use async_trait::async_trait;
-use courier_persistence::{
-    Engine, EngineOp, Entry, EventRecord, Journal, Manifest, MemoryEngine, ReplayRange, Result,
-    Store, WriteBatch, replay,
-};
+use std::sync::atomic::Ordering;
 
-/// Remembers the largest scan it served.
-#[derive(Default)]
-struct Watching {
-    inner: MemoryEngine,
-    largest_scan: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl Engine for Watching {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<Entry>> {
-        let out = self.inner.scan(start, end, limit, reverse)?;
-        self.largest_scan.fetch_max(out.len(), Ordering::SeqCst);
-        Ok(out)
-    }
-    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
-        self.inner.apply(ops)
-    }
-    async fn flush(&self) -> Result<()> {
-        Ok(())
-    }
-    fn blocking(&self) -> bool {
-        false
-    }
-}
+use courier_persistence::{EventRecord, Journal, Manifest, ReplayRange, Store, WriteBatch, replay};
+use support::TestEngine;
 
 #[tokio::test]
 async fn replay_reads_one_page_at_a_time() {
-    let largest = Arc::new(AtomicUsize::new(0));
-    let store = Store::with_engine(Watching {
-        inner: MemoryEngine::new(),
-        largest_scan: largest.clone(),
-    })
-    .expect("store");
+    let engine = TestEngine::default();
+    let largest = engine.largest_scan.clone();
+    let store = Store::with_engine(engine).expect("store");
     let writer_id = uuid::Uuid::now_v7();
     for chunk in 0..10u64 {
         let events = (1..=1000).map(|i| EventRecord {

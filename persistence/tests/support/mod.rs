@@ -1,0 +1,67 @@
+//! Helpers shared by the persistence integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use courier_persistence::{Engine, EngineOp, Entry, Error, MemoryEngine, Result};
+
+/// The memory engine with knobs: flushes can fail or take a while, and
+/// flushes and the largest scan are counted.
+#[derive(Default, Clone)]
+pub struct TestEngine {
+    pub inner: Arc<MemoryEngine>,
+    pub fail_flush: Arc<AtomicBool>,
+    pub flush_delay: Duration,
+    pub flushes: Arc<AtomicUsize>,
+    pub largest_scan: Arc<AtomicUsize>,
+}
+
+impl TestEngine {
+    pub fn with_flush_delay(delay: Duration) -> Self {
+        Self {
+            flush_delay: delay,
+            ..Self::default()
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for TestEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        let out = self.inner.scan(start, end, limit, reverse)?;
+        self.largest_scan.fetch_max(out.len(), Ordering::SeqCst);
+        Ok(out)
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        self.inner.apply(ops)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        if !self.flush_delay.is_zero() {
+            tokio::time::sleep(self.flush_delay).await;
+        }
+        if self.fail_flush.load(Ordering::SeqCst) {
+            return Err(Error::Storage("disk on fire".into()));
+        }
+        Ok(())
+    }
+
+    fn blocking(&self) -> bool {
+        false
+    }
+}
