@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use crate::dead_letter::{DeadLetter, DeadLetterReason, DeadLetters};
+use crate::deadlines::Deadlines;
 use crate::error::{Error, Result, SendError, TryTellError};
 use crate::mailbox::{Envelope, MailboxSender, TryEnqueueError};
 use crate::path::ActorPath;
@@ -73,6 +74,7 @@ pub(crate) struct LocalCell<M> {
     pub(crate) mailbox: MailboxSender<M>,
     pub(crate) sys: SystemSender,
     pub(crate) dead_letters: Arc<DeadLetters>,
+    pub(crate) deadlines: Arc<Deadlines>,
     pub(crate) terminated: watch::Sender<bool>,
 }
 
@@ -89,6 +91,7 @@ impl<M> LocalCell<M> {
 struct SinkRef<M> {
     sink: Arc<dyn MessageSink<M>>,
     dead_letters: Arc<DeadLetters>,
+    deadlines: Arc<Deadlines>,
 }
 
 enum Inner<M> {
@@ -142,6 +145,13 @@ impl<M: 'static> ActorRef<M> {
         }
     }
 
+    fn deadlines(&self) -> &Arc<Deadlines> {
+        match &self.inner {
+            Inner::Local(cell) => &cell.deadlines,
+            Inner::Sink(s) => &s.deadlines,
+        }
+    }
+
     pub(crate) fn uid(&self) -> u64 {
         match &self.inner {
             Inner::Local(cell) => cell.uid,
@@ -164,6 +174,7 @@ impl<M: Send + 'static> ActorRef<M> {
             inner: Inner::Sink(Arc::new(SinkRef {
                 sink,
                 dead_letters: system.dead_letters(),
+                deadlines: system.deadlines(),
             })),
         }
     }
@@ -253,7 +264,7 @@ impl<M: Send + 'static> ActorRef<M> {
                 path: self.path().clone(),
             })
         };
-        match tokio::time::timeout(timeout, exchange).await {
+        match self.deadlines().timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::AskTimeout {
                 path: self.path().clone(),

@@ -21,6 +21,7 @@ mod actor;
 mod actor_ref;
 mod context;
 mod dead_letter;
+mod deadlines;
 mod error;
 mod event_stream;
 mod mailbox;

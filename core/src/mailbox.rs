@@ -158,6 +158,16 @@ impl<M> MailboxReceiver<M> {
         }
     }
 
+    /// `try_recv` on a bounded mailbox (which hands out one message at a
+    /// time, so its capacity stays exact); `None` on an unbounded one, which
+    /// refills its batch instead.
+    pub(crate) fn try_recv_bounded(&mut self) -> Option<Envelope<M>> {
+        match self {
+            Self::Bounded(rx) => rx.try_recv().ok(),
+            Self::Unbounded(_) => None,
+        }
+    }
+
     pub(crate) fn close(&mut self) {
         match self {
             Self::Bounded(rx) => rx.close(),

@@ -13,6 +13,8 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
 
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
@@ -68,12 +70,25 @@ impl<A: Actor> ActorLoop<A> {
         self.finish(actor).await;
     }
 
+    /// The hot path: a system message first, then the current batch, then
+    /// (bounded mailboxes) one `try_recv`, and only then a park.
     async fn message_loop(&mut self, actor: &mut Option<A>) {
         while !self.ctx.stop_requested {
-            let flow = match self.next().await {
-                Next::System(msg) => self.on_system(msg, actor).await,
-                Next::User(env) => self.on_user(env, actor).await,
-                Next::Closed => Flow::Stop,
+            let flow = if let Some(msg) = self.try_system() {
+                self.on_system(msg, actor).await
+            } else if let Some(env) = self.batch.pop() {
+                self.on_user(env, actor).await
+            } else if let Some(env) = self.mailbox.try_recv_bounded() {
+                // `try_recv` takes no coop budget: take one, so that a busy
+                // actor still yields to the other tasks of its worker.
+                tokio::task::coop::consume_budget().await;
+                self.on_user(env, actor).await
+            } else {
+                match self.wait().await {
+                    Next::System(msg) => self.on_system(msg, actor).await,
+                    Next::User(env) => self.on_user(env, actor).await,
+                    Next::Closed => Flow::Stop,
+                }
             };
             if let Flow::Stop = flow {
                 return;
@@ -81,24 +96,18 @@ impl<A: Actor> ActorLoop<A> {
         }
     }
 
-    async fn next(&mut self) -> Next<A::Msg> {
+    fn try_system(&mut self) -> Option<SystemMsg> {
         if let Some(msg) = self.pending_sys.pop_front() {
-            return Next::System(msg);
+            return Some(msg);
         }
-        if let Ok(msg) = self.sys_rx.try_recv() {
-            return Next::System(msg);
-        }
-        if let Some(env) = self.batch.pop() {
-            return Next::User(env);
-        }
+        self.sys_rx.try_recv().ok()
+    }
+
+    /// Parks until a message arrives. The system channel was checked just
+    /// before, so the mailbox is polled first.
+    async fn wait(&mut self) -> Next<A::Msg> {
         tokio::select! {
             biased;
-            msg = self.sys_rx.recv() => match msg {
-                Some(msg) => Next::System(msg),
-                // The cell we hold keeps a sender alive; treat the impossible
-                // as a stop rather than spin.
-                None => Next::Closed,
-            },
             n = self.mailbox.recv_into(&mut self.batch) => {
                 if n == 0 {
                     return Next::Closed;
@@ -109,6 +118,12 @@ impl<A: Actor> ActorLoop<A> {
                     None => Next::Closed,
                 }
             }
+            msg = self.sys_rx.recv() => match msg {
+                Some(msg) => Next::System(msg),
+                // The cell we hold keeps a sender alive; treat the impossible
+                // as a stop rather than spin.
+                None => Next::Closed,
+            },
         }
     }
 
@@ -125,9 +140,17 @@ impl<A: Actor> ActorLoop<A> {
         let Some(instance) = actor.as_mut() else {
             return Flow::Stop;
         };
-        match guarded(instance.handle(msg, &mut self.ctx)).await {
+        // Pinned in place rather than moved into a wrapper future: this is
+        // the per-message path.
+        let handled = {
+            let fut = std::pin::pin!(instance.handle(msg, &mut self.ctx));
+            guarded_pinned(fut).await
+        };
+        match handled {
             Ok(()) => Flow::Continue,
-            Err(failure) => self.recover(actor, failure).await,
+            // Boxed so that the rare failure path does not bloat the hot
+            // future.
+            Err(failure) => Box::pin(self.recover(actor, failure)).await,
         }
     }
 
@@ -326,6 +349,21 @@ impl<A: Actor> Drop for ActorLoop<A> {
     fn drop(&mut self) {
         self.seal();
     }
+}
+
+/// [`guarded`] for a future pinned in place, without moving it.
+fn guarded_pinned<F>(mut fut: Pin<&mut F>) -> impl Future<Output = Result<(), Failure>> + '_
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
+            Err(panic) => Poll::Ready(Err(Failure::Panic(panic_message(panic)))),
+        }
+    })
 }
 
 /// Runs a handler, turning an error or a panic into a [`Failure`].

@@ -16,6 +16,7 @@ use crate::actor::{Actor, Props};
 use crate::actor_ref::{ActorRef, LocalCell};
 use crate::context::{ChildHandle, Context, stop_all};
 use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::deadlines::Deadlines;
 use crate::error::{Error, Result};
 use crate::event_stream::EventStream;
 use crate::path::{ActorPath, validate_name};
@@ -75,6 +76,7 @@ struct SystemInner {
     name: String,
     events: EventStream,
     dead_letters: Arc<DeadLetters>,
+    deadlines: Arc<Deadlines>,
     registry: Mutex<HashMap<ActorPath, Registered>>,
     top_level: Mutex<TopLevel>,
     resolvers: RwLock<HashMap<String, Arc<dyn Resolver>>>,
@@ -179,6 +181,7 @@ impl ActorSystem {
                 name: name.into(),
                 events,
                 dead_letters,
+                deadlines: Arc::default(),
                 registry: Mutex::new(HashMap::new()),
                 top_level: Mutex::new(TopLevel::default()),
                 resolvers: RwLock::new(HashMap::new()),
@@ -203,6 +206,10 @@ impl ActorSystem {
     /// stream). For transports and layers that lose a message.
     pub fn publish_dead_letter(&self, letter: DeadLetter) {
         self.inner.dead_letters.publish(letter);
+    }
+
+    pub(crate) fn deadlines(&self) -> Arc<Deadlines> {
+        Arc::clone(&self.inner.deadlines)
     }
 
     pub(crate) fn dead_letters(&self) -> Arc<DeadLetters> {
@@ -254,6 +261,7 @@ impl ActorSystem {
             mailbox: mailbox_tx,
             sys: sys_tx.clone(),
             dead_letters: self.dead_letters(),
+            deadlines: self.deadlines(),
             terminated: terminated_tx,
         });
         let actor_ref = ActorRef::local(Arc::clone(&cell));
