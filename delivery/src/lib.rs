@@ -1,2 +1,19 @@
 //! courier-delivery: at-least-once delivery on top of courier's actors and
 //! persistence, a deduplicating inbox for receivers, and TOML configuration.
+//!
+//! The logic is pure and lives in plain structs: [`Outbox`] (what the sender
+//! has not had confirmed), [`Redelivery`] (when to send again) and [`Inbox`]
+//! (what the receiver has applied). The actor adapters around them add the
+//! journal, the timer and the network.
+
+mod envelope;
+mod inbox;
+mod outbox;
+mod redelivery;
+
+pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
+pub use inbox::{Inbox, InboxChange, Receipt, Window};
+pub use outbox::{
+    Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
+};
+pub use redelivery::Redelivery;

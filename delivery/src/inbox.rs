@@ -1,0 +1,221 @@
+//! [`Inbox`]: the receiver's record of what it has applied, as pure logic.
+//!
+//! Per sender (name and incarnation) the inbox keeps a watermark, below and
+//! at which every delivery id is done, and the set of done ids above it.
+//! Ids arrive mostly in order, so the watermark advances and the set stays
+//! small: its size is bounded by the sender's in-flight window. Each
+//! delivery also carries the sender's `settled_below` (every lower id is
+//! confirmed or parked and will never be sent again), which lifts the
+//! watermark over ids the receiver will never see, such as parked ones.
+//!
+//! Every change is returned as an [`InboxChange`] so that the adapter can
+//! write exactly that to disk.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::envelope::{DeliveryId, SenderId};
+
+/// Whether a delivery is new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// Not applied yet: apply it, then [`record`](Inbox::record) it.
+    New,
+    /// Applied before: ack it again, do not apply it.
+    Duplicate,
+}
+
+/// One sender's window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Every id up to and including this one is done (0: none).
+    pub watermark: u64,
+    /// Done ids above the watermark.
+    pub above: BTreeSet<u64>,
+}
+
+impl Window {
+    fn is_done(&self, id: u64) -> bool {
+        id <= self.watermark || self.above.contains(&id)
+    }
+
+    /// Lifts the watermark to at least `to`, then over every consecutive
+    /// done id; returns the ids that left `above`.
+    fn lift(&mut self, to: u64) -> Vec<u64> {
+        let mut removed = Vec::new();
+        if to > self.watermark {
+            self.watermark = to;
+            let kept = self.above.split_off(&(to + 1));
+            removed.extend(std::mem::replace(&mut self.above, kept));
+        }
+        while self.above.remove(&(self.watermark + 1)) {
+            self.watermark += 1;
+            removed.push(self.watermark);
+        }
+        removed
+    }
+}
+
+/// What changed in one sender's window, to be written durably.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboxChange {
+    /// The new watermark, if it moved.
+    pub watermark: Option<u64>,
+    /// Ids added above the watermark.
+    pub added: Vec<u64>,
+    /// Ids no longer kept above the watermark.
+    pub removed: Vec<u64>,
+}
+
+impl InboxChange {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.watermark.is_none() && self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The receiver's dedup state for all its senders.
+#[derive(Clone, Debug, Default)]
+pub struct Inbox {
+    windows: HashMap<SenderId, Window>,
+}
+
+impl Inbox {
+    /// An empty inbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether delivery `id` from `sender` is new.
+    pub fn check(&self, sender: &SenderId, id: DeliveryId) -> Receipt {
+        match self.windows.get(sender) {
+            Some(window) if window.is_done(id.0) => Receipt::Duplicate,
+            _ => Receipt::New,
+        }
+    }
+
+    /// Records delivery `id` from `sender` as done. `settled_below` is the
+    /// sender's promise that it will never send a lower id again.
+    pub fn record(
+        &mut self,
+        sender: &SenderId,
+        id: DeliveryId,
+        settled_below: DeliveryId,
+    ) -> InboxChange {
+        let window = self.windows.entry(sender.clone()).or_default();
+        let before = window.watermark;
+        let mut change = InboxChange::default();
+        if !window.is_done(id.0) && id.0 > settled_below.0.saturating_sub(1) {
+            window.above.insert(id.0);
+            change.added.push(id.0);
+        }
+        let removed = window.lift(settled_below.0.saturating_sub(1));
+        if window.watermark != before {
+            change.watermark = Some(window.watermark);
+        }
+        // An id added and lifted over in one step never needs to be stored.
+        for r in removed {
+            if let Some(pos) = change.added.iter().position(|a| *a == r) {
+                change.added.swap_remove(pos);
+            } else {
+                change.removed.push(r);
+            }
+        }
+        change
+    }
+
+    /// Restores one sender's window after a restart.
+    pub fn restore(&mut self, sender: SenderId, window: Window) {
+        self.windows.insert(sender, window);
+    }
+
+    /// One sender's window.
+    pub fn window(&self, sender: &SenderId) -> Option<&Window> {
+        self.windows.get(sender)
+    }
+
+    /// How many ids are kept above the watermarks, over all senders: the
+    /// inbox's size beyond one watermark per sender.
+    pub fn kept(&self) -> usize {
+        self.windows.values().map(|w| w.above.len()).sum()
+    }
+
+    /// How many sender incarnations the inbox knows.
+    pub fn senders(&self) -> usize {
+        self.windows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn sender(name: &str) -> SenderId {
+        SenderId {
+            name: name.to_owned(),
+            incarnation: Uuid::from_u128(1),
+        }
+    }
+
+    #[test]
+    fn in_order_ids_only_move_the_watermark() {
+        let mut inbox = Inbox::new();
+        let s = sender("a");
+        for id in 1..=100 {
+            assert_eq!(inbox.check(&s, DeliveryId(id)), Receipt::New);
+            let change = inbox.record(&s, DeliveryId(id), DeliveryId(id));
+            assert_eq!(change.watermark, Some(id));
+            assert!(change.added.is_empty() && change.removed.is_empty());
+        }
+        assert_eq!(inbox.check(&s, DeliveryId(57)), Receipt::Duplicate);
+        assert_eq!(inbox.kept(), 0);
+    }
+
+    #[test]
+    fn out_of_order_ids_are_kept_until_the_gap_closes() {
+        let mut inbox = Inbox::new();
+        let s = sender("a");
+        let c = inbox.record(&s, DeliveryId(3), DeliveryId(1));
+        assert_eq!((c.watermark, c.added.clone()), (None, vec![3]));
+        inbox.record(&s, DeliveryId(2), DeliveryId(1));
+        assert_eq!(inbox.check(&s, DeliveryId(3)), Receipt::Duplicate);
+        assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::New);
+        let c = inbox.record(&s, DeliveryId(1), DeliveryId(1));
+        assert_eq!(c.watermark, Some(3));
+        assert_eq!(c.added, Vec::<u64>::new());
+        let mut removed = c.removed;
+        removed.sort_unstable();
+        assert_eq!(removed, [2, 3]);
+        assert_eq!(inbox.kept(), 0);
+    }
+
+    #[test]
+    fn settled_below_lifts_the_watermark_over_ids_never_seen() {
+        let mut inbox = Inbox::new();
+        let s = sender("a");
+        inbox.record(&s, DeliveryId(2), DeliveryId(1));
+        inbox.record(&s, DeliveryId(4), DeliveryId(1));
+        // Id 1 was parked at the sender; id 3 is still pending.
+        let c = inbox.record(&s, DeliveryId(5), DeliveryId(3));
+        assert_eq!(c.watermark, Some(2));
+        assert_eq!(c.removed, [2]);
+        assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::Duplicate);
+        assert_eq!(inbox.check(&s, DeliveryId(3)), Receipt::New);
+        assert_eq!(inbox.kept(), 2);
+    }
+
+    #[test]
+    fn incarnations_and_senders_are_kept_apart() {
+        let mut inbox = Inbox::new();
+        let old = sender("a");
+        let new = SenderId {
+            incarnation: Uuid::from_u128(2),
+            ..sender("a")
+        };
+        inbox.record(&old, DeliveryId(1), DeliveryId(1));
+        assert_eq!(inbox.check(&new, DeliveryId(1)), Receipt::New);
+        assert_eq!(inbox.check(&sender("b"), DeliveryId(1)), Receipt::New);
+        assert_eq!(inbox.check(&old, DeliveryId(1)), Receipt::Duplicate);
+    }
+}

@@ -1,0 +1,489 @@
+//! [`Outbox`]: the sender's unconfirmed deliveries, as pure logic.
+//!
+//! The outbox numbers deliveries without gaps, remembers how often each was
+//! sent and when it is next due, and decides what to send on each tick:
+//! overdue deliveries, oldest first, at most `burst_limit` of them. It parks
+//! a delivery that ran out of attempts or time, and raises one warning per
+//! delivery that stays unconfirmed for `warn_after_attempts` sends.
+//!
+//! Invariants:
+//! - ids are handed out in order from 1 without gaps, and never twice;
+//! - an entry leaves only by [`confirm`](Outbox::confirm) or by parking;
+//! - after [`restore`](Outbox::restore), the restored entries go out before
+//!   any delivery appended later (those wait for the backlog to drain).
+//!
+//! It owns no clock: every call that needs the time takes `now`, any
+//! monotonic-enough `Duration` (the adapter passes wall-clock time since the
+//! Unix epoch, so expiry survives restarts).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::envelope::DeliveryId;
+use crate::redelivery::Redelivery;
+
+/// The outbox's limits and schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxSettings {
+    /// When unconfirmed deliveries are sent again.
+    pub redelivery: Redelivery,
+    /// At most this many deliveries are sent per tick.
+    pub burst_limit: usize,
+    /// Warn once about a delivery sent this many times without an ack.
+    pub warn_after_attempts: u32,
+    /// At most this many unconfirmed deliveries; `append` refuses more.
+    pub max_unconfirmed: usize,
+    /// Park a delivery after this many unconfirmed sends.
+    pub max_attempts: Option<u32>,
+    /// Park a delivery this long after it was first accepted.
+    pub expire_after: Option<Duration>,
+}
+
+impl Default for OutboxSettings {
+    /// Akka's defaults: 5 s interval, 10,000 per burst, warn after 5,
+    /// 100,000 unconfirmed; never park.
+    fn default() -> Self {
+        Self {
+            redelivery: Redelivery::default(),
+            burst_limit: 10_000,
+            warn_after_attempts: 5,
+            max_unconfirmed: 100_000,
+            max_attempts: None,
+            expire_after: None,
+        }
+    }
+}
+
+/// One unconfirmed delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending<M> {
+    /// Where it goes (an actor path).
+    pub destination: String,
+    /// The message.
+    pub message: M,
+    /// How often it was sent by this incarnation of the outbox.
+    pub attempts: u32,
+    /// When it was accepted.
+    pub created: Duration,
+    /// When it is next due to be sent.
+    pub due: Duration,
+    warned: bool,
+}
+
+/// Why a delivery was parked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParkReason {
+    /// It was sent `max_attempts` times without an ack.
+    MaxAttempts(u32),
+    /// It was not acked within `expire_after`.
+    Expired(Duration),
+}
+
+impl std::fmt::Display for ParkReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MaxAttempts(n) => write!(f, "unconfirmed after {n} attempts"),
+            Self::Expired(after) => write!(f, "unconfirmed after {after:?}"),
+        }
+    }
+}
+
+/// `append` was refused: `max_unconfirmed` deliveries are already pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxFull {
+    /// The limit that was reached.
+    pub max_unconfirmed: usize,
+}
+
+/// Whether an appended delivery is sent now or waits for its turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Send it now (this is its first attempt).
+    Now,
+    /// Older, restored deliveries go first: a later tick sends it.
+    Later,
+}
+
+/// What [`Outbox::confirm`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Confirmation<M> {
+    /// The delivery was pending and is now confirmed.
+    Confirmed(Pending<M>),
+    /// No such pending delivery: already confirmed, parked, or never sent.
+    Unknown,
+}
+
+/// What one tick decided.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tick<M> {
+    /// Send these now, in this order (their attempt counts are updated).
+    pub send: Vec<DeliveryId>,
+    /// These left the outbox for the parked store.
+    pub parked: Vec<(DeliveryId, Pending<M>, ParkReason)>,
+}
+
+/// The sender's unconfirmed deliveries.
+#[derive(Debug)]
+pub struct Outbox<M> {
+    settings: OutboxSettings,
+    next_id: DeliveryId,
+    entries: BTreeMap<DeliveryId, Pending<M>>,
+    /// Restored entries not yet sent again; while any are left, new ones wait.
+    backlog: usize,
+    warnings: Vec<DeliveryId>,
+}
+
+impl<M> Outbox<M> {
+    /// An empty outbox whose first id is 1.
+    pub fn new(settings: OutboxSettings) -> Self {
+        Self {
+            settings,
+            next_id: DeliveryId(1),
+            entries: BTreeMap::new(),
+            backlog: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &OutboxSettings {
+        &self.settings
+    }
+
+    /// The id the next appended delivery gets.
+    pub fn next_id(&self) -> DeliveryId {
+        self.next_id
+    }
+
+    /// Every id below this one is settled (confirmed or parked) and will
+    /// never be sent again: the lowest pending id, or the next id.
+    pub fn settled_below(&self) -> DeliveryId {
+        self.entries.keys().next().copied().unwrap_or(self.next_id)
+    }
+
+    /// How many deliveries are unconfirmed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is unconfirmed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// One pending delivery.
+    pub fn get(&self, id: DeliveryId) -> Option<&Pending<M>> {
+        self.entries.get(&id)
+    }
+
+    /// The pending deliveries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (DeliveryId, &Pending<M>)> {
+        self.entries.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// Whether another delivery would be accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxFull`] when `max_unconfirmed` deliveries are pending.
+    pub fn check_room(&self, more: usize) -> Result<(), OutboxFull> {
+        if self.entries.len() + more > self.settings.max_unconfirmed {
+            return Err(OutboxFull {
+                max_unconfirmed: self.settings.max_unconfirmed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Accepts a delivery to `destination`, numbering it with the next id.
+    /// `make` builds the message from its id.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxFull`] when `max_unconfirmed` deliveries are pending; nothing
+    /// is accepted and no id is used.
+    pub fn append(
+        &mut self,
+        destination: impl Into<String>,
+        make: impl FnOnce(DeliveryId) -> M,
+        now: Duration,
+        random: f64,
+    ) -> Result<(DeliveryId, Dispatch), OutboxFull> {
+        self.check_room(1)?;
+        let id = self.next_id;
+        self.next_id = id.next();
+        let (attempts, due, dispatch) = if self.backlog > 0 {
+            (0, now, Dispatch::Later)
+        } else {
+            (
+                1,
+                now + self.settings.redelivery.delay(1, random),
+                Dispatch::Now,
+            )
+        };
+        self.entries.insert(
+            id,
+            Pending {
+                destination: destination.into(),
+                message: make(id),
+                attempts,
+                created: now,
+                due,
+                warned: false,
+            },
+        );
+        Ok((id, dispatch))
+    }
+
+    /// Confirms a delivery. A repeated or unknown id changes nothing.
+    pub fn confirm(&mut self, id: DeliveryId) -> Confirmation<M> {
+        match self.entries.remove(&id) {
+            Some(pending) => {
+                if pending.attempts == 0 {
+                    self.backlog = self.backlog.saturating_sub(1);
+                }
+                Confirmation::Confirmed(pending)
+            }
+            None => Confirmation::Unknown,
+        }
+    }
+
+    /// Decides what to send at `now`: every overdue delivery, oldest first,
+    /// at most `burst_limit`; parks those out of attempts or time.
+    /// `random` yields numbers in `0.0..1.0` for the backoff's jitter.
+    pub fn tick(&mut self, now: Duration, mut random: impl FnMut() -> f64) -> Tick<M> {
+        let mut send = Vec::new();
+        let mut park = Vec::new();
+        for (id, pending) in &mut self.entries {
+            if let Some(limit) = self.settings.expire_after {
+                if now.saturating_sub(pending.created) >= limit {
+                    park.push((*id, ParkReason::Expired(limit)));
+                    continue;
+                }
+            }
+            if pending.due > now {
+                continue;
+            }
+            if let Some(max) = self.settings.max_attempts {
+                if pending.attempts >= max {
+                    park.push((*id, ParkReason::MaxAttempts(pending.attempts)));
+                    continue;
+                }
+            }
+            if pending.attempts >= self.settings.warn_after_attempts && !pending.warned {
+                pending.warned = true;
+                self.warnings.push(*id);
+            }
+            if send.len() >= self.settings.burst_limit {
+                continue;
+            }
+            if pending.attempts == 0 {
+                self.backlog = self.backlog.saturating_sub(1);
+            }
+            pending.attempts = pending.attempts.saturating_add(1);
+            pending.due = now + self.settings.redelivery.delay(pending.attempts, random());
+            send.push(*id);
+        }
+        let mut parked = Vec::with_capacity(park.len());
+        for (id, reason) in park {
+            if let Some(pending) = self.entries.remove(&id) {
+                if pending.attempts == 0 {
+                    self.backlog = self.backlog.saturating_sub(1);
+                }
+                parked.push((id, pending, reason));
+            }
+        }
+        Tick { send, parked }
+    }
+
+    /// The deliveries that crossed `warn_after_attempts` since the last
+    /// call, each reported once.
+    pub fn take_warnings(&mut self) -> Vec<DeliveryId> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Rebuilds the outbox after a restart from its durable entries
+    /// (`id`, destination, message, when accepted) and its next id. Every
+    /// restored entry is due at once, and goes out before anything appended
+    /// later.
+    pub fn restore(
+        &mut self,
+        next_id: DeliveryId,
+        entries: impl IntoIterator<Item = (DeliveryId, String, M, Duration)>,
+    ) {
+        self.entries.clear();
+        self.warnings.clear();
+        for (id, destination, message, created) in entries {
+            self.entries.insert(
+                id,
+                Pending {
+                    destination,
+                    message,
+                    attempts: 0,
+                    created,
+                    due: Duration::ZERO,
+                    warned: false,
+                },
+            );
+        }
+        let after_last = self
+            .entries
+            .keys()
+            .next_back()
+            .map_or(DeliveryId(1), |id| id.next());
+        self.next_id = next_id.max(after_last);
+        self.backlog = self.entries.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn settings() -> OutboxSettings {
+        OutboxSettings {
+            redelivery: Redelivery::Fixed { interval: S },
+            burst_limit: 100,
+            warn_after_attempts: 3,
+            max_unconfirmed: 10,
+            max_attempts: None,
+            expire_after: None,
+        }
+    }
+
+    fn append(outbox: &mut Outbox<String>, now: Duration) -> (DeliveryId, Dispatch) {
+        outbox
+            .append("/user/dest", |id| format!("msg {}", id.0), now, 0.5)
+            .expect("room")
+    }
+
+    #[test]
+    fn ids_are_gap_free_from_one_and_messages_see_their_id() {
+        let mut outbox = Outbox::new(settings());
+        let ids: Vec<_> = (0..3).map(|_| append(&mut outbox, S).0).collect();
+        assert_eq!(ids, [DeliveryId(1), DeliveryId(2), DeliveryId(3)]);
+        assert_eq!(
+            outbox.get(DeliveryId(2)).map(|p| p.message.as_str()),
+            Some("msg 2")
+        );
+        assert_eq!(outbox.settled_below(), DeliveryId(1));
+    }
+
+    #[test]
+    fn full_outbox_refuses_without_using_an_id() {
+        let mut outbox = Outbox::new(OutboxSettings {
+            max_unconfirmed: 2,
+            ..settings()
+        });
+        append(&mut outbox, S);
+        append(&mut outbox, S);
+        let refused = outbox.append("/user/dest", |_| String::new(), S, 0.5);
+        assert_eq!(refused, Err(OutboxFull { max_unconfirmed: 2 }));
+        outbox.confirm(DeliveryId(1));
+        assert_eq!(append(&mut outbox, S).0, DeliveryId(3));
+    }
+
+    #[test]
+    fn confirm_is_idempotent_and_never_touches_another_id() {
+        let mut outbox = Outbox::new(settings());
+        append(&mut outbox, S);
+        append(&mut outbox, S);
+        assert!(matches!(
+            outbox.confirm(DeliveryId(1)),
+            Confirmation::Confirmed(_)
+        ));
+        assert_eq!(outbox.confirm(DeliveryId(1)), Confirmation::Unknown);
+        assert_eq!(outbox.confirm(DeliveryId(7)), Confirmation::Unknown);
+        assert_eq!(outbox.len(), 1);
+        assert!(outbox.get(DeliveryId(2)).is_some());
+        assert_eq!(outbox.settled_below(), DeliveryId(2));
+    }
+
+    #[test]
+    fn tick_resends_only_overdue_oldest_first_within_the_burst() {
+        let mut outbox = Outbox::new(OutboxSettings {
+            burst_limit: 2,
+            ..settings()
+        });
+        for _ in 0..3 {
+            append(&mut outbox, Duration::ZERO);
+        }
+        assert!(outbox.tick(S / 2, || 0.5).send.is_empty());
+        let first = outbox.tick(S, || 0.5);
+        assert_eq!(first.send, [DeliveryId(1), DeliveryId(2)]);
+        let second = outbox.tick(S, || 0.5);
+        assert_eq!(second.send, [DeliveryId(3)]);
+        assert_eq!(outbox.get(DeliveryId(1)).map(|p| p.attempts), Some(2));
+    }
+
+    #[test]
+    fn warns_once_per_delivery_after_the_threshold() {
+        let mut outbox = Outbox::new(settings());
+        append(&mut outbox, Duration::ZERO);
+        for n in 1..=5u32 {
+            outbox.tick(S * n, || 0.5);
+        }
+        assert_eq!(outbox.take_warnings(), [DeliveryId(1)]);
+        outbox.tick(S * 6, || 0.5);
+        assert!(outbox.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn parks_after_max_attempts_or_expiry() {
+        let mut outbox = Outbox::new(OutboxSettings {
+            max_attempts: Some(2),
+            ..settings()
+        });
+        append(&mut outbox, Duration::ZERO);
+        assert_eq!(outbox.tick(S, || 0.5).send, [DeliveryId(1)]);
+        let tick = outbox.tick(S * 2, || 0.5);
+        assert!(tick.send.is_empty());
+        assert_eq!(tick.parked.len(), 1);
+        assert_eq!(tick.parked[0].2, ParkReason::MaxAttempts(2));
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.settled_below(), DeliveryId(2));
+
+        let mut outbox = Outbox::new(OutboxSettings {
+            expire_after: Some(S * 3),
+            ..settings()
+        });
+        append(&mut outbox, Duration::ZERO);
+        assert_eq!(outbox.tick(S * 2, || 0.5).parked.len(), 0);
+        let tick = outbox.tick(S * 3, || 0.5);
+        assert_eq!(tick.parked[0].2, ParkReason::Expired(S * 3));
+    }
+
+    #[test]
+    fn restored_entries_go_out_before_new_ones() {
+        let mut outbox = Outbox::new(OutboxSettings {
+            burst_limit: 1,
+            ..settings()
+        });
+        outbox.restore(
+            DeliveryId(8),
+            [
+                (DeliveryId(5), "/user/a".to_owned(), "five".to_owned(), S),
+                (DeliveryId(6), "/user/a".to_owned(), "six".to_owned(), S),
+            ],
+        );
+        let (id, dispatch) = append(&mut outbox, S * 2);
+        assert_eq!((id, dispatch), (DeliveryId(8), Dispatch::Later));
+        assert_eq!(outbox.tick(S * 2, || 0.5).send, [DeliveryId(5)]);
+        assert_eq!(outbox.tick(S * 2, || 0.5).send, [DeliveryId(6)]);
+        assert_eq!(outbox.tick(S * 2, || 0.5).send, [DeliveryId(8)]);
+        // The backlog is drained: new deliveries go out at once again.
+        assert_eq!(append(&mut outbox, S * 2).1, Dispatch::Now);
+    }
+
+    #[test]
+    fn restore_never_reuses_an_id() {
+        let mut outbox: Outbox<String> = Outbox::new(settings());
+        outbox.restore(
+            DeliveryId(3),
+            [(DeliveryId(9), "/user/a".to_owned(), "x".to_owned(), S)],
+        );
+        assert_eq!(outbox.next_id(), DeliveryId(10));
+    }
+}

@@ -1,0 +1,114 @@
+//! [`Redelivery`]: when an unconfirmed delivery is sent again.
+//!
+//! Pure: the caller passes the attempt number and a random number in
+//! `0.0..1.0` (for jitter), and gets a delay back. No clock, no RNG.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How long to wait for an ack before sending a delivery again.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Redelivery {
+    /// The same interval after every attempt (Akka's `redeliver-interval`).
+    Fixed {
+        /// Time between attempts.
+        interval: Duration,
+    },
+    /// `min`, then doubling after each attempt up to `max`, each delay
+    /// spread by ± `jitter` (a fraction in `0.0..=1.0`) so that many senders
+    /// do not retry in lockstep.
+    Backoff {
+        /// The delay after the first attempt.
+        min: Duration,
+        /// The longest delay.
+        max: Duration,
+        /// How much each delay is spread, as a fraction of it.
+        jitter: f64,
+    },
+}
+
+impl Default for Redelivery {
+    /// Akka's default: a fixed 5 s.
+    fn default() -> Self {
+        Self::Fixed {
+            interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Redelivery {
+    /// The delay before the next attempt, after `attempt` attempts (1 after
+    /// the first send). `random` is a number in `0.0..1.0`; it is ignored by
+    /// [`Fixed`](Self::Fixed).
+    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        match *self {
+            Self::Fixed { interval } => interval,
+            Self::Backoff { min, max, jitter } => {
+                let doublings = attempt.saturating_sub(1).min(32);
+                let base = min.saturating_mul(1u32 << doublings.min(31)).min(max);
+                let spread = jitter.clamp(0.0, 1.0) * (2.0 * random.clamp(0.0, 1.0) - 1.0);
+                base.mul_f64(1.0 + spread).min(max)
+            }
+        }
+    }
+
+    /// How often the sender looks for overdue deliveries: the interval, or
+    /// the backoff's `min`.
+    pub fn tick(&self) -> Duration {
+        match *self {
+            Self::Fixed { interval } => interval,
+            Self::Backoff { min, .. } => min,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn fixed_is_the_same_every_time() {
+        let r = Redelivery::Fixed { interval: 250 * MS };
+        assert_eq!(r.delay(1, 0.9), 250 * MS);
+        assert_eq!(r.delay(40, 0.1), 250 * MS);
+        assert_eq!(r.tick(), 250 * MS);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = Redelivery::Backoff {
+            min: 100 * MS,
+            max: 1000 * MS,
+            jitter: 0.0,
+        };
+        let delays: Vec<_> = (1..=6).map(|a| r.delay(a, 0.5)).collect();
+        assert_eq!(
+            delays,
+            [100 * MS, 200 * MS, 400 * MS, 800 * MS, 1000 * MS, 1000 * MS]
+        );
+        assert_eq!(r.delay(u32::MAX, 0.5), 1000 * MS);
+        assert_eq!(r.tick(), 100 * MS);
+    }
+
+    #[test]
+    fn jitter_spreads_within_its_fraction_and_never_past_the_cap() {
+        let r = Redelivery::Backoff {
+            min: 100 * MS,
+            max: 10_000 * MS,
+            jitter: 0.2,
+        };
+        assert_eq!(r.delay(1, 0.0), 80 * MS);
+        assert_eq!(r.delay(1, 0.5), 100 * MS);
+        assert!(r.delay(1, 0.999_999) <= 120 * MS);
+        assert!(r.delay(1, 0.999_999) > 119 * MS);
+        let capped = Redelivery::Backoff {
+            min: 100 * MS,
+            max: 150 * MS,
+            jitter: 1.0,
+        };
+        assert_eq!(capped.delay(3, 0.999), 150 * MS);
+    }
+}

@@ -1,0 +1,258 @@
+//! Property test of the pure delivery logic against a model.
+//!
+//! A sender ([`Outbox`], with its durable entries) and a receiver ([`Inbox`],
+//! with its durable windows) talk through a network that drops, duplicates
+//! and reorders; either side crashes and restarts from what was durable;
+//! acks get lost; confirmations that were not yet written are lost in a
+//! sender crash. Once the faults stop and the network heals, every message's
+//! effect must have been applied exactly once and the outbox must drain.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use courier_delivery::{
+    Confirmation, DeliveryId, Dispatch, Inbox, InboxChange, Outbox, OutboxSettings, Receipt,
+    Redelivery, SenderId, Window,
+};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send,
+    Tick,
+    Deliver(usize),
+    Drop(usize),
+    Duplicate(usize),
+    FlushConfirms,
+    CrashSender,
+    CrashReceiver,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::Send),
+        3 => Just(Op::Tick),
+        8 => any::<usize>().prop_map(Op::Deliver),
+        2 => any::<usize>().prop_map(Op::Drop),
+        2 => any::<usize>().prop_map(Op::Duplicate),
+        1 => Just(Op::FlushConfirms),
+        1 => Just(Op::CrashSender),
+        1 => Just(Op::CrashReceiver),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Wire {
+    Delivery {
+        id: DeliveryId,
+        settled_below: DeliveryId,
+        payload: u64,
+    },
+    Ack(DeliveryId),
+}
+
+struct World {
+    sender: SenderId,
+    settings: OutboxSettings,
+    outbox: Outbox<u64>,
+    /// The sender's journal: entries and the next id.
+    durable_outbox: BTreeMap<DeliveryId, (String, u64, Duration)>,
+    durable_next: DeliveryId,
+    /// Confirmations not yet written (fire-and-forget deletes).
+    unwritten_confirms: Vec<DeliveryId>,
+    inbox: Inbox,
+    durable_window: Window,
+    /// The receiver's durable effect: how often each payload was applied.
+    applied: HashMap<u64, u32>,
+    net: Vec<Wire>,
+    now: Duration,
+    sent: u64,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+
+impl World {
+    fn new(burst_limit: usize, max_unconfirmed: usize) -> Self {
+        let settings = OutboxSettings {
+            redelivery: Redelivery::Fixed { interval: TICK },
+            burst_limit,
+            warn_after_attempts: 3,
+            max_unconfirmed,
+            max_attempts: None,
+            expire_after: None,
+        };
+        Self {
+            sender: SenderId {
+                name: "sender".to_owned(),
+                incarnation: Uuid::from_u128(7),
+            },
+            outbox: Outbox::new(settings.clone()),
+            settings,
+            durable_outbox: BTreeMap::new(),
+            durable_next: DeliveryId(1),
+            unwritten_confirms: Vec::new(),
+            inbox: Inbox::new(),
+            durable_window: Window::default(),
+            applied: HashMap::new(),
+            net: Vec::new(),
+            now: Duration::ZERO,
+            sent: 0,
+        }
+    }
+
+    fn put_on_wire(&mut self, id: DeliveryId) {
+        let payload = self.outbox.get(id).expect("pending").message;
+        self.net.push(Wire::Delivery {
+            id,
+            settled_below: self.outbox.settled_below(),
+            payload,
+        });
+    }
+
+    fn step(&mut self, op: Op) {
+        match op {
+            Op::Send => {
+                let payload = self.sent + 1;
+                let Ok((id, dispatch)) = self.outbox.append("/user/r", |_| payload, self.now, 0.5)
+                else {
+                    return;
+                };
+                self.sent = payload;
+                // Durable before it is sent.
+                self.durable_outbox
+                    .insert(id, ("/user/r".to_owned(), payload, self.now));
+                self.durable_next = id.next();
+                if dispatch == Dispatch::Now {
+                    self.put_on_wire(id);
+                }
+            }
+            Op::Tick => {
+                self.now += TICK;
+                let tick = self.outbox.tick(self.now, || 0.5);
+                assert!(tick.parked.is_empty());
+                for id in tick.send {
+                    self.put_on_wire(id);
+                }
+            }
+            Op::Deliver(i) => {
+                if self.net.is_empty() {
+                    return;
+                }
+                let wire = self.net.remove(i % self.net.len());
+                self.receive(wire);
+            }
+            Op::Drop(i) => {
+                if !self.net.is_empty() {
+                    let n = self.net.len();
+                    self.net.remove(i % n);
+                }
+            }
+            Op::Duplicate(i) => {
+                if !self.net.is_empty() {
+                    let copy = self.net[i % self.net.len()].clone();
+                    self.net.push(copy);
+                }
+            }
+            Op::FlushConfirms => {
+                for id in self.unwritten_confirms.drain(..) {
+                    self.durable_outbox.remove(&id);
+                }
+            }
+            Op::CrashSender => {
+                self.unwritten_confirms.clear();
+                self.outbox = Outbox::new(self.settings.clone());
+                let entries = self
+                    .durable_outbox
+                    .iter()
+                    .map(|(id, (dest, payload, created))| (*id, dest.clone(), *payload, *created));
+                self.outbox
+                    .restore(self.durable_next, entries.collect::<Vec<_>>());
+                let tick = self.outbox.tick(self.now, || 0.5);
+                for id in tick.send {
+                    self.put_on_wire(id);
+                }
+            }
+            Op::CrashReceiver => {
+                self.inbox = Inbox::new();
+                self.inbox
+                    .restore(self.sender.clone(), self.durable_window.clone());
+            }
+        }
+    }
+
+    fn receive(&mut self, wire: Wire) {
+        match wire {
+            Wire::Delivery {
+                id,
+                settled_below,
+                payload,
+            } => {
+                if self.inbox.check(&self.sender, id) == Receipt::New {
+                    // Effect and inbox record commit in one atomic write.
+                    *self.applied.entry(payload).or_default() += 1;
+                    let change = self.inbox.record(&self.sender, id, settled_below);
+                    apply(&mut self.durable_window, &change);
+                }
+                self.net.push(Wire::Ack(id));
+            }
+            Wire::Ack(id) => {
+                if let Confirmation::Confirmed(_) = self.outbox.confirm(id) {
+                    self.unwritten_confirms.push(id);
+                }
+            }
+        }
+    }
+
+    /// No more faults: deliver everything, tick until drained.
+    fn heal(&mut self) {
+        for _ in 0..10_000 {
+            while let Some(wire) = (!self.net.is_empty()).then(|| self.net.remove(0)) {
+                self.receive(wire);
+            }
+            if self.outbox.is_empty() {
+                return;
+            }
+            self.step(Op::Tick);
+        }
+        panic!("outbox did not drain: {} left", self.outbox.len());
+    }
+}
+
+fn apply(window: &mut Window, change: &InboxChange) {
+    if let Some(w) = change.watermark {
+        window.watermark = w;
+    }
+    for id in &change.added {
+        window.above.insert(*id);
+    }
+    for id in &change.removed {
+        window.above.remove(id);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_effect_applied_exactly_once_and_the_outbox_drains(
+        ops in proptest::collection::vec(op(), 0..300),
+        burst_limit in 1usize..5,
+        max_unconfirmed in 1usize..20,
+    ) {
+        let mut world = World::new(burst_limit, max_unconfirmed);
+        for op in ops {
+            world.step(op);
+            // The durable window always matches the live one.
+            prop_assert_eq!(world.inbox.window(&world.sender).cloned().unwrap_or_default(), world.durable_window.clone());
+        }
+        world.heal();
+        for payload in 1..=world.sent {
+            prop_assert_eq!(world.applied.get(&payload).copied(), Some(1), "payload {}", payload);
+        }
+        prop_assert_eq!(world.applied.len() as u64, world.sent);
+        prop_assert!(world.outbox.is_empty());
+        // Everything settled: the receiver keeps nothing above its watermark.
+        prop_assert!(world.inbox.kept() <= max_unconfirmed);
+    }
+}
