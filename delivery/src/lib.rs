@@ -6,12 +6,18 @@
 //! (what the receiver has applied). The actor adapters around them add the
 //! journal, the timer and the network.
 
+mod config;
 mod envelope;
+mod error;
 mod inbox;
 mod outbox;
 mod redelivery;
 
+pub use config::{
+    BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, SnapshotSettings,
+};
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
+pub use error::{Error, Result};
 pub use inbox::{Inbox, InboxChange, Receipt, Window};
 pub use outbox::{
     Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,

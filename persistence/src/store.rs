@@ -101,6 +101,16 @@ impl Store<SledEngine> {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::with_engine(SledEngine::open(path)?)
     }
+
+    /// [`open`](Self::open) with `max_group` as the most writes that share
+    /// one flush (default 4096; values below 1 count as 1).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with_max_group(path: impl AsRef<Path>, max_group: usize) -> Result<Self> {
+        Self::with_engine_and_max_group(SledEngine::open(path)?, max_group)
+    }
 }
 
 enum Request {
@@ -162,6 +172,16 @@ impl<E: Engine> Store<E> {
     ///
     /// [`Error::Invalid`] outside a tokio runtime.
     pub fn with_engine(engine: E) -> Result<Self> {
+        Self::with_engine_and_max_group(engine, MAX_GROUP)
+    }
+
+    /// [`with_engine`](Self::with_engine) with `max_group` as the most
+    /// writes that share one flush.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] outside a tokio runtime.
+    pub fn with_engine_and_max_group(engine: E, max_group: usize) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Invalid {
             what: "runtime",
             reason: "a store must be opened within a tokio runtime".into(),
@@ -172,6 +192,7 @@ impl<E: Engine> Store<E> {
         let writer = Writer {
             engine: Arc::clone(&engine),
             highest: HashMap::new(),
+            max_group: max_group.max(1),
             requests: rx,
             poison: Arc::clone(&poison),
         };
@@ -492,6 +513,8 @@ struct Writer<E: Engine> {
     /// Highest sequence number per persistence id. The writer is the only
     /// one that writes, so the cache cannot go stale.
     highest: HashMap<String, SeqNr>,
+    /// The most requests applied (and so flushed) as one group.
+    max_group: usize,
     requests: mpsc::UnboundedReceiver<Pending>,
     poison: Arc<Mutex<Option<String>>>,
 }
@@ -517,7 +540,7 @@ impl<E: Engine> Writer<E> {
                 flushing = std::mem::take(&mut waiting);
             }
             let step = tokio::select! {
-                n = self.requests.recv_many(&mut group, MAX_GROUP), if open => Step::Requests(n),
+                n = self.requests.recv_many(&mut group, self.max_group), if open => Step::Requests(n),
                 result = in_flight(&mut flush) => Step::Flushed(result),
             };
             match step {
@@ -561,7 +584,7 @@ impl<E: Engine> Writer<E> {
     async fn linger(&mut self, group: &mut Vec<Pending>, waiting: &mut Vec<Done>) {
         for _ in 0..LINGER_ROUNDS {
             tokio::task::yield_now().await;
-            while group.len() < MAX_GROUP {
+            while group.len() < self.max_group {
                 match self.requests.try_recv() {
                     Ok(pending) => group.push(pending),
                     Err(_) => break,

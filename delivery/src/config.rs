@@ -1,0 +1,533 @@
+//! [`Config`]: courier's settings from a TOML file.
+//!
+//! ```toml
+//! [persistence]
+//! path = "data/courier"
+//!
+//! [snapshots]
+//! every = 1000
+//!
+//! [delivery]
+//! redeliver_interval = "250ms"
+//!
+//! [delivery.actor.billing]     # overrides for the sender named "billing"
+//! max_attempts = 20
+//! ```
+//!
+//! Every key is optional and defaults as documented in
+//! `examples/courier.toml`. Unknown keys, wrong types and invalid values are
+//! errors that name the key and its line.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use courier_persistence::{PersistentSettings, SledStore, SnapshotPolicy};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::outbox::OutboxSettings;
+use crate::redelivery::Redelivery;
+
+/// All of courier's settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[persistence]`: where and how journals are stored.
+    #[serde(default)]
+    pub persistence: PersistenceConfig,
+    /// `[snapshots]`: when event-sourced actors take snapshots.
+    #[serde(default)]
+    pub snapshots: SnapshotSettings,
+    /// `[delivery]`: at-least-once delivery.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+}
+
+/// `[persistence]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// The sled directory. Default `"courier-data"`.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// The flush policy: at most this many writes share one flush (group
+    /// commit). Every write is flushed before it is acknowledged; this only
+    /// bounds how many wait for the same flush. Default 4096, at least 1.
+    #[serde(default = "default_group", deserialize_with = "positive_usize")]
+    pub group_commit_max: usize,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            group_commit_max: default_group(),
+        }
+    }
+}
+
+impl PersistenceConfig {
+    /// Opens the sled store at `path` with this flush policy. Must be called
+    /// within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if sled cannot open the directory.
+    pub fn open(&self) -> Result<SledStore> {
+        SledStore::open_with_max_group(&self.path, self.group_commit_max).map_err(|source| {
+            Error::Store {
+                owner: self.path.display().to_string(),
+                source,
+            }
+        })
+    }
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("courier-data")
+}
+
+fn default_group() -> usize {
+    4096
+}
+
+/// `[snapshots]`, and per-actor overrides in `[snapshots.actor.<name>]`
+/// (the same keys; each unset key falls back to `[snapshots]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// Overrides by persistence id (only in `[snapshots]` itself).
+    #[serde(default)]
+    pub actor: BTreeMap<String, Spanned<SnapshotSettings>>,
+    /// Take a snapshot every this many events. Default: never.
+    #[serde(default, deserialize_with = "positive_u64_opt")]
+    pub every: Option<u64>,
+    /// Keep this many snapshots. Default 2, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub keep: Option<usize>,
+    /// Delete events covered by the oldest kept snapshot. Default false.
+    #[serde(default)]
+    pub delete_events: Option<bool>,
+}
+
+/// `[delivery]`, and per-sender overrides in `[delivery.actor.<name>]`
+/// (the same keys; each unset key falls back to `[delivery]`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Overrides by sender name (only in `[delivery]` itself).
+    #[serde(default)]
+    pub actor: BTreeMap<String, Spanned<DeliverySettings>>,
+    /// Time before an unconfirmed delivery is sent again (with backoff: the
+    /// first delay). Default `"5s"`, more than zero.
+    #[serde(default, deserialize_with = "positive_duration_opt")]
+    pub redeliver_interval: Option<Duration>,
+    /// Fixed interval or exponential backoff. Default fixed.
+    #[serde(default)]
+    pub backoff: Option<Spanned<BackoffSettings>>,
+    /// At most this many deliveries sent per tick. Default 10000, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub redelivery_burst_limit: Option<usize>,
+    /// Warn about a delivery unconfirmed after this many sends. Default 5,
+    /// at least 1.
+    #[serde(default, deserialize_with = "positive_u32_opt")]
+    pub warn_after_attempts: Option<u32>,
+    /// At most this many unconfirmed deliveries. Default 100000, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub max_unconfirmed: Option<usize>,
+    /// Park a delivery after this many sends. Default: never.
+    #[serde(default, deserialize_with = "positive_u32_opt")]
+    pub max_attempts: Option<u32>,
+    /// Park a delivery this long after it was accepted. Default: never.
+    #[serde(default, deserialize_with = "positive_duration_opt")]
+    pub expire_after: Option<Duration>,
+}
+
+/// `backoff = { kind = "exponential", max = "1m", jitter = 0.2 }`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    /// `"fixed"` or `"exponential"`.
+    pub kind: BackoffKind,
+    /// The longest delay (exponential only). Default `"1m"`; at least
+    /// `redeliver_interval`.
+    #[serde(default, deserialize_with = "positive_duration_opt")]
+    pub max: Option<Duration>,
+    /// Spread of each delay as a fraction, `0.0..=1.0` (exponential only).
+    /// Default 0.2.
+    #[serde(default, deserialize_with = "fraction_opt")]
+    pub jitter: Option<f64>,
+}
+
+/// The shape of the redelivery schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffKind {
+    /// The same interval every time.
+    Fixed,
+    /// Doubling from the interval up to `max`.
+    Exponential,
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be read, [`Error::Config`] (naming
+    /// the file, key and line) if it is not valid.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading config file {}", path.display()),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| Error::Config {
+            origin: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`], naming the key and line, if it is not valid.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text).map_err(|message| Error::Config {
+            origin: "<string>".to_owned(),
+            message,
+        })
+    }
+
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate(text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str) -> std::result::Result<(), String> {
+        for (name, o) in &self.delivery.actor {
+            if let Some(nested) = o.get_ref().actor.values().next() {
+                return Err(nested_override(
+                    text,
+                    &format!("delivery.actor.{name}"),
+                    nested.span(),
+                ));
+            }
+        }
+        for (name, o) in &self.snapshots.actor {
+            if let Some(nested) = o.get_ref().actor.values().next() {
+                return Err(nested_override(
+                    text,
+                    &format!("snapshots.actor.{name}"),
+                    nested.span(),
+                ));
+            }
+        }
+        check_backoff(text, "delivery", &self.delivery, None)?;
+        for (name, settings) in &self.delivery.actor {
+            check_backoff(
+                text,
+                &format!("delivery.actor.{name}"),
+                settings.get_ref(),
+                Some(&self.delivery),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The outbox settings for the sender named `name`: its overrides, else
+    /// the defaults.
+    pub fn outbox(&self, name: &str) -> OutboxSettings {
+        let d = &self.delivery;
+        let o = self.delivery.actor.get(name).map(Spanned::get_ref);
+        let interval = o
+            .and_then(|o| o.redeliver_interval)
+            .or(d.redeliver_interval)
+            .unwrap_or(Duration::from_secs(5));
+        let backoff = o
+            .and_then(|o| o.backoff.as_ref())
+            .or(d.backoff.as_ref())
+            .map(Spanned::get_ref);
+        let defaults = OutboxSettings::default();
+        OutboxSettings {
+            redelivery: redelivery(interval, backoff),
+            burst_limit: o
+                .and_then(|o| o.redelivery_burst_limit)
+                .or(d.redelivery_burst_limit)
+                .unwrap_or(defaults.burst_limit),
+            warn_after_attempts: o
+                .and_then(|o| o.warn_after_attempts)
+                .or(d.warn_after_attempts)
+                .unwrap_or(defaults.warn_after_attempts),
+            max_unconfirmed: o
+                .and_then(|o| o.max_unconfirmed)
+                .or(d.max_unconfirmed)
+                .unwrap_or(defaults.max_unconfirmed),
+            max_attempts: o.and_then(|o| o.max_attempts).or(d.max_attempts),
+            expire_after: o.and_then(|o| o.expire_after).or(d.expire_after),
+        }
+    }
+
+    /// The persistence settings (snapshots) for persistence id `id`.
+    pub fn persistent(&self, id: &str) -> PersistentSettings {
+        let d = &self.snapshots;
+        let o = self.snapshots.actor.get(id).map(Spanned::get_ref);
+        let every = o.and_then(|o| o.every).or(d.every);
+        let keep = o.and_then(|o| o.keep).or(d.keep);
+        let delete = o.and_then(|o| o.delete_events).or(d.delete_events);
+        let mut policy = SnapshotPolicy::default();
+        if let Some(n) = every {
+            policy = SnapshotPolicy::every(n);
+        }
+        if let Some(k) = keep {
+            policy = policy.keep(k);
+        }
+        if let Some(delete) = delete {
+            policy = policy.delete_events(delete);
+        }
+        PersistentSettings {
+            snapshots: policy,
+            ..PersistentSettings::default()
+        }
+    }
+}
+
+fn redelivery(interval: Duration, backoff: Option<&BackoffSettings>) -> Redelivery {
+    match backoff {
+        Some(b) if b.kind == BackoffKind::Exponential => Redelivery::Backoff {
+            min: interval,
+            max: b.max.unwrap_or(Duration::from_secs(60)).max(interval),
+            jitter: b.jitter.unwrap_or(0.2),
+        },
+        _ => Redelivery::Fixed { interval },
+    }
+}
+
+fn check_backoff(
+    text: &str,
+    table: &str,
+    settings: &DeliverySettings,
+    defaults: Option<&DeliverySettings>,
+) -> std::result::Result<(), String> {
+    let interval = settings
+        .redeliver_interval
+        .or(defaults.and_then(|d| d.redeliver_interval))
+        .unwrap_or(Duration::from_secs(5));
+    let backoff = settings
+        .backoff
+        .as_ref()
+        .or(defaults.and_then(|d| d.backoff.as_ref()));
+    let Some(backoff) = backoff else {
+        return Ok(());
+    };
+    if backoff.get_ref().kind != BackoffKind::Exponential {
+        return Ok(());
+    }
+    let max = backoff.get_ref().max.unwrap_or(Duration::from_secs(60));
+    if max < interval {
+        return Err(format!(
+            "invalid value at line {}: `{table}.backoff.max` ({max:?}) is below `redeliver_interval` ({interval:?})",
+            line_of(text, backoff.span()),
+        ));
+    }
+    Ok(())
+}
+
+fn nested_override(text: &str, table: &str, span: Range<usize>) -> String {
+    format!(
+        "unexpected key at line {}: `{table}.actor`: overrides cannot have overrides",
+        line_of(text, span)
+    )
+}
+
+fn line_of(text: &str, span: Range<usize>) -> usize {
+    text.get(..span.start)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+fn positive<'de, D, T>(deserializer: D, what: &str) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + PartialEq + Default,
+{
+    let value = T::deserialize(deserializer)?;
+    if value == T::default() {
+        return Err(serde::de::Error::custom(format!("must be {what}")));
+    }
+    Ok(value)
+}
+
+fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    positive(d, "at least 1")
+}
+
+fn positive_usize_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<usize>, D::Error> {
+    positive(d, "at least 1").map(Some)
+}
+
+fn positive_u32_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    positive(d, "at least 1").map(Some)
+}
+
+fn positive_u64_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    positive(d, "at least 1").map(Some)
+}
+
+fn positive_duration_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    let duration: Duration = humantime_serde::deserialize(d)?;
+    if duration.is_zero() {
+        return Err(serde::de::Error::custom(
+            "must be more than zero (for example \"250ms\" or \"5s\")",
+        ));
+    }
+    Ok(Some(duration))
+}
+
+fn fraction_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
+    let value = f64::deserialize(d)?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "must be between 0.0 and 1.0, got {value}"
+        )));
+    }
+    Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::from_str(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_text_gives_akka_defaults() {
+        let config = Config::from_str("").expect("valid");
+        let outbox = config.outbox("any");
+        assert_eq!(outbox, OutboxSettings::default());
+        assert_eq!(config.persistence.path, PathBuf::from("courier-data"));
+        assert_eq!(config.persistent("x"), PersistentSettings::default());
+    }
+
+    #[test]
+    fn every_key_is_read_and_overrides_apply_by_name() {
+        let config = Config::from_str(
+            r#"
+[persistence]
+path = "/tmp/x"
+group_commit_max = 64
+
+[snapshots]
+every = 100
+keep = 3
+delete_events = true
+
+[snapshots.actor.counter]
+every = 7
+
+[delivery]
+redeliver_interval = "250ms"
+backoff = { kind = "exponential", max = "10s", jitter = 0.5 }
+redelivery_burst_limit = 50
+warn_after_attempts = 3
+max_unconfirmed = 1000
+max_attempts = 9
+expire_after = "1h"
+
+[delivery.actor.billing]
+redeliver_interval = "1s"
+backoff = { kind = "fixed" }
+max_unconfirmed = 10
+"#,
+        )
+        .expect("valid");
+        assert_eq!(config.persistence.group_commit_max, 64);
+        let orders = config.outbox("orders");
+        assert_eq!(
+            orders.redelivery,
+            Redelivery::Backoff {
+                min: Duration::from_millis(250),
+                max: Duration::from_secs(10),
+                jitter: 0.5
+            }
+        );
+        assert_eq!(orders.burst_limit, 50);
+        assert_eq!(orders.warn_after_attempts, 3);
+        assert_eq!(orders.max_unconfirmed, 1000);
+        assert_eq!(orders.max_attempts, Some(9));
+        assert_eq!(orders.expire_after, Some(Duration::from_secs(3600)));
+        let billing = config.outbox("billing");
+        assert_eq!(
+            billing.redelivery,
+            Redelivery::Fixed {
+                interval: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(billing.max_unconfirmed, 10);
+        assert_eq!(billing.burst_limit, 50);
+        assert_eq!(
+            config.persistent("counter").snapshots,
+            SnapshotPolicy::every(7).keep(3).delete_events(true)
+        );
+        assert_eq!(
+            config.persistent("other").snapshots,
+            SnapshotPolicy::every(100).keep(3).delete_events(true)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = err("[delivery]\nredeliver_interval = \"1s\"\nretries = 3\n");
+        assert!(e.contains("retries") && e.contains("line 3"), "{e}");
+        let e = err("[delivery.actor.billing]\nmax_attempt = 3\n");
+        assert!(e.contains("max_attempt") && e.contains("line 2"), "{e}");
+        let e = err("[persistance]\npath = \"x\"\n");
+        assert!(e.contains("persistance") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_named_with_their_line() {
+        let e = err("[delivery]\n\nmax_unconfirmed = \"lots\"\n");
+        assert!(e.contains("max_unconfirmed") || e.contains("line 3"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = err("[delivery]\nredeliver_interval = \"5 parsecs\"\n");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_named_with_their_line() {
+        let e = err("[delivery]\nredeliver_interval = \"0s\"\n");
+        assert!(e.contains("line 2") && e.contains("more than zero"), "{e}");
+        let e = err("[delivery]\nbackoff = { kind = \"exponential\", jitter = 1.5 }\n");
+        assert!(
+            e.contains("line 2") && e.contains("between 0.0 and 1.0"),
+            "{e}"
+        );
+        let e = err("[delivery]\nredelivery_burst_limit = 0\n");
+        assert!(e.contains("line 2") && e.contains("at least 1"), "{e}");
+        let e = err(
+            "[delivery]\nredeliver_interval = \"10s\"\n\nbackoff = { kind = \"exponential\", max = \"1s\" }\n",
+        );
+        assert!(
+            e.contains("line 4") && e.contains("delivery.backoff.max") && e.contains("below"),
+            "{e}"
+        );
+        let e = err("[delivery.actor.x]\nbackoff = { kind = \"sometimes\" }\n");
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

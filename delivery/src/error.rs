@@ -1,0 +1,82 @@
+//! The crate's error type.
+
+use courier_core::ActorPath;
+
+use crate::envelope::DeliveryId;
+
+/// What can go wrong in delivery and configuration.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is not valid; the message names the key and line.
+    #[error("invalid configuration in {origin}: {message}")]
+    Config {
+        /// The file, or `<string>`.
+        origin: String,
+        /// What is wrong, where.
+        message: String,
+    },
+    /// A file could not be read.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `max_unconfirmed` deliveries are pending: nothing was accepted.
+    #[error(
+        "sender {sender} has {max_unconfirmed} unconfirmed deliveries, its limit; try again later"
+    )]
+    OutboxFull {
+        /// The sender's name.
+        sender: String,
+        /// The limit.
+        max_unconfirmed: usize,
+    },
+    /// The destination is not a valid actor path.
+    #[error("invalid destination {destination:?}: {reason}")]
+    InvalidDestination {
+        /// What was given.
+        destination: String,
+        /// Why it is not valid.
+        reason: String,
+    },
+    /// The sender's or receiver's durable state could not be read or written.
+    #[error("delivery store failed for {owner}")]
+    Store {
+        /// The sender or receiver.
+        owner: String,
+        /// The cause.
+        #[source]
+        source: courier_persistence::Error,
+    },
+    /// A stored delivery record could not be decoded.
+    #[error("corrupt delivery record for {owner} at {id}: {reason}")]
+    Corrupt {
+        /// The sender or receiver.
+        owner: String,
+        /// The record's delivery id, if known.
+        id: DeliveryId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No parked delivery with this id.
+    #[error("no parked delivery {id} at sender {sender}")]
+    NotParked {
+        /// The sender's name.
+        sender: String,
+        /// The id asked for.
+        id: DeliveryId,
+    },
+    /// The sender actor is not running (stopped, or failed to recover).
+    #[error("sender {path} is not running")]
+    SenderStopped {
+        /// The sender's path.
+        path: ActorPath,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
