@@ -25,6 +25,18 @@ pub mod persistence {
     };
 }
 
+/// At-least-once delivery, the dedup inbox and TOML configuration
+/// (`courier-delivery`).
+pub mod delivery {
+    pub use courier_delivery::{
+        Ack, BackoffKind, BackoffSettings, Config, Confirmation, DedupInbox, Deliverer, Delivery,
+        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, Outbox, OutboxFull,
+        OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending, PersistenceConfig, Prepared,
+        Receipt, Redelivery, Result, SenderId, SenderSignal, SnapshotSettings, Tick,
+        UnconfirmedWarning, Window,
+    };
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use courier_core::{

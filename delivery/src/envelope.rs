@@ -7,6 +7,8 @@ use courier_core::ActorRef;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::sender::SenderSignal;
+
 /// A delivery's number: gap-free per sender, starting at 1, never reused
 /// within one incarnation of the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -73,10 +75,14 @@ pub struct Delivery<M> {
     /// How many times it has been sent, this one included (1 on the first
     /// send). Restarts of the sender count from 1 again.
     pub attempt: u32,
+    /// Every id below this one is settled at the sender (confirmed or
+    /// parked) and will never be sent again; receivers use it to keep their
+    /// dedup state small.
+    pub settled_below: DeliveryId,
     /// The message.
     pub message: M,
     /// Where the receiver sends its [`Ack`].
-    pub ack_to: ActorRef<Ack>,
+    pub ack_to: ActorRef<SenderSignal>,
 }
 
 impl<M> Delivery<M> {
@@ -91,7 +97,7 @@ impl<M> Delivery<M> {
     /// Sends the acknowledgement for this delivery (at most once; a lost ack
     /// makes the sender redeliver, and the receiver acks again).
     pub fn send_ack(&self) {
-        self.ack_to.tell(self.ack());
+        self.ack_to.tell(SenderSignal::Ack(self.ack()));
     }
 }
 
@@ -101,6 +107,7 @@ impl<M: Clone> Clone for Delivery<M> {
             sender: self.sender.clone(),
             id: self.id,
             attempt: self.attempt,
+            settled_below: self.settled_below,
             message: self.message.clone(),
             ack_to: self.ack_to.clone(),
         }

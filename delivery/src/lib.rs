@@ -11,7 +11,10 @@ mod envelope;
 mod error;
 mod inbox;
 mod outbox;
+mod receiver;
+mod records;
 mod redelivery;
+mod sender;
 
 pub use config::{
     BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, SnapshotSettings,
@@ -22,4 +25,6 @@ pub use inbox::{Inbox, InboxChange, Receipt, Window};
 pub use outbox::{
     Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
 };
+pub use receiver::DedupInbox;
 pub use redelivery::Redelivery;
+pub use sender::{Deliverer, Outgoing, ParkedDelivery, Prepared, SenderSignal, UnconfirmedWarning};

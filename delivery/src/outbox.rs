@@ -130,6 +130,8 @@ pub struct Outbox<M> {
     entries: BTreeMap<DeliveryId, Pending<M>>,
     /// Restored entries not yet sent again; while any are left, new ones wait.
     backlog: usize,
+    /// Ids handed out by `reserve` and not yet inserted or cancelled.
+    reserved: usize,
     warnings: Vec<DeliveryId>,
 }
 
@@ -141,6 +143,7 @@ impl<M> Outbox<M> {
             next_id: DeliveryId(1),
             entries: BTreeMap::new(),
             backlog: 0,
+            reserved: 0,
             warnings: Vec::new(),
         }
     }
@@ -187,7 +190,7 @@ impl<M> Outbox<M> {
     ///
     /// [`OutboxFull`] when `max_unconfirmed` deliveries are pending.
     pub fn check_room(&self, more: usize) -> Result<(), OutboxFull> {
-        if self.entries.len() + more > self.settings.max_unconfirmed {
+        if self.entries.len() + self.reserved + more > self.settings.max_unconfirmed {
             return Err(OutboxFull {
                 max_unconfirmed: self.settings.max_unconfirmed,
             });
@@ -209,9 +212,38 @@ impl<M> Outbox<M> {
         now: Duration,
         random: f64,
     ) -> Result<(DeliveryId, Dispatch), OutboxFull> {
+        let id = self.reserve()?;
+        let dispatch = self.insert(id, destination, make(id), now, random);
+        Ok((id, dispatch))
+    }
+
+    /// The first half of [`append`](Self::append): takes the next id and
+    /// holds room for it, so that the entry can be made durable before the
+    /// outbox sends it. Follow with [`insert`](Self::insert) or
+    /// [`cancel`](Self::cancel).
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxFull`] when `max_unconfirmed` deliveries are pending.
+    pub fn reserve(&mut self) -> Result<DeliveryId, OutboxFull> {
         self.check_room(1)?;
         let id = self.next_id;
         self.next_id = id.next();
+        self.reserved += 1;
+        Ok(id)
+    }
+
+    /// The second half of [`append`](Self::append): the reserved `id` is
+    /// durable; it now waits for its ack.
+    pub fn insert(
+        &mut self,
+        id: DeliveryId,
+        destination: impl Into<String>,
+        message: M,
+        now: Duration,
+        random: f64,
+    ) -> Dispatch {
+        self.reserved = self.reserved.saturating_sub(1);
         let (attempts, due, dispatch) = if self.backlog > 0 {
             (0, now, Dispatch::Later)
         } else {
@@ -225,14 +257,23 @@ impl<M> Outbox<M> {
             id,
             Pending {
                 destination: destination.into(),
-                message: make(id),
+                message,
                 attempts,
                 created: now,
                 due,
                 warned: false,
             },
         );
-        Ok((id, dispatch))
+        dispatch
+    }
+
+    /// Gives a reserved id back (its entry could not be made durable). The
+    /// latest reservation is undone, so ids stay gap-free.
+    pub fn cancel(&mut self, id: DeliveryId) {
+        self.reserved = self.reserved.saturating_sub(1);
+        if id.next() == self.next_id {
+            self.next_id = id;
+        }
     }
 
     /// Confirms a delivery. A repeated or unknown id changes nothing.
@@ -313,6 +354,7 @@ impl<M> Outbox<M> {
     ) {
         self.entries.clear();
         self.warnings.clear();
+        self.reserved = 0;
         for (id, destination, message, created) in entries {
             self.entries.insert(
                 id,
@@ -475,6 +517,18 @@ mod tests {
         assert_eq!(outbox.tick(S * 2, || 0.5).send, [DeliveryId(8)]);
         // The backlog is drained: new deliveries go out at once again.
         assert_eq!(append(&mut outbox, S * 2).1, Dispatch::Now);
+    }
+
+    #[test]
+    fn a_cancelled_reservation_leaves_no_gap() {
+        let mut outbox: Outbox<String> = Outbox::new(OutboxSettings {
+            max_unconfirmed: 1,
+            ..settings()
+        });
+        let id = outbox.reserve().expect("room");
+        assert!(outbox.reserve().is_err(), "the reservation holds the room");
+        outbox.cancel(id);
+        assert_eq!(outbox.reserve(), Ok(DeliveryId(1)));
     }
 
     #[test]

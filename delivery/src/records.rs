@@ -1,0 +1,245 @@
+//! How delivery state is stored in the journal's key–value records.
+//!
+//! | namespace | key | value |
+//! | --- | --- | --- |
+//! | `courier.sender` | sender name | [`SenderMeta`]: incarnation, next id |
+//! | `courier.outbox/<sender>` | id (BE u64) | [`StoredEntry`] |
+//! | `courier.parked/<sender>` | id (BE u64) | [`StoredEntry`] with a reason |
+//! | `courier.inbox/<receiver>` | sender name, 0, incarnation (16 bytes), tag, id (BE u64) | watermark (BE u64) or empty |
+//!
+//! The journal checksums every value; a record that decodes wrong is a
+//! typed [`Error::Corrupt`](crate::Error::Corrupt).
+
+use std::sync::Arc;
+
+use courier_persistence::{Journal, WriteBatch, decode_payload, encode_payload};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{DeliveryId, SenderId};
+use crate::error::{Error, Result};
+use crate::inbox::Window;
+
+pub(crate) const SENDERS: &str = "courier.sender";
+const PAGE: usize = 1024;
+
+pub(crate) fn outbox_ns(sender: &str) -> String {
+    format!("courier.outbox/{sender}")
+}
+
+pub(crate) fn parked_ns(sender: &str) -> String {
+    format!("courier.parked/{sender}")
+}
+
+pub(crate) fn inbox_ns(receiver: &str) -> String {
+    format!("courier.inbox/{receiver}")
+}
+
+/// A sender's durable identity and counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SenderMeta {
+    pub(crate) incarnation: Uuid,
+    pub(crate) next_id: u64,
+}
+
+/// One unconfirmed (or parked) delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredEntry {
+    pub(crate) destination: String,
+    /// Wall-clock milliseconds when it was accepted.
+    pub(crate) created_ms: u64,
+    /// The message, encoded with bincode.
+    pub(crate) payload: Vec<u8>,
+    /// Why it was parked (parked entries only).
+    pub(crate) parked: Option<String>,
+}
+
+pub(crate) fn encode<T: Serialize>(owner: &str, value: &T) -> Result<Vec<u8>> {
+    encode_payload(value).map_err(|source| Error::Store {
+        owner: owner.to_owned(),
+        source,
+    })
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    owner: &str,
+    id: DeliveryId,
+    bytes: &[u8],
+) -> Result<T> {
+    decode_payload(bytes).map_err(|e| Error::Corrupt {
+        owner: owner.to_owned(),
+        id,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn id_key(id: DeliveryId) -> [u8; 8] {
+    id.0.to_be_bytes()
+}
+
+pub(crate) fn key_id(owner: &str, key: &[u8]) -> Result<DeliveryId> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| Error::Corrupt {
+        owner: owner.to_owned(),
+        id: DeliveryId(0),
+        reason: format!("key of {} bytes, expected 8", key.len()),
+    })?;
+    Ok(DeliveryId(u64::from_be_bytes(bytes)))
+}
+
+fn store_error(owner: &str) -> impl FnOnce(courier_persistence::Error) -> Error + '_ {
+    move |source| Error::Store {
+        owner: owner.to_owned(),
+        source,
+    }
+}
+
+/// Every record of `namespace`, in key order, read a page at a time.
+pub(crate) async fn scan_all(
+    journal: &Arc<dyn Journal>,
+    owner: &str,
+    namespace: &str,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut all = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = journal
+            .kv_scan(namespace, after.as_deref(), PAGE)
+            .await
+            .map_err(store_error(owner))?;
+        let full = page.len() == PAGE;
+        after = page.last().map(|(k, _)| k.clone());
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// Reads a sender's meta record.
+pub(crate) async fn load_meta(
+    journal: &Arc<dyn Journal>,
+    name: &str,
+) -> Result<Option<SenderMeta>> {
+    let bytes = journal
+        .kv_get(SENDERS, name.as_bytes())
+        .await
+        .map_err(store_error(name))?;
+    bytes.map(|b| decode(name, DeliveryId(0), &b)).transpose()
+}
+
+pub(crate) fn put_meta(batch: WriteBatch, name: &str, meta: &SenderMeta) -> Result<WriteBatch> {
+    Ok(batch.put(SENDERS, name.as_bytes().to_vec(), encode(name, meta)?))
+}
+
+/// The key prefix of one sender incarnation in an inbox namespace.
+fn inbox_prefix(sender: &SenderId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(sender.name.len() + 1 + 16 + 9);
+    key.extend_from_slice(sender.name.as_bytes());
+    key.push(0);
+    key.extend_from_slice(sender.incarnation.as_bytes());
+    key
+}
+
+const WATERMARK: u8 = 0;
+const DONE: u8 = 1;
+
+pub(crate) fn watermark_key(sender: &SenderId) -> Vec<u8> {
+    let mut key = inbox_prefix(sender);
+    key.push(WATERMARK);
+    key
+}
+
+pub(crate) fn done_key(sender: &SenderId, id: u64) -> Vec<u8> {
+    let mut key = inbox_prefix(sender);
+    key.push(DONE);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Rebuilds every sender window of an inbox namespace.
+pub(crate) fn parse_inbox(
+    owner: &str,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Vec<(SenderId, Window)>> {
+    let corrupt = |reason: String| Error::Corrupt {
+        owner: owner.to_owned(),
+        id: DeliveryId(0),
+        reason,
+    };
+    let mut windows: Vec<(SenderId, Window)> = Vec::new();
+    for (key, value) in records {
+        let nul = key
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or_else(|| corrupt("inbox key without a name separator".into()))?;
+        let name = std::str::from_utf8(&key[..nul])
+            .map_err(|_| corrupt("inbox key with a non-UTF-8 sender name".into()))?;
+        let rest = &key[nul + 1..];
+        if rest.len() < 17 {
+            return Err(corrupt(format!("inbox key of {} bytes", key.len())));
+        }
+        let incarnation = Uuid::from_slice(&rest[..16])
+            .map_err(|e| corrupt(format!("inbox key with a bad incarnation: {e}")))?;
+        let sender = SenderId {
+            name: name.to_owned(),
+            incarnation,
+        };
+        let window = match windows.last_mut() {
+            Some((s, w)) if *s == sender => w,
+            _ => {
+                windows.push((sender, Window::default()));
+                &mut windows.last_mut().expect("just pushed").1
+            }
+        };
+        match (rest[16], &rest[17..]) {
+            (WATERMARK, []) => {
+                let bytes: [u8; 8] = value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("inbox watermark of the wrong size".into()))?;
+                window.watermark = u64::from_be_bytes(bytes);
+            }
+            (DONE, id) if id.len() == 8 => {
+                let mut bytes = [0; 8];
+                bytes.copy_from_slice(id);
+                window.above.insert(u64::from_be_bytes(bytes));
+            }
+            (tag, _) => return Err(corrupt(format!("inbox key with unknown tag {tag}"))),
+        }
+    }
+    Ok(windows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_keys_round_trip() {
+        let s = SenderId {
+            name: "orders".into(),
+            incarnation: Uuid::from_u128(42),
+        };
+        let records = vec![
+            (watermark_key(&s), 7u64.to_be_bytes().to_vec()),
+            (done_key(&s, 9), Vec::new()),
+            (done_key(&s, 12), Vec::new()),
+        ];
+        let windows = parse_inbox("r", records).expect("valid");
+        assert_eq!(windows.len(), 1);
+        assert_eq!(windows[0].0, s);
+        assert_eq!(windows[0].1.watermark, 7);
+        assert_eq!(
+            windows[0].1.above.iter().copied().collect::<Vec<_>>(),
+            [9, 12]
+        );
+    }
+
+    #[test]
+    fn corrupt_inbox_keys_are_typed_errors() {
+        for key in [vec![1, 2, 3], b"orders\0short".to_vec()] {
+            let err = parse_inbox("r", vec![(key, Vec::new())]).expect_err("corrupt");
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        }
+    }
+}
