@@ -35,6 +35,12 @@ pub mod delivery {
         Receipt, Redelivery, Result, SenderId, SenderSignal, SnapshotSettings, Tick,
         UnconfirmedWarning, Window,
     };
+
+    /// Fault injection for tests (feature `testkit`).
+    #[cfg(feature = "testkit")]
+    pub mod testkit {
+        pub use courier_delivery::testkit::{ChaosJournal, Faults, FaultyLink, LinkStats};
+    }
 }
 
 /// The names most programs need.

@@ -15,6 +15,8 @@ mod receiver;
 mod records;
 mod redelivery;
 mod sender;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use config::{
     BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, SnapshotSettings,

@@ -289,11 +289,14 @@ impl<M> Outbox<M> {
         }
     }
 
-    /// Decides what to send at `now`: every overdue delivery, oldest first,
-    /// at most `burst_limit`; parks those out of attempts or time.
+    /// Decides what to send at `now`: every overdue delivery, most overdue
+    /// first (ties by id), at most `burst_limit`; parks those out of
+    /// attempts or time. Ordering by due time rather than by id means a few
+    /// stuck deliveries at the head cannot starve those behind them when the
+    /// burst limit is small: the ones just sent go to the back of the line.
     /// `random` yields numbers in `0.0..1.0` for the backoff's jitter.
     pub fn tick(&mut self, now: Duration, mut random: impl FnMut() -> f64) -> Tick<M> {
-        let mut send = Vec::new();
+        let mut due = Vec::new();
         let mut park = Vec::new();
         for (id, pending) in &mut self.entries {
             if let Some(limit) = self.settings.expire_after {
@@ -315,15 +318,20 @@ impl<M> Outbox<M> {
                 pending.warned = true;
                 self.warnings.push(*id);
             }
-            if send.len() >= self.settings.burst_limit {
+            due.push((pending.due, *id));
+        }
+        due.sort_unstable();
+        let mut send = Vec::with_capacity(due.len().min(self.settings.burst_limit));
+        for (_, id) in due.into_iter().take(self.settings.burst_limit) {
+            let Some(pending) = self.entries.get_mut(&id) else {
                 continue;
-            }
+            };
             if pending.attempts == 0 {
                 self.backlog = self.backlog.saturating_sub(1);
             }
             pending.attempts = pending.attempts.saturating_add(1);
             pending.due = now + self.settings.redelivery.delay(pending.attempts, random());
-            send.push(*id);
+            send.push(id);
         }
         let mut parked = Vec::with_capacity(park.len());
         for (id, reason) in park {
@@ -458,6 +466,29 @@ mod tests {
         let second = outbox.tick(S, || 0.5);
         assert_eq!(second.send, [DeliveryId(3)]);
         assert_eq!(outbox.get(DeliveryId(1)).map(|p| p.attempts), Some(2));
+    }
+
+    #[test]
+    fn a_small_burst_limit_rotates_instead_of_starving_later_deliveries() {
+        let mut outbox = Outbox::new(OutboxSettings {
+            burst_limit: 2,
+            ..settings()
+        });
+        for _ in 0..6 {
+            append(&mut outbox, Duration::ZERO);
+        }
+        // None is ever confirmed: each round takes the two most overdue.
+        let rounds: Vec<Vec<u64>> = (1..=4u32)
+            .map(|n| {
+                outbox
+                    .tick(S * n, || 0.5)
+                    .send
+                    .iter()
+                    .map(|id| id.0)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rounds, [vec![1, 2], vec![3, 4], vec![5, 6], vec![1, 2]]);
     }
 
     #[test]

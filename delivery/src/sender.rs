@@ -46,7 +46,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Outgoing f
 
 /// What the sender's child actor receives: acks from receivers, and its own
 /// redelivery timer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum SenderSignal {
     /// A receiver's acknowledgement.
     Ack(Ack),
