@@ -67,6 +67,8 @@ pub struct Pending<M> {
     pub created: Duration,
     /// When it is next due to be sent.
     pub due: Duration,
+    /// It was restored after a restart (so it may have been sent before).
+    pub restored: bool,
     warned: bool,
 }
 
@@ -261,6 +263,7 @@ impl<M> Outbox<M> {
                 attempts,
                 created: now,
                 due,
+                restored: false,
                 warned: false,
             },
         );
@@ -372,6 +375,7 @@ impl<M> Outbox<M> {
                     attempts: 0,
                     created,
                     due: Duration::ZERO,
+                    restored: true,
                     warned: false,
                 },
             );

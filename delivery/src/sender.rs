@@ -21,6 +21,7 @@
 //! nothing) and deletes the entry; that delete is not awaited, because a lost
 //! delete only causes one more redelivery, which the receiver deduplicates.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,6 +92,7 @@ struct Shared<M> {
     on_warning: Mutex<Option<WarningHandler>>,
     signals: OnceLock<ActorRef<SenderSignal>>,
     clock: Clock,
+    redelivered: AtomicU64,
 }
 
 /// The sender side of at-least-once delivery for messages of type `M`.
@@ -207,6 +209,7 @@ impl<M: Outgoing> Deliverer<M> {
             on_warning: Mutex::new(None),
             signals: OnceLock::new(),
             clock: Clock::new(),
+            redelivered: AtomicU64::new(0),
         });
         let child = Arc::clone(&shared);
         let tick = settings.redelivery.tick();
@@ -232,6 +235,13 @@ impl<M: Outgoing> Deliverer<M> {
     /// How many deliveries await their ack.
     pub fn unconfirmed(&self) -> usize {
         self.shared.lock().outbox.len()
+    }
+
+    /// How many times this deliverer sent a delivery again: a retry after
+    /// no ack came in time, or an entry restored after a restart (which
+    /// may have been sent before the restart). First sends do not count.
+    pub fn redelivered(&self) -> u64 {
+        self.shared.redelivered.load(Ordering::Relaxed)
     }
 
     /// Calls `handler` with each [`UnconfirmedWarning`] (they are also
@@ -544,9 +554,12 @@ impl<M: Outgoing> Redeliverer<M> {
                 .send
                 .iter()
                 .filter_map(|id| {
-                    outbox
-                        .get(*id)
-                        .map(|p| (*id, p.destination.clone(), p.message.clone(), p.attempts))
+                    outbox.get(*id).map(|p| {
+                        if p.attempts > 1 || p.restored {
+                            shared.redelivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (*id, p.destination.clone(), p.message.clone(), p.attempts)
+                    })
                 })
                 .collect();
             let warnings: Vec<_> = outbox
