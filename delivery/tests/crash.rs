@@ -1,0 +1,375 @@
+//! Crash test with real processes: a child process (this test binary, re-run)
+//! runs an event-sourced sender and a deduplicating receiver, each on its own
+//! sled store, placing orders as fast as it can; the parent SIGKILLs it at
+//! random moments, restarts it, and checks the receiver's ledger after each
+//! cycle (nothing applied twice, nothing applied that was never placed) and
+//! at the end (each of the N orders applied exactly once, none missing).
+//!
+//! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
+//! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
+use courier::persistence::{
+    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings, SledStore,
+    SnapshotPolicy, WriteBatch,
+};
+use courier::prelude::*;
+
+const CHILD_ENV: &str = "COURIER_DELIVERY_CRASH_DIR";
+const ORDERS: u64 = 3000;
+const TEST: &str = "each_order_is_applied_exactly_once_across_sigkills";
+
+// ---- the child ----
+
+/// The sender: each order is an event, committed with its outbox entry.
+struct Desk {
+    journal: Arc<dyn Journal>,
+    placed: u64,
+    out: Option<Deliverer<u64>>,
+}
+
+enum DeskCmd {
+    PlaceNext(ReplyTo<u64>),
+    Unconfirmed(ReplyTo<usize>),
+}
+
+impl EventSourced for Desk {
+    type Command = DeskCmd;
+    type Event = u64;
+    type Snapshot = u64;
+
+    async fn handle_command(
+        &self,
+        cmd: DeskCmd,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        let out = self.out.as_ref().ok_or("not recovered")?;
+        Ok(match cmd {
+            DeskCmd::PlaceNext(reply) => {
+                let order = self.placed + 1;
+                let prepared = out.prepare("/user/ledger", |_| order)?;
+                Effect::persist(order)
+                    .with_writes(prepared.writes())
+                    .then(move |_: &Self, _| {
+                        prepared.send();
+                    })
+                    .reply(reply, |s: &Self| s.placed)
+            }
+            DeskCmd::Unconfirmed(reply) => {
+                reply.reply(out.unconfirmed());
+                Effect::none()
+            }
+        })
+    }
+
+    fn apply_event(&mut self, order: u64) {
+        self.placed = order;
+    }
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
+    }
+
+    async fn recovery_completed(
+        &mut self,
+        ctx: &mut PersistentContext<Self>,
+    ) -> Result<(), BoxError> {
+        let settings = OutboxSettings {
+            redelivery: Redelivery::Fixed {
+                interval: Duration::from_millis(100),
+            },
+            ..OutboxSettings::default()
+        };
+        self.out = Some(Deliverer::start(ctx, "desk", Arc::clone(&self.journal), settings).await?);
+        Ok(())
+    }
+}
+
+/// The receiver: its ledger entry (order number + a unique suffix, so that a
+/// second application would show as a second entry) and its inbox record in
+/// one atomic write, then the ack.
+struct Ledger {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+}
+
+impl Actor for Ledger {
+    type Msg = Delivery<u64>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        if inbox.check(&d) == Receipt::Duplicate {
+            d.send_ack();
+            return Ok(());
+        }
+        let mut key = d.message.to_be_bytes().to_vec();
+        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
+        batch.extend(inbox.record(&d));
+        self.journal.write(batch).await?;
+        d.send_ack();
+        Ok(())
+    }
+}
+
+fn child(dir: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let sender_store = Arc::new(open_with_retry(&format!("{dir}/sender")).await);
+        let receiver_store: Arc<dyn Journal> =
+            Arc::new(open_with_retry(&format!("{dir}/receiver")).await);
+        let system = ActorSystem::new("crash-child");
+        system
+            .spawn(
+                Props::new(move || Ledger {
+                    journal: Arc::clone(&receiver_store),
+                    inbox: None,
+                })
+                .with_name("ledger"),
+            )
+            .expect("spawn ledger");
+        let journal: Arc<dyn Journal> = sender_store.clone();
+        let desk = system
+            .spawn(
+                Persistent::props_with(
+                    "desk",
+                    move || Desk {
+                        journal: Arc::clone(&journal),
+                        placed: 0,
+                        out: None,
+                    },
+                    sender_store.clone(),
+                    sender_store.clone(),
+                    PersistentSettings {
+                        snapshots: SnapshotPolicy::every(500).keep(2).delete_events(true),
+                        ..PersistentSettings::default()
+                    },
+                )
+                .with_name("desk"),
+            )
+            .expect("spawn desk");
+        let ask = Duration::from_secs(30);
+        loop {
+            let placed = desk.ask(DeskCmd::PlaceNext, ask).await.expect("place");
+            println!("placed {placed}");
+            if placed >= ORDERS {
+                break;
+            }
+        }
+        while desk.ask(DeskCmd::Unconfirmed, ask).await.expect("ask") > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("drained");
+        let _ = std::io::stdout().flush();
+        system.shutdown().await;
+    });
+}
+
+/// sled refuses a directory another handle still holds; the previous owner
+/// may take a moment to let go.
+async fn open_with_retry(dir: &str) -> SledStore {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledStore::open(dir) {
+            Ok(store) => return store,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("open failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot open {dir}: {e}"),
+        }
+    }
+}
+
+// ---- the parent ----
+
+/// What a child printed: the highest order whose placement returned, and
+/// whether it finished.
+#[derive(Default)]
+struct Progress {
+    placed: u64,
+    drained: bool,
+}
+
+fn spawn_child(dir: &str) -> (Child, Arc<Mutex<Progress>>, std::thread::JoinHandle<()>) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = Command::new(exe)
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let reader = {
+        let progress = Arc::clone(&progress);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut p = progress.lock().expect("lock");
+                if let Some(n) = line.strip_prefix("placed ") {
+                    if let Ok(n) = n.trim().parse::<u64>() {
+                        p.placed = p.placed.max(n);
+                    }
+                } else if line.trim() == "drained" {
+                    p.drained = true;
+                }
+            }
+        })
+    };
+    (child, progress, reader)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+#[test]
+fn each_order_is_applied_exactly_once_across_sigkills() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(&dir);
+        return;
+    }
+    let seed: u64 = std::env::var("COURIER_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0de1_1fe7);
+    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    println!(
+        "delivery crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders"
+    );
+    let mut rng = Rng(seed.max(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().to_str().expect("utf-8 path").to_owned();
+    let mut acknowledged = 0;
+
+    for cycle in 0..cycles {
+        let kill_after = Duration::from_millis(20 + rng.below(250));
+        let (mut child, progress, reader) = spawn_child(&dir);
+        // Wait for progress (or the end), then a random moment more.
+        let start = Instant::now();
+        let before = acknowledged;
+        loop {
+            let p = progress.lock().expect("lock");
+            if p.placed > before || p.drained {
+                break;
+            }
+            drop(p);
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("seed {seed} cycle {cycle}: child exited early with {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "seed {seed} cycle {cycle}: no progress"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(kill_after);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        reader.join().expect("reader");
+        acknowledged = acknowledged.max(progress.lock().expect("lock").placed);
+        let applied = verify(&dir, acknowledged, seed, cycle);
+        println!(
+            "cycle {cycle}: killed after {kill_after:?}; {acknowledged} placed, {applied} applied, ok"
+        );
+    }
+
+    // A last run without a kill: everything placed, drained, applied once.
+    let (mut child, progress, reader) = spawn_child(&dir);
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("seed {seed}: the final run did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().expect("reader");
+    assert!(status.success(), "seed {seed}: final run failed: {status}");
+    assert!(
+        progress.lock().expect("lock").drained,
+        "seed {seed}: not drained"
+    );
+    let applied = verify(&dir, ORDERS, seed, cycles);
+    assert_eq!(applied, ORDERS, "seed {seed}: orders missing");
+}
+
+/// Checks the stores after a kill; returns how many orders were applied.
+fn verify(dir: &str, acknowledged: u64, seed: u64, cycle: u64) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let sender = open_with_retry(&format!("{dir}/sender")).await;
+        let placed = sender.highest_seq_nr("desk").await.expect("highest");
+        assert!(
+            placed >= acknowledged,
+            "seed {seed} cycle {cycle}: order {acknowledged} was acknowledged but the journal ends at {placed}"
+        );
+        drop(sender);
+        let receiver = open_with_retry(&format!("{dir}/receiver")).await;
+        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = receiver
+                .kv_scan("applied", after.as_deref(), 1000)
+                .await
+                .expect("scan the ledger");
+            for (key, _) in &page {
+                let number: [u8; 8] = key[..8].try_into().expect("ledger key");
+                *counts.entry(u64::from_be_bytes(number)).or_default() += 1;
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
+                _ => break,
+            }
+        }
+        for (order, count) in &counts {
+            assert_eq!(
+                *count, 1,
+                "seed {seed} cycle {cycle}: order {order} applied {count} times"
+            );
+            assert!(
+                (1..=placed).contains(order),
+                "seed {seed} cycle {cycle}: order {order} applied but never placed ({placed})"
+            );
+        }
+        counts.len() as u64
+    })
+}

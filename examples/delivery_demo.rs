@@ -1,0 +1,489 @@
+//! courier's main job: orders delivered at least once, applied exactly once.
+//!
+//! An event-sourced order desk places N orders. Each order is an event, and
+//! its delivery's outbox entry commits in the same atomic, flushed write.
+//! The deliveries travel to an event-sourced warehouse through a link that
+//! drops, duplicates and reorders messages and drops acks. The warehouse
+//! deduplicates by (sender, incarnation, delivery id); its inbox record
+//! commits with its event, and only then is the delivery acked.
+//!
+//! Halfway through, both actors and the store are shut down and everything
+//! is started again from the same sled directory, with deliveries still
+//! unconfirmed. At the end the warehouse's durable state is checked: every
+//! order placed is applied exactly once.
+//!
+//! ```text
+//! cargo run --release --features testkit --example delivery_demo -- \
+//!     [--messages N] [--config FILE] [--seed S]
+//! ```
+//!
+//! Settings come from the TOML file (default `examples/courier.toml`); the
+//! store lives in `<persistence.path>/delivery-demo`, cleared at the start.
+//! The last line reads
+//! `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use courier::delivery::testkit::{Faults, FaultyLink, LinkStats};
+use courier::delivery::{Config, DedupInbox, Deliverer, Delivery, Error, Receipt};
+use courier::persistence::{
+    Effect, EventSourced, Journal, Persistent, PersistentContext, SledStore,
+};
+use courier::prelude::*;
+use serde::{Deserialize, Serialize};
+
+const SENDER: &str = "orders";
+const RECEIVER: &str = "warehouse";
+const ASK: Duration = Duration::from_secs(30);
+
+/// What travels: one order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Order {
+    number: u64,
+    item: String,
+}
+
+// ---- the sender: an event-sourced order desk ----
+
+#[derive(Serialize, Deserialize)]
+struct Placed {
+    number: u64,
+    delivery: u64,
+}
+
+struct OrderDesk {
+    journal: Arc<dyn Journal>,
+    config: Config,
+    placed: u64,
+    out: Option<Deliverer<Order>>,
+}
+
+enum DeskCmd {
+    /// Place an order; the reply comes once it is durable (or says why not).
+    Place(u64, ReplyTo<Result<u64, String>>),
+    /// The deliverer, to watch its progress.
+    Outbox(ReplyTo<Deliverer<Order>>),
+}
+
+impl EventSourced for OrderDesk {
+    type Command = DeskCmd;
+    type Event = Placed;
+    type Snapshot = u64;
+
+    async fn handle_command(
+        &self,
+        cmd: DeskCmd,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        let out = self.out.as_ref().ok_or("not recovered")?;
+        Ok(match cmd {
+            DeskCmd::Place(number, reply) => {
+                let order = Order {
+                    number,
+                    item: format!("item-{}", number % 97),
+                };
+                match out.prepare("/user/link", |_| order) {
+                    Ok(prepared) => {
+                        let delivery = prepared.id().get();
+                        // One atomic write: the event and the outbox entry.
+                        Effect::persist(Placed { number, delivery })
+                            .with_writes(prepared.writes())
+                            .then(move |_: &Self, _| {
+                                prepared.send();
+                            })
+                            .reply(reply, move |_: &Self| Ok(delivery))
+                    }
+                    // Back-pressure: nothing accepted, the caller retries.
+                    Err(e @ Error::OutboxFull { .. }) => {
+                        reply.reply(Err(e.to_string()));
+                        Effect::none()
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            DeskCmd::Outbox(reply) => {
+                reply.reply(out.clone());
+                Effect::none()
+            }
+        })
+    }
+
+    fn apply_event(&mut self, _: Placed) {
+        self.placed += 1;
+    }
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
+    }
+
+    async fn recovery_completed(
+        &mut self,
+        ctx: &mut PersistentContext<Self>,
+    ) -> Result<(), BoxError> {
+        let out = Deliverer::start(
+            ctx,
+            SENDER,
+            Arc::clone(&self.journal),
+            self.config.outbox(SENDER),
+        )
+        .await?;
+        println!(
+            "  order desk recovered: {} orders placed so far, {} unconfirmed (sent again first)",
+            self.placed,
+            out.unconfirmed()
+        );
+        self.out = Some(out);
+        Ok(())
+    }
+}
+
+// ---- the receiver: an event-sourced warehouse with a dedup inbox ----
+
+struct Warehouse {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+    applied: BTreeSet<u64>,
+    applied_twice: u64,
+    duplicates: Arc<AtomicU64>,
+}
+
+enum WarehouseCmd {
+    Deliver(Delivery<Order>),
+    Report(ReplyTo<(u64, u64)>),
+}
+
+impl EventSourced for Warehouse {
+    type Command = WarehouseCmd;
+    type Event = Order;
+    type Snapshot = (BTreeSet<u64>, u64);
+
+    async fn handle_command(
+        &self,
+        cmd: WarehouseCmd,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not recovered")?;
+        Ok(match cmd {
+            WarehouseCmd::Deliver(d) => match inbox.check(&d) {
+                Receipt::Duplicate => {
+                    self.duplicates.fetch_add(1, Ordering::Relaxed);
+                    d.send_ack();
+                    Effect::none()
+                }
+                // The order and the inbox record in one write; ack after.
+                Receipt::New => Effect::persist(d.message.clone())
+                    .with_writes(inbox.record(&d))
+                    .then(move |_: &Self, _| d.send_ack()),
+            },
+            WarehouseCmd::Report(reply) => {
+                reply.reply((self.applied.len() as u64, self.applied_twice));
+                Effect::none()
+            }
+        })
+    }
+
+    fn apply_event(&mut self, order: Order) {
+        if !self.applied.insert(order.number) {
+            self.applied_twice += 1;
+        }
+    }
+
+    fn to_snapshot(&self) -> (BTreeSet<u64>, u64) {
+        (self.applied.clone(), self.applied_twice)
+    }
+
+    fn apply_snapshot(&mut self, (applied, twice): (BTreeSet<u64>, u64)) {
+        self.applied = applied;
+        self.applied_twice = twice;
+    }
+
+    async fn recovery_completed(
+        &mut self,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<(), BoxError> {
+        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), RECEIVER).await?);
+        println!(
+            "  warehouse recovered: {} orders applied so far",
+            self.applied.len()
+        );
+        Ok(())
+    }
+}
+
+/// Hands deliveries to the warehouse as its commands.
+struct Dock {
+    warehouse: ActorRef<WarehouseCmd>,
+}
+
+impl Actor for Dock {
+    type Msg = Delivery<Order>;
+
+    async fn handle(
+        &mut self,
+        d: Delivery<Order>,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        self.warehouse.tell(WarehouseCmd::Deliver(d));
+        Ok(())
+    }
+}
+
+// ---- one run of the system, from a store directory ----
+
+struct Node {
+    system: ActorSystem,
+    desk: ActorRef<DeskCmd>,
+    warehouse: ActorRef<WarehouseCmd>,
+    link: LinkStats,
+    acks: LinkStats,
+}
+
+fn start(
+    store: &Arc<SledStore>,
+    config: &Config,
+    seed: u64,
+    duplicates: &Arc<AtomicU64>,
+) -> anyhow::Result<Node> {
+    let system = ActorSystem::new("delivery-demo");
+    let journal: Arc<dyn Journal> = store.clone();
+    let warehouse = system.spawn(
+        Persistent::props_with(
+            RECEIVER,
+            {
+                let (journal, duplicates) = (Arc::clone(&journal), Arc::clone(duplicates));
+                move || Warehouse {
+                    journal: Arc::clone(&journal),
+                    inbox: None,
+                    applied: BTreeSet::new(),
+                    applied_twice: 0,
+                    duplicates: Arc::clone(&duplicates),
+                }
+            },
+            store.clone(),
+            store.clone(),
+            config.persistent(RECEIVER),
+        )
+        .with_name(RECEIVER),
+    )?;
+    let dock = system.spawn(
+        Props::new({
+            let warehouse = warehouse.clone();
+            move || Dock {
+                warehouse: warehouse.clone(),
+            }
+        })
+        .with_name("dock"),
+    )?;
+    // The unreliable network between them.
+    let (_, link, acks) = FaultyLink::spawn_for_deliveries(
+        &system,
+        "link",
+        dock,
+        Faults::seeded(seed)
+            .drop(0.05)
+            .duplicate(0.05)
+            .reorder(0.05, Duration::from_millis(20)),
+        Faults::seeded(seed.wrapping_add(1)).drop(0.05),
+    )?;
+    let desk = system.spawn(
+        Persistent::props_with(
+            SENDER,
+            {
+                let (journal, config) = (Arc::clone(&journal), config.clone());
+                move || OrderDesk {
+                    journal: Arc::clone(&journal),
+                    config: config.clone(),
+                    placed: 0,
+                    out: None,
+                }
+            },
+            store.clone(),
+            store.clone(),
+            config.persistent(SENDER),
+        )
+        .with_name(SENDER),
+    )?;
+    Ok(Node {
+        system,
+        desk,
+        warehouse,
+        link,
+        acks,
+    })
+}
+
+impl Node {
+    /// Places orders `numbers`, waiting out back-pressure.
+    async fn place(&self, numbers: std::ops::RangeInclusive<u64>) -> anyhow::Result<u64> {
+        let mut waits = 0;
+        for number in numbers {
+            loop {
+                match self.desk.ask(|r| DeskCmd::Place(number, r), ASK).await? {
+                    Ok(_) => break,
+                    Err(full) => {
+                        waits += 1;
+                        if waits % 500 == 1 {
+                            println!("  back-pressure: {full}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        }
+        Ok(waits)
+    }
+
+    async fn outbox(&self) -> anyhow::Result<Deliverer<Order>> {
+        Ok(self.desk.ask(DeskCmd::Outbox, ASK).await?)
+    }
+
+    /// Waits until every delivery is confirmed.
+    async fn drain(&self, limit: Duration) -> anyhow::Result<()> {
+        let out = self.outbox().await?;
+        let started = Instant::now();
+        while out.unconfirmed() > 0 {
+            if started.elapsed() > limit {
+                bail!(
+                    "{} deliveries still unconfirmed after {limit:?}",
+                    out.unconfirmed()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops everything; returns this run's redelivery count.
+    async fn stop(self) -> anyhow::Result<u64> {
+        let redelivered = self.outbox().await?.redelivered();
+        println!(
+            "  link: {} deliveries in, {} dropped, {} duplicated, {} reordered; acks: {} in, {} dropped",
+            self.link.received(),
+            self.link.dropped(),
+            self.link.duplicated(),
+            self.link.reordered(),
+            self.acks.received(),
+            self.acks.dropped()
+        );
+        self.system.shutdown().await;
+        Ok(redelivered)
+    }
+}
+
+/// Opens the sled store. A store just closed in this process may still be
+/// releasing its file lock for a moment, so retry briefly.
+async fn open(config: &Config, path: &Path) -> anyhow::Result<Arc<SledStore>> {
+    let mut settings = config.persistence.clone();
+    settings.path = path.to_owned();
+    let mut tries = 0;
+    loop {
+        match settings.open() {
+            Ok(store) => return Ok(Arc::new(store)),
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        }
+    }
+}
+
+struct Args {
+    messages: u64,
+    config: PathBuf,
+    seed: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        messages: 10_000,
+        config: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/courier.toml"
+        )),
+        seed: fastrand_seed(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--messages" => args.messages = value()?.parse().context("--messages")?,
+            "--config" => args.config = PathBuf::from(value()?),
+            "--seed" => args.seed = value()?.parse().context("--seed")?,
+            other => {
+                bail!("unknown argument {other:?} (use --messages N, --config FILE, --seed S)")
+            }
+        }
+    }
+    if args.messages == 0 {
+        bail!("--messages must be at least 1");
+    }
+    Ok(args)
+}
+
+fn fastrand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let config = Config::from_file(&args.config)?;
+    let path = config.persistence.path.join("delivery-demo");
+    if path.exists() {
+        std::fs::remove_dir_all(&path).with_context(|| format!("clearing {}", path.display()))?;
+    }
+    println!(
+        "delivering {} orders; config {}; store {}; seed {}",
+        args.messages,
+        args.config.display(),
+        path.display(),
+        args.seed
+    );
+    let started = Instant::now();
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let half = args.messages / 2;
+
+    println!("first half: orders 1..={half}");
+    let store = open(&config, &path).await?;
+    let node = start(&store, &config, args.seed, &duplicates)?;
+    node.place(1..=half).await?;
+    let unconfirmed = node.outbox().await?.unconfirmed();
+    println!("  placed {half}; {unconfirmed} still unconfirmed; restarting both sides");
+    let mut redelivered = node.stop().await?;
+    drop(store);
+
+    println!("second half: orders {}..={}", half + 1, args.messages);
+    let store = open(&config, &path).await?;
+    let node = start(&store, &config, args.seed.wrapping_add(2), &duplicates)?;
+    node.place(half + 1..=args.messages).await?;
+    node.drain(Duration::from_secs(300)).await?;
+    let (processed, applied_twice) = node.warehouse.ask(WarehouseCmd::Report, ASK).await?;
+    let sent = store.highest_seq_nr(SENDER).await?;
+    redelivered += node.stop().await?;
+    drop(store);
+
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    let lost = sent.saturating_sub(processed);
+    println!(
+        "sent={sent} processed={processed} duplicates_suppressed={} redelivered={redelivered} lost={lost}",
+        duplicates.load(Ordering::Relaxed)
+    );
+    if applied_twice > 0 || lost > 0 || sent != args.messages {
+        bail!(
+            "delivery broke its promise: applied twice {applied_twice}, lost {lost}, sent {sent}"
+        );
+    }
+    Ok(())
+}
