@@ -60,3 +60,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/persistence.md")]
 pub struct PersistenceGuideDoctests;
+
+/// The delivery guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/delivery.md")]
+pub struct DeliveryGuideDoctests;
