@@ -17,6 +17,7 @@
 //! Unix epoch, so expiry survives restarts).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::envelope::DeliveryId;
@@ -58,7 +59,8 @@ impl Default for OutboxSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending<M> {
     /// Where it goes (an actor path).
-    pub destination: String,
+    /// Shared between the deliveries to one destination.
+    pub destination: Arc<str>,
     /// The message.
     pub message: M,
     /// How often it was sent by this incarnation of the outbox.
@@ -209,7 +211,7 @@ impl<M> Outbox<M> {
     /// is accepted and no id is used.
     pub fn append(
         &mut self,
-        destination: impl Into<String>,
+        destination: impl Into<Arc<str>>,
         make: impl FnOnce(DeliveryId) -> M,
         now: Duration,
         random: f64,
@@ -240,7 +242,7 @@ impl<M> Outbox<M> {
     pub fn insert(
         &mut self,
         id: DeliveryId,
-        destination: impl Into<String>,
+        destination: impl Into<Arc<str>>,
         message: M,
         now: Duration,
         random: f64,
@@ -358,10 +360,10 @@ impl<M> Outbox<M> {
     /// (`id`, destination, message, when accepted) and its next id. Every
     /// restored entry is due at once, and goes out before anything appended
     /// later.
-    pub fn restore(
+    pub fn restore<D: Into<Arc<str>>>(
         &mut self,
         next_id: DeliveryId,
-        entries: impl IntoIterator<Item = (DeliveryId, String, M, Duration)>,
+        entries: impl IntoIterator<Item = (DeliveryId, D, M, Duration)>,
     ) {
         self.entries.clear();
         self.warnings.clear();
@@ -370,7 +372,7 @@ impl<M> Outbox<M> {
             self.entries.insert(
                 id,
                 Pending {
-                    destination,
+                    destination: destination.into(),
                     message,
                     attempts: 0,
                     created,

@@ -21,6 +21,8 @@
 //! nothing) and deletes the entry; that delete is not awaited, because a lost
 //! delete only causes one more redelivery, which the receiver deduplicates.
 
+use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,7 +37,7 @@ use uuid::Uuid;
 
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::{Error, Result};
-use crate::outbox::{Confirmation, Dispatch, Outbox, OutboxSettings, ParkReason};
+use crate::outbox::{Confirmation, Dispatch, Outbox, OutboxSettings};
 use crate::records::{
     SenderMeta, StoredEntry, decode, encode, id_key, key_id, load_meta, outbox_ns, parked_ns,
     put_meta, scan_all,
@@ -79,20 +81,39 @@ pub struct ParkedDelivery<M> {
 
 type WarningHandler = Box<dyn Fn(UnconfirmedWarning) + Send + Sync>;
 
-struct State<M> {
-    outbox: Outbox<M>,
+/// The outbox in memory keeps each delivery's schedule and destination but
+/// not its message: the message is read back from the store when it is
+/// sent again, so memory per unconfirmed delivery does not grow with the
+/// message size.
+struct State {
+    outbox: Outbox<()>,
+    /// One shared string per destination.
+    destinations: HashMap<String, Arc<str>>,
     rng: fastrand::Rng,
+}
+
+impl State {
+    fn intern(&mut self, destination: &str) -> Arc<str> {
+        if let Some(shared) = self.destinations.get(destination) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(destination);
+        self.destinations
+            .insert(destination.to_owned(), Arc::clone(&shared));
+        shared
+    }
 }
 
 struct Shared<M> {
     sender: SenderId,
     journal: Arc<dyn Journal>,
     system: ActorSystem,
-    state: Mutex<State<M>>,
+    state: Mutex<State>,
     on_warning: Mutex<Option<WarningHandler>>,
     signals: OnceLock<ActorRef<SenderSignal>>,
     clock: Clock,
     redelivered: AtomicU64,
+    message: PhantomData<fn() -> M>,
 }
 
 /// The sender side of at-least-once delivery for messages of type `M`.
@@ -180,21 +201,26 @@ impl<M: Outgoing> Deliverer<M> {
                 meta
             }
         };
+        let mut state = State {
+            outbox: Outbox::new(settings.clone()),
+            destinations: HashMap::new(),
+            rng: fastrand::Rng::new(),
+        };
         let mut entries = Vec::new();
         for (key, value) in scan_all(&journal, name, &outbox_ns(name)).await? {
             let id = key_id(name, &key)?;
+            // The message itself is decoded when it is sent; one that no
+            // longer decodes is parked then.
             let stored: StoredEntry = decode(name, id, &value)?;
-            let message: M = decode(name, id, &stored.payload)?;
             entries.push((
                 id,
-                stored.destination,
-                message,
+                state.intern(&stored.destination),
+                (),
                 Duration::from_millis(stored.created_ms),
             ));
         }
         let restored = entries.len();
-        let mut outbox = Outbox::new(settings.clone());
-        outbox.restore(DeliveryId(meta.next_id), entries);
+        state.outbox.restore(DeliveryId(meta.next_id), entries);
         let shared = Arc::new(Shared {
             sender: SenderId {
                 name: name.to_owned(),
@@ -202,14 +228,12 @@ impl<M: Outgoing> Deliverer<M> {
             },
             journal,
             system: ctx.system().clone(),
-            state: Mutex::new(State {
-                outbox,
-                rng: fastrand::Rng::new(),
-            }),
+            state: Mutex::new(state),
             on_warning: Mutex::new(None),
             signals: OnceLock::new(),
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
+            message: PhantomData,
         });
         let child = Arc::clone(&shared);
         let tick = settings.redelivery.tick();
@@ -324,7 +348,7 @@ impl<M: Outgoing> Deliverer<M> {
             Ok(writes) => Ok(Prepared {
                 shared: Arc::clone(&self.shared),
                 id,
-                destination: destination.to_owned(),
+                destination: state.intern(destination),
                 message: Some(message),
                 writes,
                 created: now,
@@ -408,7 +432,7 @@ impl<M: Outgoing> Deliverer<M> {
 }
 
 impl<M> Shared<M> {
-    fn lock(&self) -> MutexGuard<'_, State<M>> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -442,7 +466,7 @@ impl<M: Outgoing> Shared<M> {
 pub struct Prepared<M: Outgoing> {
     shared: Arc<Shared<M>>,
     id: DeliveryId,
-    destination: String,
+    destination: Arc<str>,
     message: Option<M>,
     writes: WriteBatch,
     created: Duration,
@@ -470,8 +494,8 @@ impl<M: Outgoing> Prepared<M> {
             let random = state.rng.f64();
             state.outbox.insert(
                 self.id,
-                self.destination.clone(),
-                message.clone(),
+                Arc::clone(&self.destination),
+                (),
                 self.created,
                 random,
             )
@@ -548,7 +572,7 @@ impl<M: Outgoing> Redeliverer<M> {
         let now = shared.clock.now();
         let (sends, parked, warnings) = {
             let mut state = shared.lock();
-            let State { outbox, rng } = &mut *state;
+            let State { outbox, rng, .. } = &mut *state;
             let tick = outbox.tick(now, || rng.f64());
             let sends: Vec<_> = tick
                 .send
@@ -558,7 +582,7 @@ impl<M: Outgoing> Redeliverer<M> {
                         if p.attempts > 1 || p.restored {
                             shared.redelivered.fetch_add(1, Ordering::Relaxed);
                         }
-                        (*id, p.destination.clone(), p.message.clone(), p.attempts)
+                        (*id, Arc::clone(&p.destination), p.attempts)
                     })
                 })
                 .collect();
@@ -568,13 +592,21 @@ impl<M: Outgoing> Redeliverer<M> {
                 .filter_map(|id| {
                     outbox
                         .get(id)
-                        .map(|p| (id, p.destination.clone(), p.attempts))
+                        .map(|p| (id, p.destination.to_string(), p.attempts))
                 })
                 .collect();
             (sends, tick.parked, warnings)
         };
-        for (id, destination, message, attempt) in sends {
-            shared.transmit(id, &destination, message, attempt);
+        for (id, destination, attempt) in sends {
+            // The message is read back from the outbox's durable entry.
+            match self.load(id).await? {
+                Loaded::Message(message) => shared.transmit(id, &destination, message, attempt),
+                Loaded::Gone => {}
+                Loaded::Undecodable(reason) => {
+                    shared.lock().outbox.confirm(id);
+                    self.park(id, &destination, reason).await?;
+                }
+            }
         }
         if !warnings.is_empty() {
             let warning = UnconfirmedWarning {
@@ -592,34 +624,48 @@ impl<M: Outgoing> Redeliverer<M> {
             }
         }
         for (id, pending, reason) in parked {
-            self.park(
-                id,
-                pending.destination,
-                &pending.message,
-                pending.created,
-                reason,
-            )
-            .await?;
+            self.park(id, &pending.destination, reason.to_string())
+                .await?;
         }
         Ok(())
     }
 
-    async fn park(
-        &self,
-        id: DeliveryId,
-        destination: String,
-        message: &M,
-        created: Duration,
-        reason: ParkReason,
-    ) -> Result<()> {
+    /// Reads delivery `id`'s message from its durable outbox entry.
+    async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
         let shared = &self.shared;
         let name = &shared.sender.name;
-        let entry = StoredEntry {
-            destination: destination.clone(),
-            created_ms: millis(created),
-            payload: encode(name, message)?,
-            parked: Some(reason.to_string()),
+        let Some(bytes) = self.stored(id).await? else {
+            return Ok(Loaded::Gone);
         };
+        let stored: StoredEntry = decode(name, id, &bytes)?;
+        Ok(match decode::<M>(name, id, &stored.payload) {
+            Ok(message) => Loaded::Message(message),
+            Err(e) => Loaded::Undecodable(format!("undecodable message: {e}")),
+        })
+    }
+
+    async fn stored(&self, id: DeliveryId) -> Result<Option<Vec<u8>>> {
+        let name = &self.shared.sender.name;
+        self.shared
+            .journal
+            .kv_get(&outbox_ns(name), &id_key(id))
+            .await
+            .map_err(|source| Error::Store {
+                owner: name.clone(),
+                source,
+            })
+    }
+
+    /// Moves delivery `id` from the outbox to the parked store, and reports
+    /// it as a dead letter. An entry already gone (confirmed) stays gone.
+    async fn park(&self, id: DeliveryId, destination: &str, reason: String) -> Result<()> {
+        let shared = &self.shared;
+        let name = &shared.sender.name;
+        let Some(bytes) = self.stored(id).await? else {
+            return Ok(());
+        };
+        let mut entry: StoredEntry = decode(name, id, &bytes)?;
+        entry.parked = Some(reason.clone());
         let batch = WriteBatch::new()
             .delete(outbox_ns(name), id_key(id).to_vec())
             .put(parked_ns(name), id_key(id), encode(name, &entry)?);
@@ -632,7 +678,7 @@ impl<M: Outgoing> Redeliverer<M> {
                 source,
             })?;
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked");
-        if let Ok(recipient) = ActorPath::parse(&destination) {
+        if let Ok(recipient) = ActorPath::parse(destination) {
             shared.system.publish_dead_letter(DeadLetter {
                 recipient,
                 message_type: std::any::type_name::<M>(),
@@ -643,4 +689,13 @@ impl<M: Outgoing> Redeliverer<M> {
         }
         Ok(())
     }
+}
+
+/// A delivery's message as read back for a resend.
+enum Loaded<M> {
+    Message(M),
+    /// Confirmed (and deleted) meanwhile.
+    Gone,
+    /// The stored bytes no longer decode as `M` (a changed message type).
+    Undecodable(String),
 }

@@ -909,3 +909,73 @@ async fn unconfirmed_deliveries_survive_a_snapshot_that_deleted_their_events() {
         .expect("received");
     assert_eq!(received, [1, 2, 3, 4, 5], "redelivered in order");
 }
+
+/// An actor that only owns a `Deliverer<M>` under the sender name "typed".
+struct Typed<M> {
+    journal: Arc<dyn Journal>,
+    out: Option<Deliverer<M>>,
+}
+
+impl<M: courier::delivery::Outgoing> Actor for Typed<M> {
+    type Msg = ReplyTo<Deliverer<M>>;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.out =
+            Some(Deliverer::start(ctx, "typed", Arc::clone(&self.journal), settings()).await?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        reply.reply(self.out.clone().ok_or("not started")?);
+        Ok(())
+    }
+}
+
+async fn typed<M: courier::delivery::Outgoing>(
+    system: &ActorSystem,
+    journal: &Arc<dyn Journal>,
+) -> (ActorRef<ReplyTo<Deliverer<M>>>, Deliverer<M>) {
+    let journal = Arc::clone(journal);
+    let actor = system
+        .spawn(Props::new(move || Typed::<M> {
+            journal: Arc::clone(&journal),
+            out: None,
+        }))
+        .expect("spawn");
+    let out = actor.ask(|r| r, 5 * SECOND).await.expect("deliverer");
+    (actor, out)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_message_that_no_longer_decodes_is_parked_not_retried_forever() {
+    let system = ActorSystem::new("test");
+    let journal: Arc<dyn Journal> = memory();
+    let mut dead_letters = system.event_stream().subscribe::<DeadLetter>();
+    // Version 1 of the sender sends text that nobody confirms.
+    let (v1, out) = typed::<String>(&system, &journal).await;
+    out.deliver("/user/nobody", |_| "not a number".to_owned())
+        .await
+        .expect("deliver");
+    v1.stop();
+    v1.terminated().await;
+
+    // Version 2 sends numbers: the stored text no longer decodes.
+    // The restored entry is resent at once: it is parked then.
+    let (_v2, out) = typed::<u64>(&system, &journal).await;
+    tokio::time::sleep(SECOND / 10).await;
+    assert_eq!(out.unconfirmed(), 0, "parked at its first resend");
+    let mut reported = false;
+    while let Ok(letter) = dead_letters.try_recv() {
+        if let DeadLetterReason::Other(reason) = &letter.reason {
+            reported |= reason.contains("undecodable");
+        }
+    }
+    assert!(reported, "reported as a dead letter with the reason");
+    // Listing cannot decode it either: a typed error naming it; purge works.
+    match out.parked().await {
+        Err(courier::delivery::Error::Corrupt { id, .. }) => assert_eq!(id, DeliveryId(1)),
+        other => panic!("expected a corrupt-record error, got {other:?}"),
+    }
+    out.purge(DeliveryId(1)).await.expect("purge");
+    assert!(out.parked().await.expect("parked").is_empty());
+}
