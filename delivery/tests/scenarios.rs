@@ -979,3 +979,74 @@ async fn a_stored_message_that_no_longer_decodes_is_parked_not_retried_forever()
     out.purge(DeliveryId(1)).await.expect("purge");
     assert!(out.parked().await.expect("parked").is_empty());
 }
+
+/// Keeps every delivery without acking, for tests that ack by hand.
+struct Keeper {
+    kept: Arc<Mutex<Vec<Delivery<u64>>>>,
+}
+
+impl Actor for Keeper {
+    type Msg = Delivery<u64>;
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.kept.lock().expect("lock").push(d);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_foreign_and_repeated_acks_never_confirm_another_delivery() {
+    use courier::delivery::{Ack, SenderId, SenderSignal};
+    let system = ActorSystem::new("test");
+    let journal: Arc<dyn Journal> = memory();
+    let kept: Arc<Mutex<Vec<Delivery<u64>>>> = Arc::default();
+    let k = Arc::clone(&kept);
+    system
+        .spawn(
+            Props::new(move || Keeper {
+                kept: Arc::clone(&k),
+            })
+            .with_name("keeper"),
+        )
+        .expect("spawn");
+    let client = client(&system, &journal, settings(), SupervisorStrategy::restart());
+    client.deliver("/user/keeper", 1).await.expect("deliver");
+    client.deliver("/user/keeper", 2).await.expect("deliver");
+    tokio::time::sleep(SECOND / 10).await;
+    let first = kept.lock().expect("lock")[0].clone();
+    let out = client.outbox().await;
+    assert_eq!(out.unconfirmed(), 2);
+
+    // Another incarnation of the same sender, an id never sent, and an ack
+    // of delivery 1 twice: only delivery 1 is confirmed.
+    let foreign = Ack {
+        sender: SenderId {
+            name: first.sender.name.clone(),
+            incarnation: uuid::Uuid::now_v7(),
+        },
+        id: DeliveryId(2),
+    };
+    first.ack_to.tell(SenderSignal::Ack(foreign));
+    first.ack_to.tell(SenderSignal::Ack(Ack {
+        sender: first.sender.clone(),
+        id: DeliveryId(99),
+    }));
+    tokio::time::sleep(SECOND / 10).await;
+    assert_eq!(out.unconfirmed(), 2, "neither confirmed anything");
+    first.send_ack();
+    first.send_ack();
+    tokio::time::sleep(SECOND / 10).await;
+    assert_eq!(out.unconfirmed(), 1, "delivery 2 is still pending");
+    tokio::time::sleep(SECOND * 2).await;
+    let resent: Vec<u64> = kept
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|d| d.attempt > 1)
+        .map(|d| d.id.0)
+        .collect();
+    assert!(
+        !resent.is_empty() && resent.iter().all(|id| *id == 2),
+        "{resent:?}"
+    );
+}
