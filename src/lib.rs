@@ -43,6 +43,13 @@ pub mod delivery {
     }
 }
 
+/// Remote actors over gRPC (`courier-remote`; in progress).
+pub mod remote {
+    pub use courier_remote::{
+        DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason,
+    };
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use courier_core::{

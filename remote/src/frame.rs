@@ -1,0 +1,279 @@
+//! The receiving end of the wire: bytes to frames to local actors, with a
+//! typed [`Rejection`] for every way the input can be bad.
+//!
+//! Nothing here panics on input: a frame that is too large or does not
+//! decode is rejected as a whole; inside a good frame, each envelope is
+//! delivered or rejected on its own (unknown manifest, undecodable payload,
+//! unknown recipient, wrong message type), so one bad message never costs
+//! the others or the stream.
+
+use std::any::{TypeId, type_name};
+use std::collections::HashMap;
+use std::fmt;
+
+use courier_core::{ActorPath, ActorSystem, Error as CoreError};
+use prost::Message as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::proto;
+
+/// The largest frame accepted unless configured otherwise: 4 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 4 << 20;
+
+/// Why a message was not delivered on the receiving node.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectionReason {
+    /// No message type is registered under the envelope's manifest.
+    UnknownManifest,
+    /// The payload (or the whole frame) does not decode.
+    Undecodable,
+    /// The frame is larger than the limit.
+    Oversized,
+    /// No actor lives at the recipient path.
+    UnknownRecipient,
+    /// The actor there takes another message type.
+    WrongType,
+}
+
+impl fmt::Display for RejectionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownManifest => "unknown manifest",
+            Self::Undecodable => "undecodable",
+            Self::Oversized => "oversized",
+            Self::UnknownRecipient => "unknown recipient",
+            Self::WrongType => "wrong message type",
+        })
+    }
+}
+
+/// A message (or a whole frame) the receiving node refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("rejected message {seq} for {recipient:?} ({manifest:?}): {reason}: {detail}")]
+pub struct Rejection {
+    /// The sender's sequence number of the message (0 for a whole frame).
+    pub seq: u64,
+    /// The recipient path as sent (empty for a whole frame).
+    pub recipient: String,
+    /// The manifest as sent (empty for a whole frame).
+    pub manifest: String,
+    /// Why.
+    pub reason: RejectionReason,
+    /// Details for logs.
+    pub detail: String,
+}
+
+impl Rejection {
+    fn frame(reason: RejectionReason, detail: String) -> Self {
+        Self {
+            seq: 0,
+            recipient: String::new(),
+            manifest: String::new(),
+            reason,
+            detail,
+        }
+    }
+}
+
+type Dispatch = Box<dyn Fn(&ActorSystem, &ActorPath, &[u8]) -> Result<(), Deny> + Send + Sync>;
+
+/// What went wrong for one envelope, before it is framed as a [`Rejection`].
+struct Deny(RejectionReason, String);
+
+struct Registered {
+    manifest: String,
+    dispatch: Dispatch,
+}
+
+/// The message types a node can receive and send, each under a manifest
+/// (a stable name with a version, such as `"billing.Charge/1"`).
+#[derive(Default)]
+pub struct Registry {
+    by_manifest: HashMap<String, Registered>,
+    by_type: HashMap<TypeId, String>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.by_manifest.keys()).finish()
+    }
+}
+
+/// A manifest registered twice, or a type registered under two manifests.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot register {type_name} as {manifest:?}: {reason}")]
+pub struct RegistryError {
+    /// The manifest.
+    pub manifest: String,
+    /// The Rust type.
+    pub type_name: &'static str,
+    /// What clashes.
+    pub reason: String,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `M` under `manifest`: received payloads with this manifest
+    /// are decoded (serde + bincode 2, standard config) as `M` and told to
+    /// the recipient, which must take `M`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] if the manifest is empty or taken, or `M` is
+    /// already registered.
+    pub fn register<M>(&mut self, manifest: &str) -> Result<&mut Self, RegistryError>
+    where
+        M: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let clash = |reason: String| RegistryError {
+            manifest: manifest.to_owned(),
+            type_name: type_name::<M>(),
+            reason,
+        };
+        if manifest.is_empty() {
+            return Err(clash("the manifest is empty".into()));
+        }
+        if self.by_manifest.contains_key(manifest) {
+            return Err(clash("the manifest is taken".into()));
+        }
+        if let Some(other) = self.by_type.get(&TypeId::of::<M>()) {
+            return Err(clash(format!("the type is registered as {other:?}")));
+        }
+        let dispatch: Dispatch = Box::new(|system, path, payload| {
+            let (message, read): (M, usize) =
+                bincode::serde::decode_from_slice(payload, bincode::config::standard())
+                    .map_err(|e| Deny(RejectionReason::Undecodable, e.to_string()))?;
+            if read != payload.len() {
+                return Err(Deny(
+                    RejectionReason::Undecodable,
+                    format!("{} trailing bytes", payload.len() - read),
+                ));
+            }
+            let target = system.lookup_path::<M>(path).map_err(|e| match e {
+                CoreError::WrongMessageType { .. } => {
+                    Deny(RejectionReason::WrongType, e.to_string())
+                }
+                other => Deny(RejectionReason::UnknownRecipient, other.to_string()),
+            })?;
+            target.tell(message);
+            Ok(())
+        });
+        self.by_type.insert(TypeId::of::<M>(), manifest.to_owned());
+        self.by_manifest.insert(
+            manifest.to_owned(),
+            Registered {
+                manifest: manifest.to_owned(),
+                dispatch,
+            },
+        );
+        Ok(self)
+    }
+
+    /// The manifest `M` is registered under.
+    pub fn manifest_of<M: 'static>(&self) -> Option<&str> {
+        self.by_type.get(&TypeId::of::<M>()).map(String::as_str)
+    }
+
+    /// Decodes a frame received from a peer and delivers each of its
+    /// envelopes to the local actor it names. Returns one result per
+    /// envelope, in order; frames other than batches deliver nothing.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] of the whole frame when it is larger than
+    /// `max_frame` bytes or does not decode.
+    pub fn dispatch_frame(
+        &self,
+        system: &ActorSystem,
+        bytes: &[u8],
+        max_frame: usize,
+    ) -> Result<Vec<Result<(), Rejection>>, Rejection> {
+        if bytes.len() > max_frame {
+            return Err(Rejection::frame(
+                RejectionReason::Oversized,
+                format!("{} bytes, limit {max_frame}", bytes.len()),
+            ));
+        }
+        let frame = proto::Frame::decode(bytes)
+            .map_err(|e| Rejection::frame(RejectionReason::Undecodable, e.to_string()))?;
+        Ok(match frame.kind {
+            Some(proto::frame::Kind::Batch(batch)) => batch
+                .envelopes
+                .into_iter()
+                .map(|envelope| self.dispatch(system, envelope))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn dispatch(&self, system: &ActorSystem, envelope: proto::Envelope) -> Result<(), Rejection> {
+        let reject = |reason, detail| Rejection {
+            seq: envelope.seq,
+            recipient: envelope.recipient.clone(),
+            manifest: envelope.manifest.clone(),
+            reason,
+            detail,
+        };
+        let registered = self.by_manifest.get(&envelope.manifest).ok_or_else(|| {
+            reject(
+                RejectionReason::UnknownManifest,
+                "no message type is registered under it".into(),
+            )
+        })?;
+        let path = ActorPath::parse(&envelope.recipient)
+            .map_err(|e| reject(RejectionReason::UnknownRecipient, e.to_string()))?;
+        if path.scheme().is_some() {
+            return Err(reject(
+                RejectionReason::UnknownRecipient,
+                "a remote envelope must name a local path".into(),
+            ));
+        }
+        (registered.dispatch)(system, &path, &envelope.payload).map_err(|Deny(reason, detail)| {
+            reject(reason, format!("{detail} (as {})", registered.manifest))
+        })
+    }
+
+    /// Encodes `message` as an envelope frame for `recipient` (a local path
+    /// on the peer), for tests and for the transport.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] if `M` is not registered or does not encode.
+    pub fn encode_frame<M: Serialize + 'static>(
+        &self,
+        recipient: &str,
+        seq: u64,
+        message: &M,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let manifest = self.manifest_of::<M>().ok_or_else(|| RegistryError {
+            manifest: String::new(),
+            type_name: type_name::<M>(),
+            reason: "the type is not registered".into(),
+        })?;
+        let payload =
+            bincode::serde::encode_to_vec(message, bincode::config::standard()).map_err(|e| {
+                RegistryError {
+                    manifest: manifest.to_owned(),
+                    type_name: type_name::<M>(),
+                    reason: format!("cannot encode: {e}"),
+                }
+            })?;
+        let frame = proto::Frame {
+            kind: Some(proto::frame::Kind::Batch(proto::Batch {
+                envelopes: vec![proto::Envelope {
+                    recipient: recipient.to_owned(),
+                    manifest: manifest.to_owned(),
+                    payload,
+                    seq,
+                }],
+            })),
+        };
+        Ok(frame.encode_to_vec())
+    }
+}
