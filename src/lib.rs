@@ -46,7 +46,8 @@ pub mod delivery {
 /// Remote actors over gRPC (`courier-remote`; in progress).
 pub mod remote {
     pub use courier_remote::{
-        DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason,
+        DEFAULT_MAX_FRAME, Error, Node, Registry, RegistryError, Rejection, RejectionReason,
+        RemoteSettings, Result, SCHEME,
     };
 }
 

@@ -11,11 +11,18 @@ use std::any::{TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
 
-use courier_core::{ActorPath, ActorSystem, Error as CoreError};
+use std::any::Any;
+use std::sync::{Arc, PoisonError, Weak};
+
+use courier_core::{
+    ActorPath, ActorRef, ActorSystem, BoxFuture, Error as CoreError, MessageSink, SendError,
+    TryTellError, Watcher, WatcherId,
+};
 use prost::Message as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::node::{Outbound, PeerHandle, Shared};
 use crate::proto;
 
 /// The largest frame accepted unless configured otherwise: 4 MiB.
@@ -66,6 +73,24 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    pub(crate) fn into_proto(self) -> proto::Rejection {
+        use proto::rejection::Reason;
+        let reason = match self.reason {
+            RejectionReason::UnknownManifest => Reason::UnknownManifest,
+            RejectionReason::Undecodable => Reason::Undecodable,
+            RejectionReason::Oversized => Reason::Oversized,
+            RejectionReason::UnknownRecipient => Reason::UnknownRecipient,
+            RejectionReason::WrongType => Reason::WrongType,
+        };
+        proto::Rejection {
+            seq: self.seq,
+            recipient: self.recipient,
+            manifest: self.manifest,
+            reason: reason as i32,
+            detail: self.detail,
+        }
+    }
+
     fn frame(reason: RejectionReason, detail: String) -> Self {
         Self {
             seq: 0,
@@ -93,6 +118,18 @@ struct Registered {
 pub struct Registry {
     by_manifest: HashMap<String, Registered>,
     by_type: HashMap<TypeId, String>,
+    makers: HashMap<TypeId, MakeRef>,
+}
+
+/// Builds an `ActorRef<M>` (boxed) for a remote target.
+type MakeRef = Box<dyn Fn(&ActorSystem, RemoteTarget) -> Box<dyn Any + Send> + Send + Sync>;
+
+/// Where a remote reference sends.
+pub(crate) struct RemoteTarget {
+    pub(crate) path: ActorPath,
+    pub(crate) recipient: String,
+    pub(crate) peer: PeerHandle,
+    pub(crate) shared: Weak<Shared>,
 }
 
 impl fmt::Debug for Registry {
@@ -164,6 +201,16 @@ impl Registry {
             target.tell(message);
             Ok(())
         });
+        let owned = manifest.to_owned();
+        let make: MakeRef = Box::new(move |system, target| {
+            let sink: Arc<dyn MessageSink<M>> = Arc::new(RemoteSink::<M> {
+                target,
+                manifest: owned.clone(),
+                message: std::marker::PhantomData,
+            });
+            Box::new(ActorRef::from_sink(system, sink))
+        });
+        self.makers.insert(TypeId::of::<M>(), make);
         self.by_type.insert(TypeId::of::<M>(), manifest.to_owned());
         self.by_manifest.insert(
             manifest.to_owned(),
@@ -212,7 +259,21 @@ impl Registry {
         })
     }
 
-    fn dispatch(&self, system: &ActorSystem, envelope: proto::Envelope) -> Result<(), Rejection> {
+    /// A boxed `ActorRef<M>` for the registered type with `type_id`.
+    pub(crate) fn remote_ref(
+        &self,
+        system: &ActorSystem,
+        type_id: TypeId,
+        target: RemoteTarget,
+    ) -> Option<Box<dyn Any + Send>> {
+        self.makers.get(&type_id).map(|make| make(system, target))
+    }
+
+    pub(crate) fn dispatch(
+        &self,
+        system: &ActorSystem,
+        envelope: proto::Envelope,
+    ) -> Result<(), Rejection> {
         let reject = |reason, detail| Rejection {
             seq: envelope.seq,
             recipient: envelope.recipient.clone(),
@@ -275,5 +336,83 @@ impl Registry {
             })),
         };
         Ok(frame.encode_to_vec())
+    }
+}
+
+/// The sending half of a remote reference: encodes and queues for the peer.
+struct RemoteSink<M> {
+    target: RemoteTarget,
+    manifest: String,
+    message: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
+    fn path(&self) -> &ActorPath {
+        &self.target.path
+    }
+
+    fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>> {
+        let Some(shared) = self.target.shared.upgrade() else {
+            return Err(TryTellError::Stopped(msg));
+        };
+        let type_name = type_name::<M>();
+        let payload = match bincode::serde::encode_to_vec(&msg, bincode::config::standard()) {
+            Ok(payload) => payload,
+            Err(e) => {
+                shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
+                return Ok(());
+            }
+        };
+        let limit = shared.settings.max_frame;
+        if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
+            // Refused here, so that one big message never costs the stream.
+            shared.dead_letter(
+                &self.target.path,
+                type_name,
+                format!("oversized: {} bytes, limit {limit}", payload.len()),
+            );
+            return Ok(());
+        }
+        let out = Outbound {
+            path: self.target.path.clone(),
+            recipient: self.target.recipient.clone(),
+            manifest: self.manifest.clone(),
+            payload,
+            type_name,
+        };
+        match self.target.peer.queue.send(out) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(TryTellError::Stopped(msg)),
+        }
+    }
+
+    fn send(&self, msg: M) -> BoxFuture<'_, Result<(), SendError<M>>> {
+        let result = self.try_tell(msg).map_err(|e| SendError(e.into_inner()));
+        Box::pin(async move { result })
+    }
+
+    /// A remote actor cannot be stopped from here.
+    fn stop(&self) {
+        tracing::debug!(path = %self.target.path, "stop of a remote actor ignored");
+    }
+
+    /// Remote watch: `Terminated` arrives when the connection to the peer is
+    /// lost (the actor is then unreachable), as Akka's remote death watch.
+    fn watch(&self, watcher: Watcher) {
+        self.target
+            .peer
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.target.path.clone(), watcher));
+    }
+
+    fn unwatch(&self, watcher: WatcherId) {
+        self.target
+            .peer
+            .watchers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(_, w)| w.id() != watcher);
     }
 }

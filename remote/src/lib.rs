@@ -7,7 +7,10 @@
 //! of a frame: decoding with typed [`Rejection`]s for bad input, and
 //! delivery of each envelope to its local actor.
 
+mod auth;
+mod error;
 mod frame;
+mod node;
 
 /// The generated protocol types; private to the crate.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -15,4 +18,6 @@ mod proto {
     tonic::include_proto!("courier.remote.v1");
 }
 
+pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason};
+pub use node::{Node, RemoteSettings, SCHEME};

@@ -1,0 +1,217 @@
+//! Two nodes in one process, each with its own actor system, talking over
+//! loopback gRPC.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use courier::prelude::*;
+use courier::remote::{Node, Registry, RemoteSettings};
+use courier::{DeadLetter, DeadLetterReason};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "a shared secret of some length";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Charge {
+    account: String,
+    cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Refund(u64);
+
+struct Billing {
+    seen: Arc<Mutex<Vec<Charge>>>,
+}
+
+impl Actor for Billing {
+    type Msg = Charge;
+
+    async fn handle(&mut self, msg: Charge, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.seen.lock().expect("lock").push(msg);
+        Ok(())
+    }
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register::<Charge>("billing.Charge/1")
+        .expect("register")
+        .register::<Refund>("billing.Refund/1")
+        .expect("register");
+    registry
+}
+
+struct Receiver {
+    node: Node,
+    system: ActorSystem,
+    seen: Arc<Mutex<Vec<Charge>>>,
+}
+
+async fn receiver(name: &str, secret: &str) -> Receiver {
+    let system = ActorSystem::new(name);
+    let seen: Arc<Mutex<Vec<Charge>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    system
+        .spawn(
+            Props::new(move || Billing {
+                seen: Arc::clone(&s),
+            })
+            .with_name("billing"),
+        )
+        .expect("spawn");
+    let node = Node::start(&system, RemoteSettings::new(name, secret), registry())
+        .await
+        .expect("start receiver node");
+    Receiver { node, system, seen }
+}
+
+async fn sender(name: &str, secret: &str) -> (ActorSystem, Node) {
+    let system = ActorSystem::new(name);
+    let node = Node::start(&system, RemoteSettings::new(name, secret), registry())
+        .await
+        .expect("start sender node");
+    (system, node)
+}
+
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+fn charge(cents: u64) -> Charge {
+    Charge {
+        account: "acme".into(),
+        cents,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_reach_a_remote_actor_in_order() {
+    let r = receiver("billing-node", SECRET).await;
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup remote");
+    for cents in 1..=1000 {
+        billing.tell(charge(cents));
+    }
+    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1000).await);
+    let seen: Vec<u64> = r
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|c| c.cents)
+        .collect();
+    assert_eq!(seen, (1..=1000).collect::<Vec<_>>(), "per-pair order kept");
+    r.node.shutdown().await;
+    r.system.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_come_back_as_dead_letters_and_the_stream_survives() {
+    let r = receiver("billing-node", SECRET).await;
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let nobody = system
+        .lookup::<Charge>(&r.node.path_of("/user/nobody"))
+        .expect("lookup");
+    let wrong = system
+        .lookup::<Refund>(&r.node.path_of("/user/billing"))
+        .expect("lookup");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup");
+    nobody.tell(charge(1));
+    wrong.tell(Refund(2));
+    billing.tell(charge(3));
+    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    let mut reasons = Vec::new();
+    while reasons.len() < 2 {
+        let letter = tokio::time::timeout(Duration::from_secs(5), dead.recv())
+            .await
+            .expect("dead letter in time")
+            .expect("dead letter");
+        if let DeadLetterReason::Other(reason) = letter.reason {
+            reasons.push((letter.recipient.to_string(), reason.to_string()));
+        }
+    }
+    reasons.sort();
+    assert!(
+        reasons[0].0.ends_with("/user/billing") && reasons[0].1.contains("wrong message type"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].0.ends_with("/user/nobody") && reasons[1].1.contains("unknown recipient"),
+        "{reasons:?}"
+    );
+    // The same stream still carries good messages.
+    billing.tell(charge(4));
+    assert!(eventually(|| r.seen.lock().expect("lock").len() == 2).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_the_wrong_secret_reaches_no_actor() {
+    let r = receiver("billing-node", SECRET).await;
+    let (system, _node) = sender("intruder", "not the shared secret at all").await;
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup");
+    for cents in 1..=10 {
+        billing.tell(charge(cents));
+    }
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.recv())
+        .await
+        .expect("dead letter in time")
+        .expect("dead letter");
+    assert!(letter.recipient.to_string().ends_with("/user/billing"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        r.seen.lock().expect("lock").is_empty(),
+        "nothing got through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
+    let r = receiver("billing-node", SECRET).await;
+    let system = ActorSystem::new("shop");
+    let mut settings = RemoteSettings::new("shop", SECRET);
+    settings.max_frame = 4096;
+    let _node = Node::start(&system, settings, registry())
+        .await
+        .expect("start");
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup");
+    billing.tell(Charge {
+        account: "x".repeat(10_000),
+        cents: 1,
+    });
+    billing.tell(charge(2));
+    let letter = tokio::time::timeout(Duration::from_secs(5), dead.recv())
+        .await
+        .expect("in time")
+        .expect("dead letter");
+    assert!(matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("oversized")));
+    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    assert_eq!(r.seen.lock().expect("lock")[0].cents, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_settings_are_typed_errors() {
+    let system = ActorSystem::new("x");
+    let short = Node::start(&system, RemoteSettings::new("x", "short"), Registry::new()).await;
+    assert!(matches!(short, Err(courier::remote::Error::Settings(m)) if m.contains("secret")));
+    let bad_name = Node::start(&system, RemoteSettings::new("a/b", SECRET), Registry::new()).await;
+    assert!(matches!(bad_name, Err(courier::remote::Error::Settings(m)) if m.contains("node")));
+}
