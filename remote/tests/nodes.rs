@@ -215,3 +215,50 @@ async fn invalid_settings_are_typed_errors() {
     let bad_name = Node::start(&system, RemoteSettings::new("a/b", SECRET), Registry::new()).await;
     assert!(matches!(bad_name, Err(courier::remote::Error::Settings(m)) if m.contains("node")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_reconnects_after_the_receiver_restarts() {
+    let r = receiver("billing-node", SECRET).await;
+    let address = r.node.address();
+    let path = r.node.path_of("/user/billing");
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let billing = system.lookup::<Charge>(&path).expect("lookup");
+    billing.tell(charge(1));
+    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+
+    // The receiver goes away: what is sent now is reported, not kept.
+    r.node.shutdown().await;
+    r.system.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    billing.tell(charge(2));
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.recv())
+        .await
+        .expect("dead letter in time")
+        .expect("dead letter");
+    assert!(letter.recipient.to_string().ends_with("/user/billing"));
+
+    // It comes back on the same address: the same reference works again.
+    let system2 = ActorSystem::new("billing-node");
+    let seen: Arc<Mutex<Vec<Charge>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    system2
+        .spawn(
+            Props::new(move || Billing {
+                seen: Arc::clone(&s),
+            })
+            .with_name("billing"),
+        )
+        .expect("spawn");
+    let mut settings = RemoteSettings::new("billing-node", SECRET);
+    settings.listen = address;
+    let _node2 = Node::start(&system2, settings, registry())
+        .await
+        .expect("restart on the same address");
+    let delivered = eventually(|| {
+        billing.tell(charge(3));
+        !seen.lock().expect("lock").is_empty()
+    })
+    .await;
+    assert!(delivered, "reconnected");
+}
