@@ -10,8 +10,8 @@
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
     DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, Mailbox, MessageSink,
-    Props, ReplyTo, Resolver, Result, SendError, SupervisorStrategy, SystemConfig, Terminated,
-    TimerKey, TryTellError, Watcher, WatcherId, broadcast,
+    Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy, SystemConfig,
+    Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast, with_ref_codec,
 };
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`).

@@ -30,6 +30,7 @@ mod runtime;
 mod supervision;
 mod system;
 mod watcher;
+mod wire;
 
 pub use actor::{Actor, Props, Terminated};
 pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
@@ -42,6 +43,7 @@ pub use path::ActorPath;
 pub use supervision::{ChildFailure, Directive, Failure, SupervisorStrategy};
 pub use system::{ActorSystem, Resolver, SystemConfig};
 pub use watcher::{Watcher, WatcherId};
+pub use wire::{RefCodec, with_ref_codec};
 
 /// Re-exported so users of the event stream can name its receiver and errors.
 pub use tokio::sync::broadcast;

@@ -66,7 +66,11 @@ pub struct Ack {
 
 /// A message sent at least once: the payload with the sender's name,
 /// incarnation and delivery id, and where to send the [`Ack`].
-#[derive(Debug)]
+///
+/// Serializable when `M` is, so that it can cross nodes: `ack_to` travels
+/// as a path a transport resolves again on the receiving node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "M: Serialize", deserialize = "M: Deserialize<'de>"))]
 pub struct Delivery<M> {
     /// Who sent it.
     pub sender: SenderId,

@@ -48,8 +48,9 @@ pub trait Outgoing: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Outgoing for T {}
 
 /// What the sender's child actor receives: acks from receivers, and its own
-/// redelivery timer.
-#[derive(Clone, Debug)]
+/// redelivery timer. Serializable, so that acks can come back from another
+/// node.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub enum SenderSignal {
     /// A receiver's acknowledgement.
     Ack(Ack),

@@ -119,7 +119,12 @@ pub struct Registry {
     by_manifest: HashMap<String, Registered>,
     by_type: HashMap<TypeId, String>,
     makers: HashMap<TypeId, MakeRef>,
+    locals: HashMap<TypeId, LocalRef>,
 }
+
+/// Looks up a local `ActorRef<M>` (boxed) by path.
+type LocalRef =
+    Box<dyn Fn(&ActorSystem, &ActorPath) -> Result<Box<dyn Any + Send>, CoreError> + Send + Sync>;
 
 /// Builds an `ActorRef<M>` (boxed) for a remote target.
 type MakeRef = Box<dyn Fn(&ActorSystem, RemoteTarget) -> Box<dyn Any + Send> + Send + Sync>;
@@ -211,6 +216,12 @@ impl Registry {
             Box::new(ActorRef::from_sink(system, sink))
         });
         self.makers.insert(TypeId::of::<M>(), make);
+        let local: LocalRef = Box::new(|system, path| {
+            system
+                .lookup_path::<M>(path)
+                .map(|r| Box::new(r) as Box<dyn Any + Send>)
+        });
+        self.locals.insert(TypeId::of::<M>(), local);
         self.by_type.insert(TypeId::of::<M>(), manifest.to_owned());
         self.by_manifest.insert(
             manifest.to_owned(),
@@ -267,6 +278,16 @@ impl Registry {
         target: RemoteTarget,
     ) -> Option<Box<dyn Any + Send>> {
         self.makers.get(&type_id).map(|make| make(system, target))
+    }
+
+    /// A boxed local `ActorRef<M>` for the registered type with `type_id`.
+    pub(crate) fn local_ref(
+        &self,
+        system: &ActorSystem,
+        type_id: TypeId,
+        path: &ActorPath,
+    ) -> Option<Result<Box<dyn Any + Send>, CoreError>> {
+        self.locals.get(&type_id).map(|lookup| lookup(system, path))
     }
 
     pub(crate) fn dispatch(
@@ -356,7 +377,10 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             return Err(TryTellError::Stopped(msg));
         };
         let type_name = type_name::<M>();
-        let payload = match bincode::serde::encode_to_vec(&msg, bincode::config::standard()) {
+        let encoded = courier_core::with_ref_codec(&shared.codec, || {
+            bincode::serde::encode_to_vec(&msg, bincode::config::standard())
+        });
+        let payload = match encoded {
             Ok(payload) => payload,
             Err(e) => {
                 shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));

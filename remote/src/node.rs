@@ -22,7 +22,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use courier_core::{ActorPath, ActorSystem, DeadLetter, DeadLetterReason, Resolver, Watcher};
+use courier_core::{
+    ActorPath, ActorSystem, DeadLetter, DeadLetterReason, RefCodec, Resolver, Watcher,
+    with_ref_codec,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -120,6 +123,8 @@ pub(crate) struct Shared {
     peers: Mutex<HashMap<String, PeerHandle>>,
     /// Set when the node shuts down: inbound streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Translates references inside messages.
+    pub(crate) codec: Arc<dyn RefCodec>,
 }
 
 impl Node {
@@ -148,12 +153,16 @@ impl Node {
             source,
         })?;
         let shared = Arc::new(Shared {
-            settings,
+            settings: settings.clone(),
             system: system.clone(),
             registry: Arc::new(registry),
             address,
             peers: Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::Sender::new(false),
+            codec: Arc::new(NodeCodec {
+                system: system.clone(),
+                prefix: format!("{SCHEME}://{}@{address}", settings.node),
+            }),
         });
         let service = RemoteServer::new(Inbound {
             shared: Arc::clone(&shared),
@@ -611,7 +620,9 @@ async fn serve(
                     detail: format!("{size} bytes, limit {max_frame}"),
                 })
             } else {
-                shared.registry.dispatch(&shared.system, envelope)
+                with_ref_codec(&shared.codec, || {
+                    shared.registry.dispatch(&shared.system, envelope)
+                })
             };
             if let Err(r) = result {
                 tracing::debug!(rejection = %r, "envelope rejected");
@@ -653,6 +664,19 @@ impl Resolver for NodeResolver {
             .upgrade()
             .ok_or_else(|| fail("the node has shut down".into()))?;
         let (node, host_port, local) = split(path.as_str()).map_err(fail)?;
+        if node == shared.settings.node && host_port == shared.address.to_string() {
+            // One of ours: no need to go through the network.
+            let local = ActorPath::parse(local).map_err(|e| fail(e.to_string()))?;
+            return shared
+                .registry
+                .local_ref(system, message_type, &local)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "{type_name} is not registered with this node's registry"
+                    ))
+                })?
+                .map_err(|e| fail(e.to_string()));
+        }
         let peer = shared.peer(node, host_port);
         shared
             .registry
@@ -690,4 +714,21 @@ pub(crate) fn split(path: &str) -> std::result::Result<(&str, &str, &str), Strin
         return Err(format!("{path:?}: the authority must be node@host:port"));
     }
     Ok((node, host_port, local))
+}
+
+/// A node's reference codec: local paths are exported under the node's
+/// address; decoded paths are looked up in its system.
+struct NodeCodec {
+    system: ActorSystem,
+    prefix: String,
+}
+
+impl RefCodec for NodeCodec {
+    fn export(&self, path: &ActorPath) -> String {
+        format!("{}{}", self.prefix, path.as_str())
+    }
+
+    fn system(&self) -> &ActorSystem {
+        &self.system
+    }
 }
