@@ -32,7 +32,7 @@ pub mod delivery {
         Ack, BackoffKind, BackoffSettings, Config, Confirmation, DedupInbox, Deliverer, Delivery,
         DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, Outbox, OutboxFull,
         OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending, PersistenceConfig, Prepared,
-        Receipt, Redelivery, Result, SenderId, SenderSignal, SnapshotSettings, Tick,
+        Receipt, Redelivery, RemoteConfig, Result, SenderId, SenderSignal, SnapshotSettings, Tick,
         UnconfirmedWarning, Window,
     };
 

@@ -44,6 +44,92 @@ pub struct Config {
     /// `[delivery]`: at-least-once delivery.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// `[remote]`: this process as a node of a cluster (absent: no node).
+    #[serde(default)]
+    pub remote: Option<Spanned<RemoteConfig>>,
+}
+
+/// `[remote]`: a node's name, address, credentials and limits.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// This node's name (ASCII letters, digits, `-`, `_`, `.`). Required.
+    pub node: String,
+    /// Where to listen. Default `"127.0.0.1:0"` (loopback, any free port).
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// The secret all nodes of the cluster share, at least 16 bytes.
+    /// Required. Keep the file private.
+    pub secret: String,
+    /// The largest frame sent or accepted, in bytes. Default 4194304
+    /// (4 MiB), at least 1024.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: usize,
+    /// The first delay before reconnecting to a peer. Default `"100ms"`.
+    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// The longest delay before reconnecting. Default `"10s"`.
+    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn default_max_frame() -> usize {
+    courier_remote::DEFAULT_MAX_FRAME
+}
+
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl RemoteConfig {
+    /// These settings as the remote crate takes them.
+    pub fn settings(&self) -> courier_remote::RemoteSettings {
+        let mut settings = courier_remote::RemoteSettings::new(&self.node, &self.secret);
+        settings.listen = self.listen;
+        settings.max_frame = self.max_frame;
+        settings.reconnect_min = self.reconnect_min;
+        settings.reconnect_max = self.reconnect_max;
+        settings
+    }
+
+    fn validate(&self, text: &str, span: Range<usize>) -> std::result::Result<(), String> {
+        let line = line_of(text, span);
+        let bad = |key: &str, what: &str| {
+            format!("invalid value in `[remote]` at line {line}: `remote.{key}` {what}")
+        };
+        if self.node.is_empty()
+            || !self
+                .node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(bad(
+                "node",
+                "must be ASCII letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if self.secret.len() < 16 {
+            return Err(bad("secret", "must be at least 16 bytes"));
+        }
+        if self.max_frame < 1024 {
+            return Err(bad("max_frame", "must be at least 1024"));
+        }
+        if self.reconnect_min.is_zero() {
+            return Err(bad("reconnect_min", "must be more than zero"));
+        }
+        if self.reconnect_max < self.reconnect_min {
+            return Err(bad("reconnect_max", "must be at least `reconnect_min`"));
+        }
+        Ok(())
+    }
 }
 
 /// `[persistence]`.
@@ -229,6 +315,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(remote) = &self.remote {
+            remote.get_ref().validate(text, remote.span())?;
+        }
         check_backoff(text, "delivery", &self.delivery, None)?;
         for (name, settings) in &self.delivery.actor {
             check_backoff(
@@ -413,6 +502,37 @@ mod tests {
             Ok(c) => panic!("accepted: {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn remote_section_is_validated_with_key_and_line() {
+        let ok = Config::from_str(
+            "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"127.0.0.1:7101\"\n",
+        )
+        .expect("valid");
+        let remote = ok.remote.expect("present");
+        assert_eq!(remote.get_ref().settings().listen.port(), 7101);
+        assert!(Config::from_str("").expect("valid").remote.is_none());
+
+        let short = err("\n[remote]\nnode = \"a\"\nsecret = \"short\"\n");
+        assert!(
+            short.contains("remote.secret") && short.contains("line 2"),
+            "{short}"
+        );
+        let name = err("[remote]\nnode = \"a/b\"\nsecret = \"0123456789abcdef\"\n");
+        assert!(name.contains("remote.node"), "{name}");
+        let listen =
+            err("[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"nowhere\"\n");
+        assert!(
+            listen.contains("listen") && listen.contains("line 4"),
+            "{listen}"
+        );
+        let missing = err("[remote]\nnode = \"a\"\n");
+        assert!(missing.contains("secret"), "{missing}");
+        let backwards = err(
+            "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nreconnect_min = \"5s\"\nreconnect_max = \"1s\"\n",
+        );
+        assert!(backwards.contains("remote.reconnect_max"), "{backwards}");
     }
 
     #[test]

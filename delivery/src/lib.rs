@@ -19,7 +19,8 @@ mod sender;
 pub mod testkit;
 
 pub use config::{
-    BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, SnapshotSettings,
+    BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, RemoteConfig,
+    SnapshotSettings,
 };
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
 pub use error::{Error, Result};

@@ -261,6 +261,8 @@ fn examples_of_unset_keys_change_something() {
         "{outbox:?}"
     );
     assert!(config.persistent("any id").snapshots.every.is_some());
+    let remote = config.remote.expect("the [remote] example is complete");
+    assert_eq!(remote.get_ref().settings().node, "billing-node");
 }
 
 #[test]
@@ -318,7 +320,8 @@ fn guide_table_defaults_match_the_example_file() {
             None => (line, None),
         };
         if is_header(code) {
-            table = code.trim_matches(['[', ']']).to_owned();
+            let header = code.split(" #").next().unwrap_or_default().trim();
+            table = header.trim_matches(['[', ']']).to_owned();
             continue;
         }
         if kind == Some(Commented::Override) || (kind.is_none() && line.starts_with('#')) {
