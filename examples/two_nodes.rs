@@ -1,0 +1,367 @@
+//! At-least-once delivery between two processes over gRPC.
+//!
+//! This example re-runs itself: the parent starts a receiver node and a
+//! sender node as two child processes, each with its own sled store. The
+//! sender delivers N orders to the receiver's remote path; the receiver
+//! applies each once (its ledger entry and its inbox record in one atomic
+//! write) and acks. Halfway through, the parent kills the receiver
+//! (SIGKILL) and starts it again on the same address and store; the
+//! sender's unconfirmed deliveries get through once it is back.
+//!
+//! ```text
+//! cargo run --release --example two_nodes -- [--messages N]
+//! ```
+//!
+//! It ends with `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use courier::delivery::{
+    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
+};
+use courier::persistence::{Journal, SledStore, WriteBatch};
+use courier::prelude::*;
+use courier::remote::{Node, Registry, RemoteSettings};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "two nodes share this secret";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Order(u64);
+
+fn registry() -> anyhow::Result<Registry> {
+    let mut registry = Registry::new();
+    registry
+        .register::<Delivery<Order>>("example.Delivery<Order>/1")?
+        .register::<SenderSignal>("courier.SenderSignal/1")?;
+    Ok(registry)
+}
+
+// ---- the receiver node ----
+
+struct Ledger {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+    duplicates: Arc<AtomicU64>,
+}
+
+impl Actor for Ledger {
+    type Msg = Delivery<Order>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        d: Delivery<Order>,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        if inbox.check(&d) == Receipt::Duplicate {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            d.send_ack();
+            return Ok(());
+        }
+        // The ledger entry (order number + a unique suffix, so that a second
+        // application would show) and the inbox record: one atomic write.
+        let mut key = d.message.0.to_be_bytes().to_vec();
+        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
+        batch.extend(inbox.record(&d));
+        self.journal.write(batch).await?;
+        d.send_ack();
+        Ok(())
+    }
+}
+
+async fn receiver(dir: &Path, port: u16) -> anyhow::Result<()> {
+    let store: Arc<dyn Journal> = Arc::new(open(&dir.join("receiver")).await?);
+    let system = ActorSystem::new("warehouse-node");
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let (journal, dups) = (Arc::clone(&store), Arc::clone(&duplicates));
+    system.spawn(
+        Props::new(move || Ledger {
+            journal: Arc::clone(&journal),
+            inbox: None,
+            duplicates: Arc::clone(&dups),
+        })
+        .with_name("ledger"),
+    )?;
+    let mut settings = RemoteSettings::new("warehouse-node", SECRET);
+    settings.listen = ([127, 0, 0, 1], port).into();
+    let node = Node::start(&system, settings, registry()?).await?;
+    println!("ready {}", node.path_of("/user/ledger"));
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        println!("duplicates {}", duplicates.load(Ordering::Relaxed));
+    }
+}
+
+// ---- the sender node ----
+
+struct Shop {
+    journal: Arc<dyn Journal>,
+    out: Option<Deliverer<Order>>,
+}
+
+impl Actor for Shop {
+    type Msg = ReplyTo<Deliverer<Order>>;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let settings = OutboxSettings {
+            redelivery: Redelivery::Backoff {
+                min: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+                jitter: 0.2,
+            },
+            ..OutboxSettings::default()
+        };
+        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        reply.reply(self.out.clone().ok_or("not started")?);
+        Ok(())
+    }
+}
+
+async fn sender(dir: &Path, destination: &str, messages: u64) -> anyhow::Result<()> {
+    let store: Arc<dyn Journal> = Arc::new(open(&dir.join("sender")).await?);
+    let system = ActorSystem::new("shop-node");
+    let _node = Node::start(
+        &system,
+        RemoteSettings::new("shop-node", SECRET),
+        registry()?,
+    )
+    .await?;
+    let journal = Arc::clone(&store);
+    let shop = system.spawn(
+        Props::new(move || Shop {
+            journal: Arc::clone(&journal),
+            out: None,
+        })
+        .with_name("shop"),
+    )?;
+    let out = shop.ask(|r| r, Duration::from_secs(10)).await?;
+    for n in 1..=messages {
+        // Returns once the outbox entry is flushed: from here on, the order
+        // reaches the warehouse at least once, whatever happens to it.
+        out.deliver(destination, |_| Order(n)).await?;
+        println!("sent {n}");
+    }
+    while out.unconfirmed() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("drained redelivered={}", out.redelivered());
+    system.shutdown().await;
+    Ok(())
+}
+
+async fn open(path: &Path) -> anyhow::Result<SledStore> {
+    // A store just released by a killed process may be locked a moment.
+    for _ in 0..100 {
+        if let Ok(store) = SledStore::open(path) {
+            return Ok(store);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(SledStore::open(path).with_context(|| format!("opening {}", path.display()))?)
+}
+
+// ---- the parent ----
+
+/// A child process and the lines it printed.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn start(args: &[String]) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    fn find(&self, prefix: &str) -> Option<String> {
+        let lines = self.lines.lock().ok()?;
+        lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+    }
+
+    fn wait_for(&mut self, prefix: &str, limit: Duration) -> anyhow::Result<String> {
+        let started = Instant::now();
+        loop {
+            if let Some(rest) = self.find(prefix) {
+                return Ok(rest);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("child exited with {status} before printing {prefix:?}");
+            }
+            if started.elapsed() > limit {
+                bail!("no {prefix:?} within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill(mut self) -> anyhow::Result<u64> {
+        self.child.kill()?;
+        self.child.wait()?;
+        // The receiver's last report of the duplicates it suppressed.
+        Ok(self
+            .find("duplicates ")
+            .and_then(|d| d.trim().parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn parent(messages: u64) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("courier-two-nodes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let dir_arg = dir.display().to_string();
+    let port = free_port()?;
+    let receiver_args = vec![
+        "--role".into(),
+        "receiver".into(),
+        "--dir".into(),
+        dir_arg.clone(),
+        "--port".into(),
+        port.to_string(),
+    ];
+    let started = Instant::now();
+    let mut receiver = Proc::start(&receiver_args)?;
+    let destination = receiver.wait_for("ready ", Duration::from_secs(30))?;
+    println!("receiver node up: {destination}");
+    let mut sender = Proc::start(&[
+        "--role".into(),
+        "sender".into(),
+        "--dir".into(),
+        dir_arg,
+        "--destination".into(),
+        destination.clone(),
+        "--messages".into(),
+        messages.to_string(),
+    ])?;
+    sender.wait_for(
+        &format!("sent {}", (messages / 2).max(1)),
+        Duration::from_secs(120),
+    )?;
+    let mut duplicates = receiver.kill()?;
+    println!("receiver killed (SIGKILL) halfway; restarting it on the same address and store");
+    let mut receiver = Proc::start(&receiver_args)?;
+    receiver.wait_for("ready ", Duration::from_secs(30))?;
+    let redelivered: u64 = sender
+        .wait_for("drained redelivered=", Duration::from_secs(300))?
+        .trim()
+        .parse()
+        .context("redelivered count")?;
+    let status = sender.child.wait()?;
+    if !status.success() {
+        bail!("the sender failed: {status}");
+    }
+    // Let the receiver report its last duplicates, then stop it.
+    std::thread::sleep(Duration::from_millis(200));
+    duplicates += receiver.kill()?;
+
+    // The receiver's durable ledger is the truth.
+    let counts = ledger(&dir.join("receiver"))?;
+    let processed = counts.len() as u64;
+    let applied_twice = counts.values().filter(|c| **c > 1).count();
+    let lost = (1..=messages).filter(|n| !counts.contains_key(n)).count();
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "sent={messages} processed={processed} duplicates_suppressed={duplicates} redelivered={redelivered} lost={lost}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if applied_twice > 0 || lost > 0 {
+        bail!("delivery broke its promise: {applied_twice} applied twice, {lost} lost");
+    }
+    Ok(())
+}
+
+/// Order number → how many ledger entries it has.
+fn ledger(path: &PathBuf) -> anyhow::Result<BTreeMap<u64, u32>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = open(path).await?;
+        let mut counts = BTreeMap::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = store.kv_scan("applied", after.as_deref(), 1000).await?;
+            for (key, _) in &page {
+                let number: [u8; 8] = key
+                    .get(..8)
+                    .and_then(|k| k.try_into().ok())
+                    .context("a ledger key")?;
+                *counts.entry(u64::from_be_bytes(number)).or_insert(0) += 1;
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
+                _ => return Ok(counts),
+            }
+        }
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut role, mut dir, mut port, mut destination, mut messages) =
+        (None, None, 0u16, String::new(), 2000u64);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--role" => role = Some(value()?),
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--port" => port = value()?.parse().context("--port")?,
+            "--destination" => destination = value()?,
+            "--messages" => messages = value()?.parse().context("--messages")?,
+            other => bail!("unknown argument {other:?} (use --messages N)"),
+        }
+    }
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    match (role.as_deref(), dir) {
+        (None, _) => parent(messages),
+        (Some("receiver"), Some(dir)) => runtime()?.block_on(receiver(&dir, port)),
+        (Some("sender"), Some(dir)) => runtime()?.block_on(sender(&dir, &destination, messages)),
+        _ => bail!("a child needs --role receiver|sender and --dir"),
+    }
+}
