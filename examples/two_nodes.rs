@@ -175,7 +175,7 @@ async fn open(path: &Path) -> anyhow::Result<SledStore> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(SledStore::open(path).with_context(|| format!("opening {}", path.display()))?)
+    SledStore::open(path).with_context(|| format!("opening {}", path.display()))
 }
 
 // ---- the parent ----
@@ -312,7 +312,7 @@ fn parent(messages: u64) -> anyhow::Result<()> {
 }
 
 /// Order number → how many ledger entries it has.
-fn ledger(path: &PathBuf) -> anyhow::Result<BTreeMap<u64, u32>> {
+fn ledger(path: &Path) -> anyhow::Result<BTreeMap<u64, u32>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
