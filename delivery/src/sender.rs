@@ -257,6 +257,12 @@ impl<M: Outgoing> Deliverer<M> {
         &self.shared.sender
     }
 
+    /// The id the next accepted delivery will get (ids are gap-free from 1,
+    /// and continue across restarts).
+    pub fn next_id(&self) -> DeliveryId {
+        self.shared.lock().outbox.next_id()
+    }
+
     /// How many deliveries await their ack.
     pub fn unconfirmed(&self) -> usize {
         self.shared.lock().outbox.len()

@@ -1,0 +1,356 @@
+//! Crash test with two real OS processes over gRPC: a sender node and a
+//! receiver node, each with its own sled store (this test binary, re-run in
+//! a role). The parent SIGKILLs the receiver, then the sender, at random
+//! moments, restarts them, and at the end checks the receiver's ledger:
+//! each of N orders applied exactly once, none missing.
+//!
+//! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
+//! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 10).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use courier::delivery::{
+    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
+};
+use courier::persistence::{Journal, SledStore, WriteBatch};
+use courier::prelude::*;
+use courier::remote::{Node, Registry, RemoteSettings};
+use serde::{Deserialize, Serialize};
+
+const ROLE: &str = "COURIER_REMOTE_CRASH_ROLE";
+const DIR: &str = "COURIER_REMOTE_CRASH_DIR";
+const PORT: &str = "COURIER_REMOTE_CRASH_PORT";
+const TEST: &str = "orders_cross_two_processes_exactly_once_across_sigkills";
+const SECRET: &str = "crash test shared secret";
+const ORDERS: u64 = 2000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Order(u64);
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register::<Delivery<Order>>("crash.Delivery<Order>/1")
+        .expect("register")
+        .register::<SenderSignal>("courier.SenderSignal/1")
+        .expect("register");
+    registry
+}
+
+async fn open(path: &str) -> SledStore {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledStore::open(path) {
+            Ok(store) => return store,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("open failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot open {path}: {e}"),
+        }
+    }
+}
+
+// ---- the receiver process ----
+
+struct Ledger {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+}
+
+impl Actor for Ledger {
+    type Msg = Delivery<Order>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        d: Delivery<Order>,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        if inbox.check(&d) == Receipt::Duplicate {
+            d.send_ack();
+            return Ok(());
+        }
+        let mut key = d.message.0.to_be_bytes().to_vec();
+        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
+        batch.extend(inbox.record(&d));
+        self.journal.write(batch).await?;
+        d.send_ack();
+        Ok(())
+    }
+}
+
+async fn receiver(dir: &str, port: u16) {
+    let store: Arc<dyn Journal> = Arc::new(open(&format!("{dir}/receiver")).await);
+    let system = ActorSystem::new("ledger-node");
+    system
+        .spawn(
+            Props::new(move || Ledger {
+                journal: Arc::clone(&store),
+                inbox: None,
+            })
+            .with_name("ledger"),
+        )
+        .expect("spawn ledger");
+    let mut settings = RemoteSettings::new("ledger-node", SECRET);
+    settings.listen = ([127, 0, 0, 1], port).into();
+    // The port may still be held by the killed predecessor for a moment.
+    let mut tries = 0;
+    let _node = loop {
+        match Node::start(&system, settings.clone(), registry()).await {
+            Ok(node) => break node,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                eprintln!("listen failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot listen: {e}"),
+        }
+    };
+    println!("ready");
+    std::future::pending::<()>().await;
+}
+
+// ---- the sender process ----
+
+struct Shop {
+    journal: Arc<dyn Journal>,
+    out: Option<Deliverer<Order>>,
+}
+
+impl Actor for Shop {
+    type Msg = ReplyTo<Deliverer<Order>>;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let settings = OutboxSettings {
+            redelivery: Redelivery::Fixed {
+                interval: Duration::from_millis(200),
+            },
+            ..OutboxSettings::default()
+        };
+        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        reply.reply(self.out.clone().ok_or("not started")?);
+        Ok(())
+    }
+}
+
+async fn sender(dir: &str, port: u16) {
+    let store: Arc<dyn Journal> = Arc::new(open(&format!("{dir}/sender")).await);
+    let system = ActorSystem::new("shop-node");
+    let _node = Node::start(
+        &system,
+        RemoteSettings::new("shop-node", SECRET),
+        registry(),
+    )
+    .await
+    .expect("sender node");
+    let shop = system
+        .spawn(
+            Props::new(move || Shop {
+                journal: Arc::clone(&store),
+                out: None,
+            })
+            .with_name("shop"),
+        )
+        .expect("spawn shop");
+    let out = shop
+        .ask(|r| r, Duration::from_secs(10))
+        .await
+        .expect("deliverer");
+    let destination = format!("courier://ledger-node@127.0.0.1:{port}/user/ledger");
+    // Order n is delivery n: ids are gap-free and continue across restarts.
+    while out.next_id().get() <= ORDERS {
+        let id = out
+            .deliver(&destination, |id| Order(id.get()))
+            .await
+            .expect("deliver");
+        println!("sent {}", id.get());
+    }
+    while out.unconfirmed() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("drained");
+    std::future::pending::<()>().await;
+}
+
+// ---- the parent ----
+
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn spawn(role: &str, dir: &str, port: u16) -> Proc {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .env(PORT, port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    Proc { child, lines }
+}
+
+impl Proc {
+    /// Whether the child printed `line` (the test harness may print its
+    /// own "test … … " before the child's first line).
+    fn saw(&self, line: &str) -> bool {
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l == line || l.ends_with(&format!(" {line}")))
+    }
+
+    fn wait_for(&mut self, line: &str, seed: u64) {
+        let started = Instant::now();
+        while !self.saw(line) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("seed {seed}: child exited with {status} before {line:?}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "seed {seed}: no {line:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+/// A child never outlives the test, even when an assertion fails.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+#[test]
+fn orders_cross_two_processes_exactly_once_across_sigkills() {
+    if let (Ok(role), Ok(dir), Ok(port)) =
+        (std::env::var(ROLE), std::env::var(DIR), std::env::var(PORT))
+    {
+        let port: u16 = port.parse().expect("port");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        match role.as_str() {
+            "receiver" => rt.block_on(receiver(&dir, port)),
+            _ => rt.block_on(sender(&dir, port)),
+        }
+        return;
+    }
+    let seed: u64 = std::env::var("COURIER_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x7ee0_0de5);
+    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    println!(
+        "two-process crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders"
+    );
+    let mut rng = Rng(seed.max(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().to_str().expect("utf-8").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+
+    let mut receiver = spawn("receiver", &dir, port);
+    receiver.wait_for("ready", seed);
+    let mut sender = spawn("sender", &dir, port);
+    for cycle in 0..cycles {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(300)));
+        receiver.kill();
+        std::thread::sleep(Duration::from_millis(rng.below(200)));
+        receiver = spawn("receiver", &dir, port);
+        receiver.wait_for("ready", seed);
+        std::thread::sleep(Duration::from_millis(50 + rng.below(300)));
+        sender.kill();
+        sender = spawn("sender", &dir, port);
+        println!("cycle {cycle}: receiver and sender killed and restarted");
+    }
+    sender.wait_for("drained", seed);
+    sender.kill();
+    receiver.kill();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let counts = rt.block_on(async {
+        let store = open(&format!("{dir}/receiver")).await;
+        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = store
+                .kv_scan("applied", after.as_deref(), 1000)
+                .await
+                .expect("scan");
+            for (key, _) in &page {
+                let n: [u8; 8] = key[..8].try_into().expect("key");
+                *counts.entry(u64::from_be_bytes(n)).or_default() += 1;
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
+                _ => return counts,
+            }
+        }
+    });
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "seed {seed}: applied more than once: {twice:?}"
+    );
+    let missing: Vec<u64> = (1..=ORDERS).filter(|n| !counts.contains_key(n)).collect();
+    assert!(missing.is_empty(), "seed {seed}: missing {missing:?}");
+    assert_eq!(
+        counts.len() as u64,
+        ORDERS,
+        "seed {seed}: unexpected orders"
+    );
+}
