@@ -56,6 +56,14 @@ pub enum SenderSignal {
     Ack(Ack),
     /// Time to send overdue deliveries.
     Redeliver,
+    /// A remote node refused delivery `id` for good (its message does not
+    /// decode there): park it now rather than retry it forever.
+    Rejected {
+        /// The delivery.
+        id: DeliveryId,
+        /// Why, as the receiving node said.
+        reason: String,
+    },
 }
 
 /// Deliveries unconfirmed after `warn_after_attempts` sends.
@@ -247,7 +255,8 @@ impl<M: Outgoing> Deliverer<M> {
                 destination: name.to_owned(),
                 reason: format!("cannot spawn the sender's child actor: {e}"),
             })?;
-        let _ = shared.signals.set(signals);
+        let _ = shared.signals.set(signals.clone());
+        watch_rejections(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");
         Ok(Self { shared })
     }
@@ -546,6 +555,7 @@ impl<M: Outgoing> Actor for Redeliverer<M> {
         match msg {
             SenderSignal::Ack(ack) => self.confirm(ack),
             SenderSignal::Redeliver => self.redeliver().await?,
+            SenderSignal::Rejected { id, reason } => self.reject(id, reason).await?,
         }
         Ok(())
     }
@@ -637,6 +647,19 @@ impl<M: Outgoing> Redeliverer<M> {
         Ok(())
     }
 
+    /// Parks a delivery a remote node refused for good.
+    async fn reject(&self, id: DeliveryId, reason: String) -> Result<()> {
+        let destination = {
+            let mut state = self.shared.lock();
+            match state.outbox.confirm(id) {
+                Confirmation::Confirmed(pending) => pending.destination,
+                // Confirmed or parked already.
+                Confirmation::Unknown => return Ok(()),
+            }
+        };
+        self.park(id, &destination, reason).await
+    }
+
     /// Reads delivery `id`'s message from its durable outbox entry.
     async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
         let shared = &self.shared;
@@ -705,4 +728,62 @@ enum Loaded<M> {
     Gone,
     /// The stored bytes no longer decode as `M` (a changed message type).
     Undecodable(String),
+}
+
+/// The start of an encoded [`Delivery`]: enough to tell whose and which.
+#[derive(serde::Deserialize)]
+struct DeliveryHeader {
+    sender: SenderId,
+    id: DeliveryId,
+}
+
+/// Watches the system's remote rejections for this sender's deliveries and
+/// hands the permanent ones (the message does not decode on the receiving
+/// node, or is too large for it) to the child actor, which parks them.
+/// Other rejections (no such actor yet, a type the peer does not know yet)
+/// may heal, so those deliveries keep being retried.
+fn watch_rejections<M: Outgoing>(shared: &Arc<Shared<M>>, signals: ActorRef<SenderSignal>) {
+    let mut rejections = shared
+        .system
+        .event_stream()
+        .subscribe::<courier_remote::RemoteRejection>();
+    let sender = shared.sender.clone();
+    tokio::spawn(async move {
+        let wanted = std::any::type_name::<Delivery<M>>();
+        loop {
+            let rejection = tokio::select! {
+                () = signals.terminated() => return,
+                next = rejections.recv() => match next {
+                    Ok(rejection) => rejection,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(%sender, missed, "missed remote rejections; those deliveries are retried");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            let permanent = matches!(
+                rejection.reason,
+                courier_remote::RejectionReason::Undecodable
+                    | courier_remote::RejectionReason::Oversized
+            );
+            if rejection.message_type != wanted || !permanent {
+                continue;
+            }
+            let header: std::result::Result<(DeliveryHeader, usize), _> =
+                bincode::serde::decode_from_slice(&rejection.payload, bincode::config::standard());
+            let Ok((header, _)) = header else {
+                continue;
+            };
+            if header.sender == sender {
+                signals.tell(SenderSignal::Rejected {
+                    id: header.id,
+                    reason: format!(
+                        "rejected by {}: {}: {}",
+                        rejection.recipient, rejection.reason, rejection.detail
+                    ),
+                });
+            }
+        }
+    });
 }

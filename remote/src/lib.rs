@@ -20,4 +20,4 @@ mod proto {
 
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason};
-pub use node::{Node, RemoteSettings, SCHEME};
+pub use node::{Node, RemoteRejection, RemoteSettings, SCHEME};

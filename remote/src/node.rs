@@ -33,10 +33,28 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{self, Role};
 use crate::error::{Error, Result};
-use crate::frame::{Registry, Rejection};
+use crate::frame::{Registry, Rejection, RejectionReason};
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::remote_server::{Remote, RemoteServer};
 use crate::proto::{self, frame::Kind};
+
+/// Published on the sending node's event stream when a peer rejects a
+/// message (as well as the dead letter): what was rejected, why, and the
+/// message's encoded bytes, so that a layer above can tell which message
+/// it was (the delivery layer parks a rejected delivery at once).
+#[derive(Clone, Debug)]
+pub struct RemoteRejection {
+    /// Where the message was going.
+    pub recipient: ActorPath,
+    /// Its Rust type.
+    pub message_type: &'static str,
+    /// Why it was refused.
+    pub reason: RejectionReason,
+    /// The peer's details.
+    pub detail: String,
+    /// The message as encoded (serde + bincode 2, standard config).
+    pub payload: Arc<[u8]>,
+}
 
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
@@ -301,7 +319,15 @@ struct Peer {
     watchers: Arc<Mutex<Vec<(ActorPath, Watcher)>>>,
     next_seq: u64,
     /// Sent, not yet reported `Received`: (path, type) by sequence number.
-    in_flight: BTreeMap<u64, (ActorPath, &'static str)>,
+    in_flight: BTreeMap<u64, InFlight>,
+}
+
+/// A message sent and not yet reported `Received`.
+struct InFlight {
+    path: ActorPath,
+    type_name: &'static str,
+    /// Kept so that a rejection can hand it back to the sender.
+    payload: Arc<[u8]>,
 }
 
 /// How a connection ended.
@@ -459,7 +485,14 @@ impl Peer {
     fn envelope(&mut self, out: Outbound) -> proto::Envelope {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.in_flight.insert(seq, (out.path, out.type_name));
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                path: out.path,
+                type_name: out.type_name,
+                payload: Arc::from(out.payload.as_slice()),
+            },
+        );
         proto::Envelope {
             recipient: out.recipient,
             manifest: out.manifest,
@@ -469,27 +502,32 @@ impl Peer {
     }
 
     fn rejected(&mut self, r: proto::Rejection) {
-        let Some((path, type_name)) = self.in_flight.remove(&r.seq) else {
+        let Some(sent) = self.in_flight.remove(&r.seq) else {
             return;
         };
-        let reason =
-            proto::rejection::Reason::try_from(r.reason).map_or(
-                "rejected",
-                |reason| match reason {
-                    proto::rejection::Reason::UnknownManifest => "unknown manifest",
-                    proto::rejection::Reason::Undecodable => "undecodable",
-                    proto::rejection::Reason::Oversized => "oversized",
-                    proto::rejection::Reason::UnknownRecipient => "unknown recipient",
-                    proto::rejection::Reason::WrongType => "wrong message type",
-                    proto::rejection::Reason::Unspecified => "rejected",
-                },
-            );
+        use proto::rejection::Reason;
+        let reason = match Reason::try_from(r.reason) {
+            Ok(Reason::UnknownManifest) => RejectionReason::UnknownManifest,
+            Ok(Reason::Undecodable) => RejectionReason::Undecodable,
+            Ok(Reason::Oversized) => RejectionReason::Oversized,
+            Ok(Reason::UnknownRecipient) => RejectionReason::UnknownRecipient,
+            Ok(Reason::WrongType) => RejectionReason::WrongType,
+            // A reason this version does not know: treat it as permanent.
+            Ok(Reason::Unspecified) | Err(_) => RejectionReason::Undecodable,
+        };
         if let Some(shared) = self.shared.upgrade() {
             shared.dead_letter(
-                &path,
-                type_name,
+                &sent.path,
+                sent.type_name,
                 format!("rejected by {}: {reason}: {}", self.node, r.detail),
             );
+            shared.system.event_stream().publish(RemoteRejection {
+                recipient: sent.path,
+                message_type: sent.type_name,
+                reason,
+                detail: r.detail,
+                payload: sent.payload,
+            });
         }
     }
 
@@ -498,8 +536,12 @@ impl Peer {
     fn lost(&mut self, reason: &str) {
         let in_flight = std::mem::take(&mut self.in_flight);
         if let Some(shared) = self.shared.upgrade() {
-            for (_, (path, type_name)) in in_flight {
-                shared.dead_letter(&path, type_name, format!("{reason}; may not have arrived"));
+            for (_, sent) in in_flight {
+                shared.dead_letter(
+                    &sent.path,
+                    sent.type_name,
+                    format!("{reason}; may not have arrived"),
+                );
             }
         }
         let watchers =

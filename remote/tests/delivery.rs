@@ -184,3 +184,91 @@ async fn deliveries_cross_nodes_at_least_once_and_apply_once() {
         "the outage was bridged by redelivery"
     );
 }
+
+/// What a newer receiver expects under the same manifest: the sender's
+/// orders do not decode as it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderV2 {
+    sku: String,
+    quantity: u32,
+}
+
+struct Strict;
+
+impl Actor for Strict {
+    type Msg = Delivery<OrderV2>;
+
+    async fn handle(
+        &mut self,
+        d: Delivery<OrderV2>,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        d.send_ack();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_rejected_as_undecodable_is_parked_at_once() {
+    let rsys = ActorSystem::new("strict-node");
+    rsys.spawn(Props::new(|| Strict).with_name("warehouse"))
+        .expect("spawn");
+    let mut strict = Registry::new();
+    strict
+        .register::<Delivery<OrderV2>>("shop.Delivery<Order>/1")
+        .expect("register")
+        .register::<SenderSignal>("courier.SenderSignal/1")
+        .expect("register");
+    let rnode = Node::start(&rsys, RemoteSettings::new("strict-node", SECRET), strict)
+        .await
+        .expect("node");
+
+    let system = ActorSystem::new("shop-node");
+    let _snode = Node::start(
+        &system,
+        RemoteSettings::new("shop-node", SECRET),
+        registry(),
+    )
+    .await
+    .expect("shop node");
+    let store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
+    let j = Arc::clone(&store);
+    let shop = system
+        .spawn(
+            Props::new(move || Shop {
+                journal: Arc::clone(&j),
+                out: None,
+            })
+            .with_name("shop"),
+        )
+        .expect("spawn shop");
+    let out = shop
+        .ask(|r| r, Duration::from_secs(5))
+        .await
+        .expect("deliverer");
+    let id = out
+        .deliver(&rnode.path_of("/user/warehouse"), |_| Order(7))
+        .await
+        .expect("deliver");
+
+    let mut parked = Vec::new();
+    for _ in 0..100 {
+        parked = out.parked().await.expect("parked");
+        if !parked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(parked.len(), 1, "parked, not retried");
+    assert_eq!(parked[0].id, id);
+    assert!(
+        parked[0].reason.contains("undecodable"),
+        "{}",
+        parked[0].reason
+    );
+    assert_eq!(out.unconfirmed(), 0);
+    assert!(
+        out.redelivered() <= 1,
+        "parked at the first rejection, not after retries"
+    );
+}
