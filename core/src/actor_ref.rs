@@ -7,6 +7,7 @@
 //! dropped silently.
 
 use std::any::type_name;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -253,7 +254,7 @@ impl<M: Send + 'static> ActorRef<M> {
         F: FnOnce(ReplyTo<R>) -> M,
     {
         let (tx, rx) = oneshot::channel();
-        let request = make(ReplyTo { tx });
+        let request = make(ReplyTo::local(tx));
         let exchange = async {
             if self.send(request).await.is_err() {
                 return Err(Error::RecipientStopped {
@@ -349,25 +350,66 @@ impl<M: Send + 'static> ActorRef<M> {
 
 /// The reply half of an [`ask`](ActorRef::ask): put it in the request
 /// message; the handler answers with [`reply`](Self::reply).
+///
+/// It can cross nodes inside a message (see [`RefCodec`](crate::RefCodec)):
+/// it is then written as the path of a short-lived actor on the asking
+/// node, and the reply travels back to it as a message, so the reply type
+/// must be registered with the transport on both nodes. A reply that takes
+/// longer than five minutes is dropped.
 pub struct ReplyTo<R> {
-    tx: oneshot::Sender<R>,
+    // A `Cell`, so that encoding (which sees `&self`) can move the sender
+    // into the forwarding actor; `ReplyTo` is `Send`, not `Sync`.
+    pub(crate) inner: Cell<Option<ReplyInner<R>>>,
+}
+
+pub(crate) enum ReplyInner<R> {
+    /// The asker is in this process.
+    Local(oneshot::Sender<R>),
+    /// The asker is on another node: reply by message.
+    Remote(ActorRef<R>),
 }
 
 impl<R> ReplyTo<R> {
-    /// Answers the request. If the asker has given up (timed out or dropped
-    /// its future), the reply is discarded.
-    pub fn reply(self, value: R) {
-        if self.tx.send(value).is_err() {
-            tracing::debug!(
-                reply_type = type_name::<R>(),
-                "reply discarded: the asker is gone"
-            );
+    pub(crate) fn local(tx: oneshot::Sender<R>) -> Self {
+        Self {
+            inner: Cell::new(Some(ReplyInner::Local(tx))),
         }
     }
 
-    /// Whether the asker has given up waiting.
+    /// Answers the request. If the asker has given up (timed out or dropped
+    /// its future), the reply is discarded.
+    pub fn reply(self, value: R)
+    where
+        R: Send + 'static,
+    {
+        match self.inner.into_inner() {
+            Some(ReplyInner::Local(tx)) => {
+                if tx.send(value).is_err() {
+                    tracing::debug!(
+                        reply_type = type_name::<R>(),
+                        "reply discarded: the asker is gone"
+                    );
+                }
+            }
+            Some(ReplyInner::Remote(asker)) => asker.tell(value),
+            None => tracing::debug!(
+                reply_type = type_name::<R>(),
+                "reply discarded: this request was sent on to another node"
+            ),
+        }
+    }
+
+    /// Whether the asker has given up waiting (always `false` for an asker
+    /// on another node, which times out on its own).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        let inner = self.inner.take();
+        let closed = match &inner {
+            Some(ReplyInner::Local(tx)) => tx.is_closed(),
+            Some(ReplyInner::Remote(_)) => false,
+            None => true,
+        };
+        self.inner.set(inner);
+        closed
     }
 }
 

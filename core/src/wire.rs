@@ -92,3 +92,72 @@ impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
             .map_err(|e| de::Error::custom(format!("cannot resolve {path}: {e}")))
     }
 }
+
+/// The asking node's side of a reply that crosses nodes: a short-lived actor
+/// that takes the reply as a message and completes the ask. It stops after
+/// the reply, or after [`REPLY_WINDOW`] at the latest.
+struct ReplyForwarder<R> {
+    tx: Option<tokio::sync::oneshot::Sender<R>>,
+}
+
+/// How long a reply from another node can take before it is dropped (the
+/// asker's own timeout normally ends the wait much earlier).
+const REPLY_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl<R: Send + 'static> crate::Actor for ReplyForwarder<R> {
+    type Msg = R;
+
+    async fn handle(
+        &mut self,
+        value: R,
+        ctx: &mut crate::Context<Self>,
+    ) -> Result<(), crate::BoxError> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(value);
+        }
+        ctx.stop();
+        Ok(())
+    }
+}
+
+impl<R: Send + 'static> Serialize for crate::ReplyTo<R> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use crate::actor_ref::ReplyInner;
+        use serde::ser::Error as _;
+        let codec = current()
+            .ok_or_else(|| S::Error::custom("a ReplyTo can only be encoded by a transport"))?;
+        match self.inner.take() {
+            Some(ReplyInner::Local(tx)) => {
+                // The reply comes back as a message to a forwarder here.
+                let slot = std::sync::Mutex::new(Some(tx));
+                let forwarder = codec
+                    .system()
+                    .spawn(crate::Props::new(move || ReplyForwarder {
+                        tx: slot.lock().ok().and_then(|mut t| t.take()),
+                    }))
+                    .map_err(|e| S::Error::custom(format!("cannot receive the reply: {e}")))?;
+                let path = codec.export(forwarder.path());
+                tokio::spawn(async move {
+                    tokio::time::sleep(REPLY_WINDOW).await;
+                    forwarder.stop();
+                });
+                serializer.serialize_str(&path)
+            }
+            Some(ReplyInner::Remote(asker)) => {
+                let path = asker.path().as_str().to_owned();
+                self.inner.set(Some(ReplyInner::Remote(asker)));
+                serializer.serialize_str(&path)
+            }
+            None => Err(S::Error::custom("this ReplyTo was already sent on")),
+        }
+    }
+}
+
+impl<'de, R: Send + 'static> Deserialize<'de> for crate::ReplyTo<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let asker = ActorRef::<R>::deserialize(deserializer)?;
+        Ok(crate::ReplyTo {
+            inner: std::cell::Cell::new(Some(crate::actor_ref::ReplyInner::Remote(asker))),
+        })
+    }
+}

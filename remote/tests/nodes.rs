@@ -262,3 +262,87 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
     .await;
     assert!(delivered, "reconnected");
 }
+
+/// A balance query: the reply crosses back to the asking node.
+#[derive(Debug, Serialize, Deserialize)]
+struct Balance {
+    account: String,
+    reply: ReplyTo<u64>,
+}
+
+struct Accounts;
+
+impl Actor for Accounts {
+    type Msg = Balance;
+
+    async fn handle(&mut self, msg: Balance, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let cents = msg.account.len() as u64 * 100;
+        msg.reply.reply(cents);
+        Ok(())
+    }
+}
+
+fn ask_registry() -> Registry {
+    let mut registry = registry();
+    registry
+        .register::<Balance>("billing.Balance/1")
+        .expect("register")
+        .register::<u64>("u64")
+        .expect("register");
+    registry
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_works_across_nodes_with_a_timeout() {
+    let rsys = ActorSystem::new("accounts-node");
+    rsys.spawn(Props::new(|| Accounts).with_name("accounts"))
+        .expect("spawn");
+    let rnode = Node::start(
+        &rsys,
+        RemoteSettings::new("accounts-node", SECRET),
+        ask_registry(),
+    )
+    .await
+    .expect("node");
+    let system = ActorSystem::new("shop-node");
+    let _node = Node::start(
+        &system,
+        RemoteSettings::new("shop-node", SECRET),
+        ask_registry(),
+    )
+    .await
+    .expect("node");
+    let accounts = system
+        .lookup::<Balance>(&rnode.path_of("/user/accounts"))
+        .expect("lookup");
+    for account in ["a", "acme", "initech"] {
+        let cents = accounts
+            .ask(
+                |reply| Balance {
+                    account: account.into(),
+                    reply,
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("a reply from the other node");
+        assert_eq!(cents, account.len() as u64 * 100);
+    }
+    // No actor there: the ask times out (the rejection is a dead letter).
+    let nobody = system
+        .lookup::<Balance>(&rnode.path_of("/user/nobody"))
+        .expect("lookup");
+    let timed_out = nobody
+        .ask(
+            |reply| Balance {
+                account: "x".into(),
+                reply,
+            },
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(
+        matches!(timed_out, Err(courier::Error::AskTimeout { .. })),
+        "{timed_out:?}"
+    );
+}
