@@ -64,6 +64,11 @@ pub mod prelude {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The remote guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/remote.md")]
+pub struct RemoteGuideDoctests;
+
 /// The persistence guide's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/persistence.md")]
