@@ -49,6 +49,10 @@ pub mod remote {
         DEFAULT_MAX_FRAME, Error, Node, Registry, RegistryError, Rejection, RejectionReason,
         RemoteRejection, RemoteSettings, Result, SCHEME,
     };
+
+    /// A bare stream on courier's protocol, for the benches' limits.
+    #[doc(hidden)]
+    pub use courier_remote::bare;
 }
 
 /// The names most programs need.

@@ -8,6 +8,8 @@
 //! delivery of each envelope to its local actor.
 
 mod auth;
+#[doc(hidden)]
+pub mod bare;
 mod error;
 mod frame;
 mod node;

@@ -1,0 +1,144 @@
+//! A bare gRPC stream on courier's own protocol, with none of the node's
+//! work (no auth, no registry, no actors): the limit the benches compare the
+//! node against. Not part of the API.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::proto::remote_client::RemoteClient;
+use crate::proto::remote_server::{Remote, RemoteServer};
+use crate::proto::{self, frame::Kind};
+
+/// A server that counts the envelopes it receives.
+pub struct BareServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Envelopes received so far.
+    pub received: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+struct Counter {
+    received: Arc<AtomicU64>,
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<proto::Frame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Remote for Counter {
+    type LinkStream = FrameStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<proto::Frame>>,
+    ) -> Result<Response<Self::LinkStream>, Status> {
+        let mut inbound = request.into_inner();
+        let received = Arc::clone(&self.received);
+        let (keep_open, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            // Keep the response stream open while the client sends.
+            let _keep_open = keep_open;
+            while let Ok(Some(frame)) = inbound.message().await {
+                if let Some(Kind::Batch(batch)) = frame.kind {
+                    received.fetch_add(batch.envelopes.len() as u64, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Starts a counting server on loopback.
+///
+/// # Errors
+///
+/// When it cannot bind.
+pub async fn serve() -> std::io::Result<BareServer> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let service = RemoteServer::new(Counter {
+        received: Arc::clone(&received),
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            }),
+    );
+    Ok(BareServer {
+        address,
+        received,
+        stop: Some(stop),
+    })
+}
+
+/// An open stream to a [`BareServer`].
+pub struct BareClient {
+    tx: mpsc::Sender<proto::Frame>,
+    _inbound: Streaming<proto::Frame>,
+}
+
+impl BareClient {
+    /// Connects and opens the stream.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot connect.
+    pub async fn connect(address: SocketAddr) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut client = RemoteClient::connect(format!("http://{address}")).await?;
+        let (tx, rx) = mpsc::channel(64);
+        let inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(Self {
+            tx,
+            _inbound: inbound,
+        })
+    }
+
+    /// Sends one batch of `count` envelopes with `payload` bytes each, for
+    /// `recipient` under `manifest`.
+    ///
+    /// # Errors
+    ///
+    /// When the stream is closed.
+    pub async fn send_batch(
+        &self,
+        recipient: &str,
+        manifest: &str,
+        payload: &[u8],
+        count: usize,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let envelopes = (0..count)
+            .map(|i| proto::Envelope {
+                recipient: recipient.to_owned(),
+                manifest: manifest.to_owned(),
+                payload: payload.to_vec(),
+                seq: i as u64,
+            })
+            .collect();
+        self.tx
+            .send(proto::Frame {
+                kind: Some(Kind::Batch(proto::Batch { envelopes })),
+            })
+            .await
+            .map_err(|_| "stream closed")?;
+        Ok(())
+    }
+}
