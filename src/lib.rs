@@ -47,7 +47,7 @@ pub mod delivery {
 pub mod remote {
     pub use courier_remote::{
         DEFAULT_MAX_FRAME, Error, Node, Registry, RegistryError, Rejection, RejectionReason,
-        RemoteRejection, RemoteSettings, Result, SCHEME,
+        RemoteRejection, RemoteSettings, Result, SCHEME, Transport,
     };
 
     /// A bare stream on courier's protocol, for the benches' limits.

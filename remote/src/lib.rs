@@ -13,6 +13,7 @@ pub mod bare;
 mod error;
 mod frame;
 mod node;
+mod transport;
 
 /// The generated protocol types; private to the crate.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -23,3 +24,4 @@ mod proto {
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason};
 pub use node::{Node, RemoteRejection, RemoteSettings, SCHEME};
+pub use transport::{Io, Transport};

@@ -28,7 +28,7 @@ use courier_core::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{self, Role};
@@ -37,6 +37,7 @@ use crate::frame::{Registry, Rejection, RejectionReason};
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::remote_server::{Remote, RemoteServer};
 use crate::proto::{self, frame::Kind};
+use crate::transport::Transport;
 
 /// Published on the sending node's event stream when a peer rejects a
 /// message (as well as the dead letter): what was rejected, why, and the
@@ -139,6 +140,8 @@ pub(crate) struct Shared {
     registry: Arc<Registry>,
     address: SocketAddr,
     peers: Mutex<HashMap<String, PeerHandle>>,
+    /// Opens connections to peers.
+    connect: crate::transport::Connect,
     /// Set when the node shuts down: inbound streams end.
     closing: tokio::sync::watch::Sender<bool>,
     /// Translates references inside messages.
@@ -160,22 +163,40 @@ impl Node {
         registry: Registry,
     ) -> Result<Self> {
         settings.validate()?;
-        let listener = tokio::net::TcpListener::bind(settings.listen)
+        let transport = Transport::tcp(settings.listen)
             .await
             .map_err(|source| Error::Io {
                 context: format!("binding {}", settings.listen),
                 source,
             })?;
-        let address = listener.local_addr().map_err(|source| Error::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
+        Self::start_with(system, settings, registry, transport).await
+    }
+
+    /// [`start`](Self::start) over a given [`Transport`] (a simulated
+    /// network, for example); `settings.listen` is not used.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] for invalid settings.
+    pub async fn start_with(
+        system: &ActorSystem,
+        settings: RemoteSettings,
+        registry: Registry,
+        transport: Transport,
+    ) -> Result<Self> {
+        settings.validate()?;
+        let Transport {
+            address,
+            incoming,
+            connect,
+        } = transport;
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             system: system.clone(),
             registry: Arc::new(registry),
             address,
             peers: Mutex::new(HashMap::new()),
+            connect,
             closing: tokio::sync::watch::Sender::new(false),
             codec: Arc::new(NodeCodec {
                 system: system.clone(),
@@ -190,7 +211,6 @@ impl Node {
         .max_decoding_message_size(shared.settings.max_frame + 64 * 1024)
         .max_encoding_message_size(shared.settings.max_frame + 64 * 1024);
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .add_service(service)
@@ -384,11 +404,8 @@ impl Peer {
         };
         let secret = shared.settings.secret.as_bytes();
         let limit = shared.settings.max_frame + 64 * 1024;
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.host_port))
-                .map_err(|e| format!("bad address {}: {e}", self.host_port))?
-                .connect_timeout(HANDSHAKE);
-        let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+        let channel =
+            crate::transport::channel(&shared.connect, &self.host_port, HANDSHAKE).await?;
         let mut client = RemoteClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);

@@ -1,0 +1,136 @@
+//! [`Transport`]: where a node's connections come from and how it opens
+//! them. TCP by default; tests and simulations (turmoil) inject their own,
+//! so the very same node code runs over a simulated network.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_stream::{Stream, StreamExt};
+
+/// A byte stream a node can speak gRPC over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub(crate) type Connect = Arc<dyn Fn(String) -> BoxFuture<io::Result<Conn>> + Send + Sync>;
+type Incoming = Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>>;
+
+/// A node's network: the address it advertises, the connections it
+/// accepts, and how it connects to `host:port`.
+pub struct Transport {
+    pub(crate) address: SocketAddr,
+    pub(crate) incoming: Incoming,
+    pub(crate) connect: Connect,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({})", self.address)
+    }
+}
+
+impl Transport {
+    /// A transport from parts: `address` is what peers use to reach this
+    /// node, `incoming` yields accepted connections, `connect` opens one to
+    /// `host:port`.
+    pub fn new<I, S, C, F>(address: SocketAddr, incoming: S, connect: C) -> Self
+    where
+        I: Io,
+        S: Stream<Item = io::Result<I>> + Send + 'static,
+        C: Fn(String) -> F + Send + Sync + 'static,
+        F: Future<Output = io::Result<I>> + Send + 'static,
+    {
+        let connect = Arc::new(connect);
+        Self {
+            address,
+            incoming: Box::pin(incoming.map(|r| r.map(|io| Conn(Box::new(io))))),
+            connect: Arc::new(move |to: String| {
+                let connect = Arc::clone(&connect);
+                Box::pin(async move { connect(to).await.map(|io| Conn(Box::new(io))) })
+            }),
+        }
+    }
+
+    /// TCP, listening on `listen`.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn tcp(listen: SocketAddr) -> io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let address = listener.local_addr()?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|r| {
+            r.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        });
+        Ok(Self::new(address, incoming, |to: String| async move {
+            let stream = tokio::net::TcpStream::connect(to).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }))
+    }
+}
+
+/// One connection, whatever carries it.
+pub(crate) struct Conn(Box<dyn Io>);
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+/// Opens a tonic channel to `host_port` through `connect`.
+pub(crate) async fn channel(
+    connect: &Connect,
+    host_port: &str,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host_port}"))
+        .map_err(|e| format!("bad address {host_port}: {e}"))?
+        .connect_timeout(timeout);
+    let connect = Arc::clone(connect);
+    let to = host_port.to_owned();
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let (connect, to) = (Arc::clone(&connect), to.clone());
+        async move { connect(to).await.map(hyper_util::rt::TokioIo::new) }
+    });
+    tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))
+        .await
+        .map_err(|_| format!("connecting to {host_port} timed out"))?
+        .map_err(|e| format!("cannot connect to {host_port}: {e}"))
+}
