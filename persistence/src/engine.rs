@@ -130,6 +130,47 @@ impl MemoryEngine {
     }
 }
 
+/// A shared engine: several stores over time (a process's restarts in a
+/// simulation, say) can use one engine and see the same data.
+#[async_trait]
+impl<E: Engine> Engine for std::sync::Arc<E> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        (**self).scan(start, end, limit, reverse)
+    }
+
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        (**self).visit(start, end, limit, visit)
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        (**self).apply(ops)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        (**self).flush().await
+    }
+
+    fn blocking(&self) -> bool {
+        (**self).blocking()
+    }
+}
+
 #[async_trait]
 impl Engine for MemoryEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -63,6 +63,10 @@ pub const SCHEME: &str = "courier";
 /// How long each side of a handshake waits for the other.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 
+/// How long a peer may leave sent messages unanswered before the
+/// connection is given up.
+const UNRESPONSIVE: Duration = Duration::from_secs(10);
+
 /// A node's settings (the `[remote]` section of the configuration).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteSettings {
@@ -461,8 +465,16 @@ impl Peer {
         let Some(max_frame) = self.shared.upgrade().map(|s| s.settings.max_frame) else {
             return Ended::Closed;
         };
+        // The last time the peer showed progress; a peer that sits on
+        // messages for too long is treated as gone (a half-open connection
+        // or a partition that drops packets without resetting anything).
+        let mut progress = tokio::time::Instant::now();
         loop {
+            let waiting = !self.in_flight.is_empty();
             tokio::select! {
+                () = tokio::time::sleep_until(progress + UNRESPONSIVE), if waiting => {
+                    return Ended::Lost(format!("no answer for {UNRESPONSIVE:?}"));
+                }
                 next = self.rx.recv() => {
                     let Some(first) = next else {
                         return Ended::Closed;
@@ -482,13 +494,19 @@ impl Peer {
                     let frame = proto::Frame {
                         kind: Some(Kind::Batch(proto::Batch { envelopes })),
                     };
-                    if tx.send(frame).await.is_err() {
-                        return Ended::Lost("stream closed".into());
+                    if !waiting {
+                        progress = tokio::time::Instant::now();
+                    }
+                    match tokio::time::timeout(UNRESPONSIVE, tx.send(frame)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Ended::Lost("stream closed".into()),
+                        Err(_) => return Ended::Lost(format!("stuck sending for {UNRESPONSIVE:?}")),
                     }
                 }
                 frame = inbound.message() => match frame {
                     Ok(Some(proto::Frame { kind: Some(Kind::Received(r)) })) => {
                         self.in_flight = self.in_flight.split_off(&(r.up_to + 1));
+                        progress = tokio::time::Instant::now();
                     }
                     Ok(Some(proto::Frame { kind: Some(Kind::Rejection(r)) })) => self.rejected(r),
                     Ok(Some(_)) => {}
