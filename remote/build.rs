@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Payloads are kept for a possible rejection while in flight:
+        // `Bytes` makes that a reference count, not a copy.
+        .bytes(".courier.remote.v1.Envelope.payload")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -309,15 +309,10 @@ impl<M: Outgoing> Deliverer<M> {
         destination: &str,
         make: impl FnOnce(DeliveryId) -> M,
     ) -> Result<DeliveryId> {
-        let prepared = self.prepare(destination, make)?;
+        let mut prepared = self.prepare(destination, make)?;
         self.shared
-            .journal
-            .write(prepared.writes())
-            .await
-            .map_err(|source| Error::Store {
-                owner: self.shared.sender.name.clone(),
-                source,
-            })?;
+            .write(std::mem::take(&mut prepared.writes))
+            .await?;
         Ok(prepared.send())
     }
 
@@ -407,20 +402,21 @@ impl<M: Outgoing> Deliverer<M> {
     /// [`Error::NotParked`] for an unknown id, [`Error::OutboxFull`],
     /// [`Error::Store`].
     pub async fn requeue(&self, id: DeliveryId) -> Result<DeliveryId> {
-        let parked = self
-            .parked()
+        let name = &self.shared.sender.name;
+        let stored = self
+            .shared
+            .get(&parked_ns(name), id)
             .await?
-            .into_iter()
-            .find(|p| p.id == id)
             .ok_or_else(|| Error::NotParked {
-                sender: self.shared.sender.name.clone(),
+                sender: name.clone(),
                 id,
             })?;
-        let prepared = self.prepare(&parked.destination, |_| parked.message)?;
-        let writes = prepared
-            .writes()
-            .delete(parked_ns(&self.shared.sender.name), id_key(id).to_vec());
-        self.write(writes).await?;
+        let entry: StoredEntry = decode(name, id, &stored)?;
+        let message: M = decode(name, id, &entry.payload)?;
+        let mut prepared = self.prepare(&entry.destination, |_| message)?;
+        let writes =
+            std::mem::take(&mut prepared.writes).delete(parked_ns(name), id_key(id).to_vec());
+        self.shared.write(writes).await?;
         Ok(prepared.send())
     }
 
@@ -432,24 +428,36 @@ impl<M: Outgoing> Deliverer<M> {
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
         let batch =
             WriteBatch::new().delete(parked_ns(&self.shared.sender.name), id_key(id).to_vec());
-        self.write(batch).await
-    }
-
-    async fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.shared
-            .journal
-            .write(batch)
-            .await
-            .map_err(|source| Error::Store {
-                owner: self.shared.sender.name.clone(),
-                source,
-            })
+        self.shared.write(batch).await
     }
 }
 
 impl<M> Shared<M> {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn store_error(&self, source: courier_persistence::Error) -> Error {
+        Error::Store {
+            owner: self.sender.name.clone(),
+            source,
+        }
+    }
+
+    /// Writes `batch`; `Ok` once it is flushed.
+    async fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.journal
+            .write(batch)
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+
+    /// The record of delivery `id` in `namespace` (outbox or parked).
+    async fn get(&self, namespace: &str, id: DeliveryId) -> Result<Option<Vec<u8>>> {
+        self.journal
+            .kv_get(namespace, &id_key(id))
+            .await
+            .map_err(|e| self.store_error(e))
     }
 }
 
@@ -619,9 +627,9 @@ impl<M: Outgoing> Redeliverer<M> {
             match self.load(id).await? {
                 Loaded::Message(message) => shared.transmit(id, &destination, message, attempt),
                 Loaded::Gone => {}
-                Loaded::Undecodable(reason) => {
+                Loaded::Undecodable(entry, reason) => {
                     shared.lock().outbox.confirm(id);
-                    self.park(id, &destination, reason).await?;
+                    self.park_entry(id, &destination, entry, reason).await?;
                 }
             }
         }
@@ -664,49 +672,42 @@ impl<M: Outgoing> Redeliverer<M> {
     async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
         let shared = &self.shared;
         let name = &shared.sender.name;
-        let Some(bytes) = self.stored(id).await? else {
+        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
             return Ok(Loaded::Gone);
         };
         let stored: StoredEntry = decode(name, id, &bytes)?;
         Ok(match decode::<M>(name, id, &stored.payload) {
             Ok(message) => Loaded::Message(message),
-            Err(e) => Loaded::Undecodable(format!("undecodable message: {e}")),
+            Err(e) => Loaded::Undecodable(stored, format!("undecodable message: {e}")),
         })
-    }
-
-    async fn stored(&self, id: DeliveryId) -> Result<Option<Vec<u8>>> {
-        let name = &self.shared.sender.name;
-        self.shared
-            .journal
-            .kv_get(&outbox_ns(name), &id_key(id))
-            .await
-            .map_err(|source| Error::Store {
-                owner: name.clone(),
-                source,
-            })
     }
 
     /// Moves delivery `id` from the outbox to the parked store, and reports
     /// it as a dead letter. An entry already gone (confirmed) stays gone.
     async fn park(&self, id: DeliveryId, destination: &str, reason: String) -> Result<()> {
-        let shared = &self.shared;
-        let name = &shared.sender.name;
-        let Some(bytes) = self.stored(id).await? else {
+        let name = &self.shared.sender.name;
+        let Some(bytes) = self.shared.get(&outbox_ns(name), id).await? else {
             return Ok(());
         };
-        let mut entry: StoredEntry = decode(name, id, &bytes)?;
+        let entry: StoredEntry = decode(name, id, &bytes)?;
+        self.park_entry(id, destination, entry, reason).await
+    }
+
+    /// [`park`](Self::park) with the entry already read.
+    async fn park_entry(
+        &self,
+        id: DeliveryId,
+        destination: &str,
+        mut entry: StoredEntry,
+        reason: String,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let name = &shared.sender.name;
         entry.parked = Some(reason.clone());
         let batch = WriteBatch::new()
             .delete(outbox_ns(name), id_key(id).to_vec())
             .put(parked_ns(name), id_key(id), encode(name, &entry)?);
-        shared
-            .journal
-            .write(batch)
-            .await
-            .map_err(|source| Error::Store {
-                owner: name.clone(),
-                source,
-            })?;
+        shared.write(batch).await?;
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked");
         if let Ok(recipient) = ActorPath::parse(destination) {
             shared.system.publish_dead_letter(DeadLetter {
@@ -726,8 +727,9 @@ enum Loaded<M> {
     Message(M),
     /// Confirmed (and deleted) meanwhile.
     Gone,
-    /// The stored bytes no longer decode as `M` (a changed message type).
-    Undecodable(String),
+    /// The stored bytes no longer decode as `M` (a changed message type):
+    /// the entry as read, and why.
+    Undecodable(StoredEntry, String),
 }
 
 /// The start of an encoded [`Delivery`]: enough to tell whose and which.

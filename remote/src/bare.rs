@@ -125,11 +125,12 @@ impl BareClient {
         payload: &[u8],
         count: usize,
     ) -> Result<(), Box<dyn std::error::Error>> {
+        let payload = bytes::Bytes::copy_from_slice(payload);
         let envelopes = (0..count)
             .map(|i| proto::Envelope {
                 recipient: recipient.to_owned(),
                 manifest: manifest.to_owned(),
-                payload: payload.to_vec(),
+                payload: payload.clone(),
                 seq: i as u64,
             })
             .collect();

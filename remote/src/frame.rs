@@ -351,7 +351,7 @@ impl Registry {
                 envelopes: vec![proto::Envelope {
                     recipient: recipient.to_owned(),
                     manifest: manifest.to_owned(),
-                    payload,
+                    payload: payload.into(),
                     seq,
                 }],
             })),
@@ -401,7 +401,7 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             path: self.target.path.clone(),
             recipient: self.target.recipient.clone(),
             manifest: self.manifest.clone(),
-            payload,
+            payload: payload.into(),
             type_name,
         };
         match self.target.peer.queue.send(out) {

@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use courier_core::{
     ActorPath, ActorSystem, DeadLetter, DeadLetterReason, RefCodec, Resolver, Watcher,
     with_ref_codec,
@@ -54,7 +55,7 @@ pub struct RemoteRejection {
     /// The peer's details.
     pub detail: String,
     /// The message as encoded (serde + bincode 2, standard config).
-    pub payload: Arc<[u8]>,
+    pub payload: Bytes,
 }
 
 /// The scheme of remote paths.
@@ -323,7 +324,7 @@ pub(crate) struct Outbound {
     pub(crate) path: ActorPath,
     pub(crate) recipient: String,
     pub(crate) manifest: String,
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: Bytes,
     pub(crate) type_name: &'static str,
 }
 
@@ -351,7 +352,7 @@ struct InFlight {
     path: ActorPath,
     type_name: &'static str,
     /// Kept so that a rejection can hand it back to the sender.
-    payload: Arc<[u8]>,
+    payload: Bytes,
 }
 
 /// How a connection ended.
@@ -525,7 +526,7 @@ impl Peer {
             InFlight {
                 path: out.path,
                 type_name: out.type_name,
-                payload: Arc::from(out.payload.as_slice()),
+                payload: out.payload.clone(),
             },
         );
         proto::Envelope {
