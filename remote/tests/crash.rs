@@ -7,107 +7,38 @@
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 10).
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
-};
-use courier::persistence::{Journal, SledStore, WriteBatch};
+use courier::persistence::Journal;
 use courier::prelude::*;
-use courier::remote::{Node, Registry, RemoteSettings};
-use serde::{Deserialize, Serialize};
+use courier::remote::{Node, RemoteSettings};
+use support::{Ledger, Order, Rng, SECRET, delivery_registry, ledger, open_sled, shop};
 
 const ROLE: &str = "COURIER_REMOTE_CRASH_ROLE";
 const DIR: &str = "COURIER_REMOTE_CRASH_DIR";
 const PORT: &str = "COURIER_REMOTE_CRASH_PORT";
 const TEST: &str = "orders_cross_two_processes_exactly_once_across_sigkills";
-const SECRET: &str = "crash test shared secret";
 const ORDERS: u64 = 2000;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Order(u64);
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry
-        .register::<Delivery<Order>>("crash.Delivery<Order>/1")
-        .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
-        .expect("register");
-    registry
-}
-
-async fn open(path: &str) -> SledStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match SledStore::open(path) {
-            Ok(store) => return store,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot open {path}: {e}"),
-        }
-    }
-}
 
 // ---- the receiver process ----
 
-struct Ledger {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
-}
-
-impl Actor for Ledger {
-    type Msg = Delivery<Order>;
-
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        d: Delivery<Order>,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
-            d.send_ack();
-            return Ok(());
-        }
-        let mut key = d.message.0.to_be_bytes().to_vec();
-        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
-        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
-        self.journal.write(batch).await?;
-        d.send_ack();
-        Ok(())
-    }
-}
-
 async fn receiver(dir: &str, port: u16) {
-    let store: Arc<dyn Journal> = Arc::new(open(&format!("{dir}/receiver")).await);
+    let store: Arc<dyn Journal> = Arc::new(open_sled(&format!("{dir}/receiver")).await);
     let system = ActorSystem::new("ledger-node");
     system
-        .spawn(
-            Props::new(move || Ledger {
-                journal: Arc::clone(&store),
-                inbox: None,
-            })
-            .with_name("ledger"),
-        )
+        .spawn(Ledger::props(&store).with_name("ledger"))
         .expect("spawn ledger");
     let mut settings = RemoteSettings::new("ledger-node", SECRET);
     settings.listen = ([127, 0, 0, 1], port).into();
     // The port may still be held by the killed predecessor for a moment.
     let mut tries = 0;
     let _node = loop {
-        match Node::start(&system, settings.clone(), registry()).await {
+        match Node::start(&system, settings.clone(), delivery_registry()).await {
             Ok(node) => break node,
             Err(e) if tries < 100 => {
                 tries += 1;
@@ -123,54 +54,17 @@ async fn receiver(dir: &str, port: u16) {
 
 // ---- the sender process ----
 
-struct Shop {
-    journal: Arc<dyn Journal>,
-    out: Option<Deliverer<Order>>,
-}
-
-impl Actor for Shop {
-    type Msg = ReplyTo<Deliverer<Order>>;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let settings = OutboxSettings {
-            redelivery: Redelivery::Fixed {
-                interval: Duration::from_millis(200),
-            },
-            ..OutboxSettings::default()
-        };
-        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
-        Ok(())
-    }
-
-    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        reply.reply(self.out.clone().ok_or("not started")?);
-        Ok(())
-    }
-}
-
 async fn sender(dir: &str, port: u16) {
-    let store: Arc<dyn Journal> = Arc::new(open(&format!("{dir}/sender")).await);
+    let store: Arc<dyn Journal> = Arc::new(open_sled(&format!("{dir}/sender")).await);
     let system = ActorSystem::new("shop-node");
     let _node = Node::start(
         &system,
         RemoteSettings::new("shop-node", SECRET),
-        registry(),
+        delivery_registry(),
     )
     .await
     .expect("sender node");
-    let shop = system
-        .spawn(
-            Props::new(move || Shop {
-                journal: Arc::clone(&store),
-                out: None,
-            })
-            .with_name("shop"),
-        )
-        .expect("spawn shop");
-    let out = shop
-        .ask(|r| r, Duration::from_secs(10))
-        .await
-        .expect("deliverer");
+    let out = shop(&system, &store, Duration::from_millis(200)).await;
     let destination = format!("courier://ledger-node@127.0.0.1:{port}/user/ledger");
     // Order n is delivery n: ids are gap-free and continue across restarts.
     while out.next_id().get() <= ORDERS {
@@ -253,17 +147,6 @@ impl Drop for Proc {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 #[test]
 fn orders_cross_two_processes_exactly_once_across_sigkills() {
     if let (Ok(role), Ok(dir), Ok(port)) =
@@ -323,23 +206,8 @@ fn orders_cross_two_processes_exactly_once_across_sigkills() {
         .build()
         .expect("runtime");
     let counts = rt.block_on(async {
-        let store = open(&format!("{dir}/receiver")).await;
-        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = store
-                .kv_scan("applied", after.as_deref(), 1000)
-                .await
-                .expect("scan");
-            for (key, _) in &page {
-                let n: [u8; 8] = key[..8].try_into().expect("key");
-                *counts.entry(u64::from_be_bytes(n)).or_default() += 1;
-            }
-            match page.last() {
-                Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
-                _ => return counts,
-            }
-        }
+        let store = open_sled(&format!("{dir}/receiver")).await;
+        ledger(&store).await
     });
     let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(

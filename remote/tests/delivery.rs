@@ -2,107 +2,29 @@
 //! unchanged over remote paths; the ack finds its way back because the
 //! delivery's `ack_to` travels as a path.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
-};
+use courier::delivery::{Delivery, SenderSignal};
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
-
-const SECRET: &str = "a shared secret of some length";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Order(u64);
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry
-        .register::<Delivery<Order>>("shop.Delivery<Order>/1")
-        .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
-        .expect("register");
-    registry
-}
-
-struct Warehouse {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
-    applied: Arc<Mutex<Vec<u64>>>,
-}
-
-impl Actor for Warehouse {
-    type Msg = Delivery<Order>;
-
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "warehouse").await?);
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        d: Delivery<Order>,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::New {
-            inbox.commit(&d).await?;
-            self.applied.lock().expect("lock").push(d.message.0);
-        } else {
-            d.send_ack();
-        }
-        Ok(())
-    }
-}
-
-struct Shop {
-    journal: Arc<dyn Journal>,
-    out: Option<Deliverer<Order>>,
-}
-
-impl Actor for Shop {
-    type Msg = ReplyTo<Deliverer<Order>>;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let settings = OutboxSettings {
-            redelivery: Redelivery::Fixed {
-                interval: Duration::from_millis(200),
-            },
-            ..OutboxSettings::default()
-        };
-        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
-        Ok(())
-    }
-
-    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        reply.reply(self.out.clone().ok_or("not started")?);
-        Ok(())
-    }
-}
+use support::{Ledger, ORDER_DELIVERY, Order, SECRET, delivery_registry, ledger, shop};
 
 async fn warehouse_node(
     listen: std::net::SocketAddr,
     journal: &Arc<dyn Journal>,
-    applied: &Arc<Mutex<Vec<u64>>>,
 ) -> (ActorSystem, Node) {
     let system = ActorSystem::new("warehouse-node");
-    let (j, a) = (Arc::clone(journal), Arc::clone(applied));
     system
-        .spawn(
-            Props::new(move || Warehouse {
-                journal: Arc::clone(&j),
-                inbox: None,
-                applied: Arc::clone(&a),
-            })
-            .with_name("warehouse"),
-        )
+        .spawn(Ledger::props(journal).with_name("warehouse"))
         .expect("spawn warehouse");
     let mut settings = RemoteSettings::new("warehouse-node", SECRET);
     settings.listen = listen;
-    let node = Node::start(&system, settings, registry())
+    let node = Node::start(&system, settings, delivery_registry())
         .await
         .expect("warehouse node");
     (system, node)
@@ -111,13 +33,7 @@ async fn warehouse_node(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_cross_nodes_at_least_once_and_apply_once() {
     let receiver_store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
-    let applied: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let (rsys, rnode) = warehouse_node(
-        "127.0.0.1:0".parse().expect("addr"),
-        &receiver_store,
-        &applied,
-    )
-    .await;
+    let (rsys, rnode) = warehouse_node("127.0.0.1:0".parse().expect("addr"), &receiver_store).await;
     let address = rnode.address();
     let destination = rnode.path_of("/user/warehouse");
 
@@ -125,25 +41,12 @@ async fn deliveries_cross_nodes_at_least_once_and_apply_once() {
     let _snode = Node::start(
         &system,
         RemoteSettings::new("shop-node", SECRET),
-        registry(),
+        delivery_registry(),
     )
     .await
     .expect("shop node");
     let sender_store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
-    let j = Arc::clone(&sender_store);
-    let shop = system
-        .spawn(
-            Props::new(move || Shop {
-                journal: Arc::clone(&j),
-                out: None,
-            })
-            .with_name("shop"),
-        )
-        .expect("spawn shop");
-    let out = shop
-        .ask(|r| r, Duration::from_secs(5))
-        .await
-        .expect("deliverer");
+    let out = shop(&system, &sender_store, Duration::from_millis(200)).await;
 
     for n in 1..=50 {
         out.deliver(&destination, |_| Order(n))
@@ -159,7 +62,7 @@ async fn deliveries_cross_nodes_at_least_once_and_apply_once() {
             .expect("deliver");
     }
     // ...and comes back on the same address, with its inbox.
-    let (_rsys, _rnode) = warehouse_node(address, &receiver_store, &applied).await;
+    let (_rsys, _rnode) = warehouse_node(address, &receiver_store).await;
 
     for _ in 0..300 {
         if out.unconfirmed() == 0 {
@@ -172,10 +75,13 @@ async fn deliveries_cross_nodes_at_least_once_and_apply_once() {
         0,
         "every delivery confirmed across nodes"
     );
-    let mut got = applied.lock().expect("lock").clone();
-    got.sort_unstable();
+    let counts = ledger(&*receiver_store).await;
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "applied twice: {counts:?}"
+    );
     assert_eq!(
-        got,
+        counts.keys().copied().collect::<Vec<_>>(),
         (1..=100).collect::<Vec<_>>(),
         "each applied exactly once"
     );
@@ -215,7 +121,7 @@ async fn a_delivery_rejected_as_undecodable_is_parked_at_once() {
         .expect("spawn");
     let mut strict = Registry::new();
     strict
-        .register::<Delivery<OrderV2>>("shop.Delivery<Order>/1")
+        .register::<Delivery<OrderV2>>(ORDER_DELIVERY)
         .expect("register")
         .register::<SenderSignal>("courier.SenderSignal/1")
         .expect("register");
@@ -227,25 +133,12 @@ async fn a_delivery_rejected_as_undecodable_is_parked_at_once() {
     let _snode = Node::start(
         &system,
         RemoteSettings::new("shop-node", SECRET),
-        registry(),
+        delivery_registry(),
     )
     .await
     .expect("shop node");
     let store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
-    let j = Arc::clone(&store);
-    let shop = system
-        .spawn(
-            Props::new(move || Shop {
-                journal: Arc::clone(&j),
-                out: None,
-            })
-            .with_name("shop"),
-        )
-        .expect("spawn shop");
-    let out = shop
-        .ask(|r| r, Duration::from_secs(5))
-        .await
-        .expect("deliverer");
+    let out = shop(&system, &store, Duration::from_millis(200)).await;
     let id = out
         .deliver(&rnode.path_of("/user/warehouse"), |_| Order(7))
         .await

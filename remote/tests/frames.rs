@@ -2,6 +2,8 @@
 //! of bad input is a typed rejection, never a panic, and never costs the
 //! other messages of the frame.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,45 +11,7 @@ use courier::prelude::*;
 use courier::remote::{DEFAULT_MAX_FRAME, Registry, Rejection, RejectionReason};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Charge {
-    account: String,
-    cents: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Refund(u64);
-
-struct Billing {
-    seen: Arc<Mutex<Vec<Charge>>>,
-}
-
-impl Actor for Billing {
-    type Msg = Charge;
-
-    async fn handle(&mut self, msg: Charge, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.seen.lock().expect("lock").push(msg);
-        Ok(())
-    }
-}
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry
-        .register::<Charge>("billing.Charge/1")
-        .expect("register")
-        .register::<Refund>("billing.Refund/1")
-        .expect("register");
-    registry
-}
-
-fn charge(cents: u64) -> Charge {
-    Charge {
-        account: "acme".into(),
-        cents,
-    }
-}
+use support::{Billing, Charge, Refund, billing_registry, charge};
 
 struct Node {
     system: ActorSystem,
@@ -70,7 +34,7 @@ fn node() -> Node {
     Node {
         system,
         seen,
-        registry: registry(),
+        registry: billing_registry(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Two nodes in one process, each with its own actor system, talking over
 //! loopback gRPC.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,40 +10,7 @@ use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
 use courier::{DeadLetter, DeadLetterReason};
 use serde::{Deserialize, Serialize};
-
-const SECRET: &str = "a shared secret of some length";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Charge {
-    account: String,
-    cents: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Refund(u64);
-
-struct Billing {
-    seen: Arc<Mutex<Vec<Charge>>>,
-}
-
-impl Actor for Billing {
-    type Msg = Charge;
-
-    async fn handle(&mut self, msg: Charge, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.seen.lock().expect("lock").push(msg);
-        Ok(())
-    }
-}
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry
-        .register::<Charge>("billing.Charge/1")
-        .expect("register")
-        .register::<Refund>("billing.Refund/1")
-        .expect("register");
-    registry
-}
+use support::{Billing, Charge, Refund, SECRET, billing_registry, charge};
 
 struct Receiver {
     node: Node,
@@ -61,17 +30,25 @@ async fn receiver(name: &str, secret: &str) -> Receiver {
             .with_name("billing"),
         )
         .expect("spawn");
-    let node = Node::start(&system, RemoteSettings::new(name, secret), registry())
-        .await
-        .expect("start receiver node");
+    let node = Node::start(
+        &system,
+        RemoteSettings::new(name, secret),
+        billing_registry(),
+    )
+    .await
+    .expect("start receiver node");
     Receiver { node, system, seen }
 }
 
 async fn sender(name: &str, secret: &str) -> (ActorSystem, Node) {
     let system = ActorSystem::new(name);
-    let node = Node::start(&system, RemoteSettings::new(name, secret), registry())
-        .await
-        .expect("start sender node");
+    let node = Node::start(
+        &system,
+        RemoteSettings::new(name, secret),
+        billing_registry(),
+    )
+    .await
+    .expect("start sender node");
     (system, node)
 }
 
@@ -83,13 +60,6 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
-}
-
-fn charge(cents: u64) -> Charge {
-    Charge {
-        account: "acme".into(),
-        cents,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +156,7 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
     let system = ActorSystem::new("shop");
     let mut settings = RemoteSettings::new("shop", SECRET);
     settings.max_frame = 4096;
-    let _node = Node::start(&system, settings, registry())
+    let _node = Node::start(&system, settings, billing_registry())
         .await
         .expect("start");
     let mut dead = system.event_stream().subscribe::<DeadLetter>();
@@ -252,7 +222,7 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
         .expect("spawn");
     let mut settings = RemoteSettings::new("billing-node", SECRET);
     settings.listen = address;
-    let _node2 = Node::start(&system2, settings, registry())
+    let _node2 = Node::start(&system2, settings, billing_registry())
         .await
         .expect("restart on the same address");
     let delivered = eventually(|| {
@@ -282,8 +252,8 @@ impl Actor for Accounts {
     }
 }
 
-fn ask_registry() -> Registry {
-    let mut registry = registry();
+fn ask_billing_registry() -> Registry {
+    let mut registry = billing_registry();
     registry
         .register::<Balance>("billing.Balance/1")
         .expect("register")
@@ -300,7 +270,7 @@ async fn ask_works_across_nodes_with_a_timeout() {
     let rnode = Node::start(
         &rsys,
         RemoteSettings::new("accounts-node", SECRET),
-        ask_registry(),
+        ask_billing_registry(),
     )
     .await
     .expect("node");
@@ -308,7 +278,7 @@ async fn ask_works_across_nodes_with_a_timeout() {
     let _node = Node::start(
         &system,
         RemoteSettings::new("shop-node", SECRET),
-        ask_registry(),
+        ask_billing_registry(),
     )
     .await
     .expect("node");

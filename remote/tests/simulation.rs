@@ -8,36 +8,21 @@
 //! `COURIER_SIM_SEEDS=<n>` changes the number of seeds (default 50);
 //! `COURIER_SIM_SEED=<s>` runs one.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
-};
-use courier::persistence::{Journal, MemoryEngine, Store, WriteBatch};
+use courier::persistence::{Journal, MemoryEngine, Store};
 use courier::prelude::*;
-use courier::remote::{Node, Registry, RemoteSettings, Transport};
-use serde::{Deserialize, Serialize};
+use courier::remote::{Node, RemoteSettings, Transport};
+use support::{Ledger, Order, Rng, SECRET, delivery_registry, ledger, shop};
 
-const SECRET: &str = "simulated shared secret";
 const PORT: u16 = 7000;
 const ORDERS: u64 = 30;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Order(u64);
-
-fn registry() -> Registry {
-    let mut registry = Registry::new();
-    registry
-        .register::<Delivery<Order>>("sim.Delivery<Order>/1")
-        .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
-        .expect("register");
-    registry
-}
 
 /// The node's network inside the simulation.
 async fn transport(host: &str) -> Transport {
@@ -67,66 +52,6 @@ fn futures_stream(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-struct Ledger {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
-}
-
-impl Actor for Ledger {
-    type Msg = Delivery<Order>;
-
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        d: Delivery<Order>,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
-            d.send_ack();
-            return Ok(());
-        }
-        let mut key = d.message.0.to_be_bytes().to_vec();
-        key.extend_from_slice(&d.attempt.to_be_bytes());
-        key.extend_from_slice(d.sender.incarnation.as_bytes());
-        key.extend_from_slice(&uuid::Uuid::now_v7().as_bytes()[..]);
-        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
-        self.journal.write(batch).await?;
-        d.send_ack();
-        Ok(())
-    }
-}
-
-struct Shop {
-    journal: Arc<dyn Journal>,
-    out: Option<Deliverer<Order>>,
-}
-
-impl Actor for Shop {
-    type Msg = ReplyTo<Deliverer<Order>>;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let settings = OutboxSettings {
-            redelivery: Redelivery::Fixed {
-                interval: Duration::from_millis(500),
-            },
-            ..OutboxSettings::default()
-        };
-        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
-        Ok(())
-    }
-
-    async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        reply.reply(self.out.clone().ok_or("not started")?);
-        Ok(())
-    }
-}
-
 fn settings(node: &str) -> RemoteSettings {
     let mut settings = RemoteSettings::new(node, SECRET);
     settings.reconnect_min = Duration::from_millis(50);
@@ -136,17 +61,6 @@ fn settings(node: &str) -> RemoteSettings {
 
 fn store(engine: &Arc<MemoryEngine>) -> Arc<dyn Journal> {
     Arc::new(Store::with_engine(Arc::clone(engine)).expect("store"))
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
 }
 
 /// What one simulation did.
@@ -174,18 +88,12 @@ fn simulate(seed: u64) -> Outcome {
             let system = ActorSystem::new("receiver");
             let journal = store(&engine);
             system
-                .spawn(
-                    Props::new(move || Ledger {
-                        journal: Arc::clone(&journal),
-                        inbox: None,
-                    })
-                    .with_name("ledger"),
-                )
+                .spawn(Ledger::props(&journal).with_name("ledger"))
                 .expect("spawn ledger");
             let _node = Node::start_with(
                 &system,
                 settings("receiver"),
-                registry(),
+                delivery_registry(),
                 transport("receiver").await,
             )
             .await
@@ -203,25 +111,12 @@ fn simulate(seed: u64) -> Outcome {
             let node = Node::start_with(
                 &system,
                 settings("sender"),
-                registry(),
+                delivery_registry(),
                 transport("sender").await,
             )
             .await
             .expect("sender node");
-            let journal = store(&engine);
-            let shop = system
-                .spawn(
-                    Props::new(move || Shop {
-                        journal: Arc::clone(&journal),
-                        out: None,
-                    })
-                    .with_name("shop"),
-                )
-                .expect("spawn shop");
-            let out = shop
-                .ask(|r| r, Duration::from_secs(10))
-                .await
-                .expect("deliverer");
+            let out = shop(&system, &store(&engine), Duration::from_millis(500)).await;
             let destination = format!(
                 "courier://receiver@{}/user/ledger",
                 SocketAddr::new(turmoil::lookup("receiver"), PORT)
@@ -286,30 +181,18 @@ fn simulate(seed: u64) -> Outcome {
             .unwrap_or_else(|e| panic!("seed {seed}: simulation failed: {e}"));
     }
     Outcome {
-        counts: ledger(&receiver_engine),
+        counts: applied(&receiver_engine),
         bounced_both: receiver_bounced && sender_bounced,
     }
 }
 
 /// Order number → applications, read from the receiver's store.
-fn ledger(engine: &Arc<MemoryEngine>) -> BTreeMap<u64, u32> {
+fn applied(engine: &Arc<MemoryEngine>) -> BTreeMap<u64, u32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
-        let journal = store(engine);
-        let mut counts = BTreeMap::new();
-        for (key, _) in journal
-            .kv_scan("applied", None, 100_000)
-            .await
-            .expect("scan")
-        {
-            let n: [u8; 8] = key[..8].try_into().expect("key");
-            *counts.entry(u64::from_be_bytes(n)).or_insert(0) += 1;
-        }
-        counts
-    })
+    rt.block_on(async { ledger(&*store(engine)).await })
 }
 
 #[test]
