@@ -8,18 +8,20 @@
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
+use courier::delivery::{Deliverer, OutboxSettings, Redelivery};
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings, SledStore,
-    SnapshotPolicy, WriteBatch,
+    SnapshotPolicy,
 };
 use courier::prelude::*;
+use support::{Ledger, ledger};
 
 const CHILD_ENV: &str = "COURIER_DELIVERY_CRASH_DIR";
 const ORDERS: u64 = 3000;
@@ -95,38 +97,6 @@ impl EventSourced for Desk {
     }
 }
 
-/// The receiver: its ledger entry (order number + a unique suffix, so that a
-/// second application would show as a second entry) and its inbox record in
-/// one atomic write, then the ack.
-struct Ledger {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
-}
-
-impl Actor for Ledger {
-    type Msg = Delivery<u64>;
-
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
-        Ok(())
-    }
-
-    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
-            d.send_ack();
-            return Ok(());
-        }
-        let mut key = d.message.to_be_bytes().to_vec();
-        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
-        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
-        self.journal.write(batch).await?;
-        d.send_ack();
-        Ok(())
-    }
-}
-
 fn child(dir: &str) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -139,13 +109,7 @@ fn child(dir: &str) {
             Arc::new(open_with_retry(&format!("{dir}/receiver")).await);
         let system = ActorSystem::new("crash-child");
         system
-            .spawn(
-                Props::new(move || Ledger {
-                    journal: Arc::clone(&receiver_store),
-                    inbox: None,
-                })
-                .with_name("ledger"),
-            )
+            .spawn(Ledger::props(&receiver_store).with_name("ledger"))
             .expect("spawn ledger");
         let journal: Arc<dyn Journal> = sender_store.clone();
         let desk = system
@@ -344,22 +308,7 @@ fn verify(dir: &str, acknowledged: u64, seed: u64, cycle: u64) -> u64 {
         );
         drop(sender);
         let receiver = open_with_retry(&format!("{dir}/receiver")).await;
-        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = receiver
-                .kv_scan("applied", after.as_deref(), 1000)
-                .await
-                .expect("scan the ledger");
-            for (key, _) in &page {
-                let number: [u8; 8] = key[..8].try_into().expect("ledger key");
-                *counts.entry(u64::from_be_bytes(number)).or_default() += 1;
-            }
-            match page.last() {
-                Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let counts = ledger(&receiver).await;
         for (order, count) in &counts {
             assert_eq!(
                 *count, 1,

@@ -2,6 +2,8 @@
 //! event-sourced sender and receiver, parking, and the chaos journal.
 //! All on tokio's paused clock, so redelivery intervals cost no real time.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +15,12 @@ use courier::delivery::{
 };
 use courier::persistence::{
     Effect, EventSourced, Journal, MemoryStore, Persistent, PersistentContext, PersistentSettings,
-    SnapshotPolicy, SnapshotStore, WriteBatch,
+    SnapshotPolicy, SnapshotStore,
 };
 use courier::prelude::*;
 use courier::{DeadLetter, DeadLetterReason};
 use serde::{Deserialize, Serialize};
+use support::{Ledger, ledger};
 use tokio::time::Instant;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -443,40 +446,6 @@ fn memory_journal() -> Arc<dyn Journal> {
     memory()
 }
 
-/// The receiver's effect and its inbox record in one atomic write: the
-/// ledger is a key–value record per application (a duplicate application
-/// would leave two records for the same message).
-struct LedgerReceiver {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
-}
-
-impl Actor for LedgerReceiver {
-    type Msg = Delivery<u64>;
-
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
-        Ok(())
-    }
-
-    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
-            d.send_ack();
-            return Ok(());
-        }
-        let mut key = d.message.to_be_bytes().to_vec();
-        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
-        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
-        // A failed write fails the actor: its restart reloads the inbox,
-        // which is then behind the memory copy no longer.
-        self.journal.write(batch).await?;
-        d.send_ack();
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn chaos_journals_and_dropped_acks_still_apply_exactly_1_to_10() {
     for seed in [11, 12, 13] {
@@ -494,15 +463,11 @@ async fn chaos_journals_and_dropped_acks_still_apply_exactly_1_to_10() {
         let never_give_up = SupervisorStrategy::restart()
             .with_max_restarts(u32::MAX, SECOND)
             .with_backoff(Duration::from_millis(10), Duration::from_millis(100));
-        let rj = Arc::clone(&receiver_journal);
         let target = system
             .spawn(
-                Props::new(move || LedgerReceiver {
-                    journal: Arc::clone(&rj),
-                    inbox: None,
-                })
-                .with_name("ledger")
-                .with_supervisor(never_give_up.clone()),
+                Ledger::props(&receiver_journal)
+                    .with_name("ledger")
+                    .with_supervisor(never_give_up.clone()),
             )
             .expect("receiver");
         FaultyLink::spawn_for_deliveries(
@@ -523,18 +488,12 @@ async fn chaos_journals_and_dropped_acks_still_apply_exactly_1_to_10() {
             }
         }
         client.drained().await;
-        let applied = receiver_store
-            .kv_scan("applied", None, 1000)
-            .await
-            .expect("scan");
-        let mut numbers: Vec<u64> = applied
+        // Each number's ledger entries, straight from the receiver's store.
+        let counts = ledger(&*receiver_store).await;
+        let numbers: Vec<u64> = counts
             .iter()
-            .map(|(key, _)| {
-                let bytes: [u8; 8] = key[..8].try_into().expect("key");
-                u64::from_be_bytes(bytes)
-            })
+            .flat_map(|(n, c)| std::iter::repeat_n(*n, *c as usize))
             .collect();
-        numbers.sort_unstable();
         assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "seed {seed}");
         assert!(
             sender_chaos.failures() > 0 && receiver_chaos.failures() > 0,
