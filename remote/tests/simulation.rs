@@ -232,3 +232,86 @@ fn nothing_lost_nothing_applied_twice_over_partitions_holds_and_bounces() {
         "only {bounced} of {total} runs bounced both nodes mid-way"
     );
 }
+
+/// A peer that stops answering (the link holds every packet, nothing is
+/// reset) is given up after a while: what was in flight becomes a dead
+/// letter instead of waiting forever.
+#[test]
+fn a_peer_that_stops_answering_is_given_up_and_in_flight_messages_reported() {
+    use courier::DeadLetter;
+    use support::{Billing, Charge, billing_registry, charge};
+
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    let seen: Arc<Mutex<Vec<Charge>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    sim.host("receiver", move || {
+        let s = Arc::clone(&s);
+        async move {
+            let system = ActorSystem::new("receiver");
+            system
+                .spawn(
+                    Props::new(move || Billing {
+                        seen: Arc::clone(&s),
+                    })
+                    .with_name("billing"),
+                )
+                .expect("spawn");
+            let _node = Node::start_with(
+                &system,
+                settings("receiver"),
+                billing_registry(),
+                transport("receiver").await,
+            )
+            .await
+            .expect("node");
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let seen_by_client = Arc::clone(&seen);
+    sim.client("sender", async move {
+        let system = ActorSystem::new("sender");
+        let _node = Node::start_with(
+            &system,
+            settings("sender"),
+            billing_registry(),
+            transport("sender").await,
+        )
+        .await
+        .expect("node");
+        let mut dead = system.event_stream().subscribe::<DeadLetter>();
+        let billing = system
+            .lookup::<Charge>(&format!(
+                "courier://receiver@{}/user/billing",
+                SocketAddr::new(turmoil::lookup("receiver"), PORT)
+            ))
+            .expect("lookup");
+        billing.tell(charge(1));
+        while seen_by_client.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        turmoil::hold("sender", "receiver");
+        billing.tell(charge(2));
+        let started = tokio::time::Instant::now();
+        let letter = tokio::time::timeout(Duration::from_secs(30), dead.recv())
+            .await
+            .expect("a dead letter, not a wait forever")
+            .expect("dead letter");
+        let waited = started.elapsed();
+        assert!(
+            matches!(&letter.reason, courier::DeadLetterReason::Other(r) if r.contains("no answer")),
+            "{:?}",
+            letter.reason
+        );
+        assert!(waited >= Duration::from_secs(9), "gave up after {waited:?}");
+        Ok(())
+    });
+    sim.run().expect("simulation");
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        1,
+        "the held message never arrived"
+    );
+}
