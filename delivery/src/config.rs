@@ -100,35 +100,22 @@ impl RemoteConfig {
         settings
     }
 
+    /// The remote crate's own checks, reported with the section's line.
     fn validate(&self, text: &str, span: Range<usize>) -> std::result::Result<(), String> {
-        let line = line_of(text, span);
-        let bad = |key: &str, what: &str| {
-            format!("invalid value in `[remote]` at line {line}: `remote.{key}` {what}")
-        };
-        if self.node.is_empty()
-            || !self
-                .node
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(bad(
-                "node",
-                "must be ASCII letters, digits, '-', '_' or '.'",
-            ));
+        match self.settings().validate() {
+            Ok(()) => Ok(()),
+            Err(courier_remote::Error::Settings(reason)) => {
+                let (key, what) = reason.split_once(": ").unwrap_or(("", reason.as_str()));
+                Err(format!(
+                    "invalid value in `[remote]` at line {}: `remote.{key}` must be {what}",
+                    line_of(text, span)
+                ))
+            }
+            Err(other) => Err(format!(
+                "invalid `[remote]` at line {}: {other}",
+                line_of(text, span)
+            )),
         }
-        if self.secret.len() < 16 {
-            return Err(bad("secret", "must be at least 16 bytes"));
-        }
-        if self.max_frame < 1024 {
-            return Err(bad("max_frame", "must be at least 1024"));
-        }
-        if self.reconnect_min.is_zero() {
-            return Err(bad("reconnect_min", "must be more than zero"));
-        }
-        if self.reconnect_max < self.reconnect_min {
-            return Err(bad("reconnect_max", "must be at least `reconnect_min`"));
-        }
-        Ok(())
     }
 }
 

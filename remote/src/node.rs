@@ -98,7 +98,12 @@ impl RemoteSettings {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings; `Node::start` does too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`], whose message starts with the setting's name.
+    pub fn validate(&self) -> Result<()> {
         let invalid = |reason: &str| Err(Error::Settings(reason.to_owned()));
         if self.node.is_empty()
             || !self
@@ -114,8 +119,11 @@ impl RemoteSettings {
         if self.max_frame < 1024 {
             return invalid("max_frame: at least 1024 bytes");
         }
-        if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
-            return invalid("reconnect: min above zero and max at least min");
+        if self.reconnect_min.is_zero() {
+            return invalid("reconnect_min: more than zero");
+        }
+        if self.reconnect_max < self.reconnect_min {
+            return invalid("reconnect_max: at least reconnect_min");
         }
         Ok(())
     }
