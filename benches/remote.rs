@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
+    Ack, DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery,
 };
 use courier::persistence::{Journal, SledStore};
 use courier::prelude::*;
@@ -136,7 +136,7 @@ fn registry() -> Registry {
         .expect("register")
         .register::<Delivery<Order>>("bench.Delivery<Order>/1")
         .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
+        .register::<Ack>("courier.Ack/1")
         .expect("register");
     registry
 }

@@ -180,9 +180,12 @@ impl EventSourced for Warehouse {
                     Effect::none()
                 }
                 // The order and the inbox record in one write; ack after.
-                Receipt::New => Effect::persist(d.message.clone())
-                    .with_writes(inbox.record(&d))
-                    .then(move |_: &Self, _| d.send_ack()),
+                Receipt::New => {
+                    let write = inbox.prepare(&d)?;
+                    Effect::persist(d.message.clone())
+                        .with_writes(write.writes())
+                        .then(move |_: &Self, _| write.ack())
+                }
             },
             WarehouseCmd::Report(reply) => {
                 reply.reply((self.applied.len() as u64, self.applied_twice));

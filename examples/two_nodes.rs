@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
+    Ack, DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery,
 };
 use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
@@ -40,7 +40,7 @@ fn registry() -> anyhow::Result<Registry> {
     let mut registry = Registry::new();
     registry
         .register::<Delivery<Order>>("example.Delivery<Order>/1")?
-        .register::<SenderSignal>("courier.SenderSignal/1")?;
+        .register::<Ack>("courier.Ack/1")?;
     Ok(registry)
 }
 
@@ -76,9 +76,10 @@ impl Actor for Ledger {
         let mut key = d.message.0.to_be_bytes().to_vec();
         key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
         let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
+        let write = inbox.prepare(&d)?;
+        batch.extend(write.writes());
         self.journal.write(batch).await?;
-        d.send_ack();
+        write.ack();
         Ok(())
     }
 }

@@ -7,8 +7,6 @@ use courier_core::ActorRef;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::sender::SenderSignal;
-
 /// A delivery's number: gap-free per sender, starting at 1, never reused
 /// within one incarnation of the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,8 +83,10 @@ pub struct Delivery<M> {
     pub settled_below: DeliveryId,
     /// The message.
     pub message: M,
-    /// Where the receiver sends its [`Ack`].
-    pub ack_to: ActorRef<SenderSignal>,
+    /// Where the receiver sends its [`Ack`]. It takes acks and nothing
+    /// else: whoever holds a delivery can confirm it, but cannot steer the
+    /// sender otherwise (redelivery and parking are the sender's own).
+    pub ack_to: ActorRef<Ack>,
 }
 
 impl<M> Delivery<M> {
@@ -101,7 +101,7 @@ impl<M> Delivery<M> {
     /// Sends the acknowledgement for this delivery (at most once; a lost ack
     /// makes the sender redeliver, and the receiver acks again).
     pub fn send_ack(&self) {
-        self.ack_to.tell(SenderSignal::Ack(self.ack()));
+        self.ack_to.tell(self.ack());
     }
 }
 

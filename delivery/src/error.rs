@@ -70,6 +70,15 @@ pub enum Error {
         /// The id asked for.
         id: DeliveryId,
     },
+    /// An inbox write is outstanding: ack or drop it before preparing the
+    /// next.
+    #[error(
+        "receiver {receiver} has an inbox write outstanding: ack or drop it before the next delivery"
+    )]
+    InboxBusy {
+        /// The receiver's name.
+        receiver: String,
+    },
     /// The sender actor is not running (stopped, or failed to recover).
     #[error("sender {path} is not running")]
     SenderStopped {

@@ -37,22 +37,6 @@ impl Window {
     fn is_done(&self, id: u64) -> bool {
         id <= self.watermark || self.above.contains(&id)
     }
-
-    /// Lifts the watermark to at least `to`, then over every consecutive
-    /// done id; returns the ids that left `above`.
-    fn lift(&mut self, to: u64) -> Vec<u64> {
-        let mut removed = Vec::new();
-        if to > self.watermark {
-            self.watermark = to;
-            let kept = self.above.split_off(&(to + 1));
-            removed.extend(std::mem::replace(&mut self.above, kept));
-        }
-        while self.above.remove(&(self.watermark + 1)) {
-            self.watermark += 1;
-            removed.push(self.watermark);
-        }
-        removed
-    }
 }
 
 /// What changed in one sender's window, to be written durably.
@@ -93,33 +77,65 @@ impl Inbox {
         }
     }
 
-    /// Records delivery `id` from `sender` as done. `settled_below` is the
-    /// sender's promise that it will never send a lower id again.
+    /// Plans recording delivery `id` from `sender` as done, without
+    /// changing the inbox: write the returned change durably, then
+    /// [`apply`](Self::apply) it. `settled_below` is the sender's promise
+    /// that it will never send a lower id again.
+    pub fn plan(
+        &self,
+        sender: &SenderId,
+        id: DeliveryId,
+        settled_below: DeliveryId,
+    ) -> InboxChange {
+        let empty = Window::default();
+        let window = self.windows.get(sender).unwrap_or(&empty);
+        let new = !window.is_done(id.0);
+        let done = |n: u64| window.above.contains(&n) || (new && n == id.0);
+        let mut watermark = window.watermark.max(settled_below.0.saturating_sub(1));
+        while done(watermark + 1) {
+            watermark += 1;
+        }
+        let mut change = InboxChange::default();
+        if watermark != window.watermark {
+            change.watermark = Some(watermark);
+        }
+        // An id added and lifted over in one step never needs to be stored.
+        if new && id.0 > watermark {
+            change.added.push(id.0);
+        }
+        change
+            .removed
+            .extend(window.above.range(..=watermark).copied());
+        change
+    }
+
+    /// Applies a planned change once it is durable. Changes planned one
+    /// after another and applied in the same order leave the inbox as
+    /// [`record`](Self::record) would; the watermark never moves down.
+    pub fn apply(&mut self, sender: &SenderId, change: &InboxChange) {
+        let window = self.windows.entry(sender.clone()).or_default();
+        if let Some(w) = change.watermark {
+            window.watermark = window.watermark.max(w);
+        }
+        window.above.extend(change.added.iter().copied());
+        for r in &change.removed {
+            window.above.remove(r);
+        }
+        let kept = window.above.split_off(&(window.watermark + 1));
+        window.above = kept;
+    }
+
+    /// Records delivery `id` from `sender` as done at once:
+    /// [`plan`](Self::plan) then [`apply`](Self::apply), for callers whose
+    /// state is not written anywhere (models, tests).
     pub fn record(
         &mut self,
         sender: &SenderId,
         id: DeliveryId,
         settled_below: DeliveryId,
     ) -> InboxChange {
-        let window = self.windows.entry(sender.clone()).or_default();
-        let before = window.watermark;
-        let mut change = InboxChange::default();
-        if !window.is_done(id.0) && id.0 > settled_below.0.saturating_sub(1) {
-            window.above.insert(id.0);
-            change.added.push(id.0);
-        }
-        let removed = window.lift(settled_below.0.saturating_sub(1));
-        if window.watermark != before {
-            change.watermark = Some(window.watermark);
-        }
-        // An id added and lifted over in one step never needs to be stored.
-        for r in removed {
-            if let Some(pos) = change.added.iter().position(|a| *a == r) {
-                change.added.swap_remove(pos);
-            } else {
-                change.removed.push(r);
-            }
-        }
+        let change = self.plan(sender, id, settled_below);
+        self.apply(sender, &change);
         change
     }
 
@@ -203,6 +219,19 @@ mod tests {
         assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::Duplicate);
         assert_eq!(inbox.check(&s, DeliveryId(3)), Receipt::New);
         assert_eq!(inbox.kept(), 2);
+    }
+
+    #[test]
+    fn a_plan_changes_nothing_until_applied() {
+        let mut inbox = Inbox::new();
+        let s = sender("a");
+        let change = inbox.plan(&s, DeliveryId(1), DeliveryId(1));
+        assert_eq!(change.watermark, Some(1));
+        // The write failed: nothing was applied, the redelivery is new.
+        assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::New);
+        assert_eq!(inbox.senders(), 0);
+        inbox.apply(&s, &change);
+        assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::Duplicate);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub use inbox::{Inbox, InboxChange, Receipt, Window};
 pub use outbox::{
     Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
 };
-pub use receiver::DedupInbox;
+pub use receiver::{DedupInbox, InboxWrite};
 pub use redelivery::Redelivery;
-pub use sender::{Deliverer, Outgoing, ParkedDelivery, Prepared, SenderSignal, UnconfirmedWarning};
+pub use sender::{
+    Deliverer, Outgoing, ParkedDelivery, PendingDelivery, Prepared, UnconfirmedWarning,
+};

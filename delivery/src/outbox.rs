@@ -1,14 +1,24 @@
 //! [`Outbox`]: the sender's unconfirmed deliveries, as pure logic.
 //!
-//! The outbox numbers deliveries without gaps, remembers how often each was
-//! sent and when it is next due, and decides what to send on each tick:
-//! overdue deliveries, oldest first, at most `burst_limit` of them. It parks
-//! a delivery that ran out of attempts or time, and raises one warning per
-//! delivery that stays unconfirmed for `warn_after_attempts` sends.
+//! The outbox numbers deliveries, remembers how often each was sent and
+//! when it is next due, and decides what to send on each tick: overdue
+//! deliveries, oldest first, at most `burst_limit` of them. It proposes to
+//! park a delivery that ran out of attempts or time, and raises one warning
+//! per delivery that stays unconfirmed for `warn_after_attempts` sends.
 //!
 //! Invariants:
-//! - ids are handed out in order from 1 without gaps, and never twice;
-//! - an entry leaves only by [`confirm`](Outbox::confirm) or by parking;
+//! - ids are handed out in order from 1 and never twice; an id whose write
+//!   failed is skipped (so ids are gap-free unless a write fails);
+//! - an entry leaves only by [`confirm`](Outbox::confirm) or, once its parked
+//!   record is durable, by [`settle_parked`](Outbox::settle_parked): it is
+//!   always visible as unconfirmed until it is visible as parked;
+//! - [`settled_below`](Outbox::settled_below) never covers an id that may
+//!   still be sent: not a pending entry, not a reserved id whose write has
+//!   not finished, not an id whose write ended in doubt. Concurrent callers
+//!   finish their writes out of order, so a later id may be sent while an
+//!   earlier one is still being written; the receiver lifts its dedup
+//!   watermark to `settled_below`, so covering the earlier id would make
+//!   the receiver ack it as a duplicate without applying it;
 //! - after [`restore`](Outbox::restore), the restored entries go out before
 //!   any delivery appended later (those wait for the backlog to drain).
 //!
@@ -16,7 +26,7 @@
 //! monotonic-enough `Duration` (the adapter passes wall-clock time since the
 //! Unix epoch, so expiry survives restarts).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +81,8 @@ pub struct Pending<M> {
     pub due: Duration,
     /// It was restored after a restart (so it may have been sent before).
     pub restored: bool,
+    /// Why its last attempt could not be sent, if it could not.
+    pub last_error: Option<Arc<str>>,
     warned: bool,
 }
 
@@ -117,13 +129,20 @@ pub enum Confirmation<M> {
     Unknown,
 }
 
-/// What one tick decided.
+/// Everything one tick decided, in one value.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Tick<M> {
+pub struct Tick {
     /// Send these now, in this order (their attempt counts are updated).
     pub send: Vec<DeliveryId>,
-    /// These left the outbox for the parked store.
-    pub parked: Vec<(DeliveryId, Pending<M>, ParkReason)>,
+    /// Park these: write their parked records, then call
+    /// [`settle_parked`](Outbox::settle_parked). Until then they stay
+    /// pending (and are not sent); a failed write is proposed again.
+    pub park: Vec<(DeliveryId, ParkReason)>,
+    /// These crossed `warn_after_attempts` on this tick (each reported once).
+    pub warn: Vec<DeliveryId>,
+    /// Ids whose write ended in doubt: find out whether their entry is
+    /// durable and call [`resolve`](Outbox::resolve).
+    pub resolve: Vec<DeliveryId>,
 }
 
 /// The sender's unconfirmed deliveries.
@@ -134,9 +153,10 @@ pub struct Outbox<M> {
     entries: BTreeMap<DeliveryId, Pending<M>>,
     /// Restored entries not yet sent again; while any are left, new ones wait.
     backlog: usize,
-    /// Ids handed out by `reserve` and not yet inserted or cancelled.
-    reserved: usize,
-    warnings: Vec<DeliveryId>,
+    /// Ids handed out by `reserve` whose write has not finished.
+    reserved: BTreeSet<DeliveryId>,
+    /// Ids whose write failed or was abandoned: they may be durable.
+    in_doubt: BTreeSet<DeliveryId>,
 }
 
 impl<M> Outbox<M> {
@@ -147,8 +167,8 @@ impl<M> Outbox<M> {
             next_id: DeliveryId(1),
             entries: BTreeMap::new(),
             backlog: 0,
-            reserved: 0,
-            warnings: Vec::new(),
+            reserved: BTreeSet::new(),
+            in_doubt: BTreeSet::new(),
         }
     }
 
@@ -162,20 +182,37 @@ impl<M> Outbox<M> {
         self.next_id
     }
 
-    /// Every id below this one is settled (confirmed or parked) and will
-    /// never be sent again: the lowest pending id, or the next id.
+    /// Every id below this one is settled (confirmed or parked, or never
+    /// written) and will never be sent again: the lowest id that is
+    /// pending, reserved or in doubt, or else the next id.
     pub fn settled_below(&self) -> DeliveryId {
-        self.entries.keys().next().copied().unwrap_or(self.next_id)
+        [
+            self.entries.keys().next(),
+            self.reserved.first(),
+            self.in_doubt.first(),
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .min()
+        .unwrap_or(self.next_id)
     }
 
-    /// How many deliveries are unconfirmed.
+    /// How many deliveries are unconfirmed (including those about to be
+    /// parked).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether nothing is unconfirmed.
+    /// Whether nothing is unconfirmed, nor in doubt.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.in_doubt.is_empty()
+    }
+
+    /// How many ids are in doubt: their write failed or was abandoned, and
+    /// no tick has found out yet whether their entry is durable.
+    pub fn in_doubt(&self) -> usize {
+        self.in_doubt.len()
     }
 
     /// One pending delivery.
@@ -188,13 +225,23 @@ impl<M> Outbox<M> {
         self.entries.iter().map(|(id, p)| (*id, p))
     }
 
+    /// The pending deliveries with ids above `after`, oldest first.
+    pub fn iter_after(
+        &self,
+        after: Option<DeliveryId>,
+    ) -> impl Iterator<Item = (DeliveryId, &Pending<M>)> {
+        let start = after.map_or(DeliveryId(0), DeliveryId::next);
+        self.entries.range(start..).map(|(id, p)| (*id, p))
+    }
+
     /// Whether another delivery would be accepted.
     ///
     /// # Errors
     ///
     /// [`OutboxFull`] when `max_unconfirmed` deliveries are pending.
     pub fn check_room(&self, more: usize) -> Result<(), OutboxFull> {
-        if self.entries.len() + self.reserved + more > self.settings.max_unconfirmed {
+        let used = self.entries.len() + self.reserved.len() + self.in_doubt.len();
+        if used + more > self.settings.max_unconfirmed {
             return Err(OutboxFull {
                 max_unconfirmed: self.settings.max_unconfirmed,
             });
@@ -223,8 +270,10 @@ impl<M> Outbox<M> {
 
     /// The first half of [`append`](Self::append): takes the next id and
     /// holds room for it, so that the entry can be made durable before the
-    /// outbox sends it. Follow with [`insert`](Self::insert) or
-    /// [`cancel`](Self::cancel).
+    /// outbox sends it. Until it is inserted, cancelled or doubted, the id
+    /// keeps [`settled_below`](Self::settled_below) at or below it. Follow
+    /// with [`insert`](Self::insert), [`cancel`](Self::cancel) or
+    /// [`doubt`](Self::doubt).
     ///
     /// # Errors
     ///
@@ -233,7 +282,7 @@ impl<M> Outbox<M> {
         self.check_room(1)?;
         let id = self.next_id;
         self.next_id = id.next();
-        self.reserved += 1;
+        self.reserved.insert(id);
         Ok(id)
     }
 
@@ -247,13 +296,14 @@ impl<M> Outbox<M> {
         now: Duration,
         random: f64,
     ) -> Dispatch {
-        self.reserved = self.reserved.saturating_sub(1);
+        self.reserved.remove(&id);
+        self.in_doubt.remove(&id);
         let (attempts, due, dispatch) = if self.backlog > 0 {
             (0, now, Dispatch::Later)
         } else {
             (
                 1,
-                now + self.settings.redelivery.delay(1, random),
+                now.saturating_add(self.settings.redelivery.delay(1, random)),
                 Dispatch::Now,
             )
         };
@@ -266,43 +316,98 @@ impl<M> Outbox<M> {
                 created: now,
                 due,
                 restored: false,
+                last_error: None,
                 warned: false,
             },
         );
         dispatch
     }
 
-    /// Gives a reserved id back (its entry could not be made durable). The
-    /// latest reservation is undone, so ids stay gap-free.
+    /// Gives a reserved id back: its entry was certainly never written (it
+    /// could not even be encoded). The latest reservation is undone, so ids
+    /// stay gap-free; an earlier one is skipped.
     pub fn cancel(&mut self, id: DeliveryId) {
-        self.reserved = self.reserved.saturating_sub(1);
-        if id.next() == self.next_id {
+        if self.reserved.remove(&id) && id.next() == self.next_id {
             self.next_id = id;
+        }
+    }
+
+    /// The write of reserved `id` failed or was abandoned: its entry may or
+    /// may not be durable. The id keeps `settled_below` below it until
+    /// [`resolve`](Self::resolve) says which; every tick lists it.
+    pub fn doubt(&mut self, id: DeliveryId) {
+        if self.reserved.remove(&id) {
+            self.in_doubt.insert(id);
+        }
+    }
+
+    /// Settles an id in doubt: `Some((destination, message, created))` when
+    /// its entry turned out durable (it is then pending, due at once, and
+    /// goes out with the restored backlog), `None` when it was never
+    /// written (the id is skipped).
+    pub fn resolve<D: Into<Arc<str>>>(&mut self, id: DeliveryId, found: Option<(D, M, Duration)>) {
+        if !self.in_doubt.remove(&id) {
+            return;
+        }
+        if let Some((destination, message, created)) = found {
+            self.backlog += 1;
+            self.entries.insert(
+                id,
+                Pending {
+                    destination: destination.into(),
+                    message,
+                    attempts: 0,
+                    created,
+                    due: Duration::ZERO,
+                    restored: true,
+                    last_error: None,
+                    warned: false,
+                },
+            );
         }
     }
 
     /// Confirms a delivery. A repeated or unknown id changes nothing.
     pub fn confirm(&mut self, id: DeliveryId) -> Confirmation<M> {
-        match self.entries.remove(&id) {
-            Some(pending) => {
-                if pending.attempts == 0 {
-                    self.backlog = self.backlog.saturating_sub(1);
-                }
-                Confirmation::Confirmed(pending)
-            }
+        match self.remove(id) {
+            Some(pending) => Confirmation::Confirmed(pending),
             None => Confirmation::Unknown,
         }
     }
 
-    /// Decides what to send at `now`: every overdue delivery, most overdue
-    /// first (ties by id), at most `burst_limit`; parks those out of
-    /// attempts or time. Ordering by due time rather than by id means a few
-    /// stuck deliveries at the head cannot starve those behind them when the
-    /// burst limit is small: the ones just sent go to the back of the line.
-    /// `random` yields numbers in `0.0..1.0` for the backoff's jitter.
-    pub fn tick(&mut self, now: Duration, mut random: impl FnMut() -> f64) -> Tick<M> {
+    /// Removes a delivery whose parked record is durable; `None` if it was
+    /// confirmed meanwhile.
+    pub fn settle_parked(&mut self, id: DeliveryId) -> Option<Pending<M>> {
+        self.remove(id)
+    }
+
+    fn remove(&mut self, id: DeliveryId) -> Option<Pending<M>> {
+        let pending = self.entries.remove(&id)?;
+        if pending.attempts == 0 {
+            self.backlog = self.backlog.saturating_sub(1);
+        }
+        Some(pending)
+    }
+
+    /// Records why the last attempt of `id` could not be sent (`None`: it
+    /// was sent).
+    pub fn note_error(&mut self, id: DeliveryId, error: Option<Arc<str>>) {
+        if let Some(pending) = self.entries.get_mut(&id) {
+            pending.last_error = error;
+        }
+    }
+
+    /// Decides what to do at `now`: every overdue delivery is sent, most
+    /// overdue first (ties by id), at most `burst_limit`; those out of
+    /// attempts or time are proposed for parking. Ordering by due time
+    /// rather than by id means a few stuck deliveries at the head cannot
+    /// starve those behind them when the burst limit is small: the ones
+    /// just sent go to the back of the line. `random` yields numbers in
+    /// `0.0..1.0` for the backoff's jitter.
+    pub fn tick(&mut self, now: Duration, mut random: impl FnMut() -> f64) -> Tick {
         let mut due = Vec::new();
         let mut park = Vec::new();
+        let mut warn = Vec::new();
         for (id, pending) in &mut self.entries {
             if let Some(limit) = self.settings.expire_after {
                 if now.saturating_sub(pending.created) >= limit {
@@ -321,7 +426,7 @@ impl<M> Outbox<M> {
             }
             if pending.attempts >= self.settings.warn_after_attempts && !pending.warned {
                 pending.warned = true;
-                self.warnings.push(*id);
+                warn.push(*id);
             }
             due.push((pending.due, *id));
         }
@@ -335,25 +440,16 @@ impl<M> Outbox<M> {
                 self.backlog = self.backlog.saturating_sub(1);
             }
             pending.attempts = pending.attempts.saturating_add(1);
-            pending.due = now + self.settings.redelivery.delay(pending.attempts, random());
+            pending.due =
+                now.saturating_add(self.settings.redelivery.delay(pending.attempts, random()));
             send.push(id);
         }
-        let mut parked = Vec::with_capacity(park.len());
-        for (id, reason) in park {
-            if let Some(pending) = self.entries.remove(&id) {
-                if pending.attempts == 0 {
-                    self.backlog = self.backlog.saturating_sub(1);
-                }
-                parked.push((id, pending, reason));
-            }
+        Tick {
+            send,
+            park,
+            warn,
+            resolve: self.in_doubt.iter().copied().collect(),
         }
-        Tick { send, parked }
-    }
-
-    /// The deliveries that crossed `warn_after_attempts` since the last
-    /// call, each reported once.
-    pub fn take_warnings(&mut self) -> Vec<DeliveryId> {
-        std::mem::take(&mut self.warnings)
     }
 
     /// Rebuilds the outbox after a restart from its durable entries
@@ -366,8 +462,8 @@ impl<M> Outbox<M> {
         entries: impl IntoIterator<Item = (DeliveryId, D, M, Duration)>,
     ) {
         self.entries.clear();
-        self.warnings.clear();
-        self.reserved = 0;
+        self.reserved.clear();
+        self.in_doubt.clear();
         for (id, destination, message, created) in entries {
             self.entries.insert(
                 id,
@@ -378,6 +474,7 @@ impl<M> Outbox<M> {
                     created,
                     due: Duration::ZERO,
                     restored: true,
+                    last_error: None,
                     warned: false,
                 },
             );
@@ -501,12 +598,11 @@ mod tests {
     fn warns_once_per_delivery_after_the_threshold() {
         let mut outbox = Outbox::new(settings());
         append(&mut outbox, Duration::ZERO);
-        for n in 1..=5u32 {
-            outbox.tick(S * n, || 0.5);
-        }
-        assert_eq!(outbox.take_warnings(), [DeliveryId(1)]);
-        outbox.tick(S * 6, || 0.5);
-        assert!(outbox.take_warnings().is_empty());
+        let warned: Vec<_> = (1..=5u32)
+            .flat_map(|n| outbox.tick(S * n, || 0.5).warn)
+            .collect();
+        assert_eq!(warned, [DeliveryId(1)]);
+        assert!(outbox.tick(S * 6, || 0.5).warn.is_empty());
     }
 
     #[test]
@@ -519,8 +615,15 @@ mod tests {
         assert_eq!(outbox.tick(S, || 0.5).send, [DeliveryId(1)]);
         let tick = outbox.tick(S * 2, || 0.5);
         assert!(tick.send.is_empty());
-        assert_eq!(tick.parked.len(), 1);
-        assert_eq!(tick.parked[0].2, ParkReason::MaxAttempts(2));
+        assert_eq!(tick.park, [(DeliveryId(1), ParkReason::MaxAttempts(2))]);
+        // Still unconfirmed until its parked record is durable; proposed
+        // again if that write fails, and never sent meanwhile.
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox.settled_below(), DeliveryId(1));
+        let again = outbox.tick(S * 3, || 0.5);
+        assert!(again.send.is_empty());
+        assert_eq!(again.park, tick.park);
+        assert!(outbox.settle_parked(DeliveryId(1)).is_some());
         assert!(outbox.is_empty());
         assert_eq!(outbox.settled_below(), DeliveryId(2));
 
@@ -529,9 +632,9 @@ mod tests {
             ..settings()
         });
         append(&mut outbox, Duration::ZERO);
-        assert_eq!(outbox.tick(S * 2, || 0.5).parked.len(), 0);
+        assert_eq!(outbox.tick(S * 2, || 0.5).park.len(), 0);
         let tick = outbox.tick(S * 3, || 0.5);
-        assert_eq!(tick.parked[0].2, ParkReason::Expired(S * 3));
+        assert_eq!(tick.park, [(DeliveryId(1), ParkReason::Expired(S * 3))]);
     }
 
     #[test]
@@ -576,5 +679,62 @@ mod tests {
             [(DeliveryId(9), "/user/a".to_owned(), "x".to_owned(), S)],
         );
         assert_eq!(outbox.next_id(), DeliveryId(10));
+    }
+
+    #[test]
+    fn settled_below_covers_reserved_ids_written_out_of_order() {
+        let mut outbox: Outbox<String> = Outbox::new(settings());
+        let first = outbox.reserve().expect("room");
+        let second = outbox.reserve().expect("room");
+        // The second write finishes first and is sent: it must not tell the
+        // receiver that the first is settled.
+        outbox.insert(second, "/user/a", "two".into(), S, 0.5);
+        assert_eq!(outbox.settled_below(), first);
+        outbox.insert(first, "/user/a", "one".into(), S, 0.5);
+        assert_eq!(outbox.settled_below(), first);
+        outbox.confirm(first);
+        assert_eq!(outbox.settled_below(), second);
+        outbox.confirm(second);
+        assert_eq!(outbox.settled_below(), DeliveryId(3));
+    }
+
+    #[test]
+    fn an_id_in_doubt_holds_the_settled_mark_until_resolved() {
+        let mut outbox: Outbox<String> = Outbox::new(settings());
+        let lost = outbox.reserve().expect("room");
+        let (later, _) = append(&mut outbox, S);
+        outbox.doubt(lost);
+        outbox.confirm(later);
+        assert_eq!(outbox.settled_below(), lost);
+        assert_eq!(outbox.tick(S, || 0.5).resolve, [lost]);
+        // It turned out durable: pending again, sent on the next tick.
+        outbox.resolve(lost, Some(("/user/a", "one".to_owned(), S)));
+        assert_eq!(outbox.settled_below(), lost);
+        let tick = outbox.tick(S, || 0.5);
+        assert!(tick.resolve.is_empty());
+        assert_eq!(tick.send, [lost]);
+        outbox.confirm(lost);
+        assert_eq!(outbox.settled_below(), DeliveryId(3));
+
+        // Never written: the id is skipped, never reused.
+        let gone = outbox.reserve().expect("room");
+        outbox.doubt(gone);
+        outbox.resolve::<&str>(gone, None);
+        assert_eq!(outbox.settled_below(), DeliveryId(4));
+        assert_eq!(outbox.reserve(), Ok(DeliveryId(4)));
+    }
+
+    #[test]
+    fn pending_pages_by_id() {
+        let mut outbox = Outbox::new(settings());
+        for _ in 0..5 {
+            append(&mut outbox, S);
+        }
+        let page: Vec<_> = outbox
+            .iter_after(Some(DeliveryId(2)))
+            .map(|(id, _)| id.0)
+            .collect();
+        assert_eq!(page, [3, 4, 5]);
+        assert_eq!(outbox.iter_after(None).count(), 5);
     }
 }

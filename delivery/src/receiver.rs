@@ -8,32 +8,49 @@
 //!    and not applied;
 //! 2. a [`Receipt::New`] one is applied, and its inbox record made durable:
 //!    [`commit`](DedupInbox::commit) writes it alone; an event-sourced
-//!    receiver puts [`record`](DedupInbox::record)'s writes into the same
+//!    receiver puts [`prepare`](DedupInbox::prepare)'s writes into the same
 //!    atomic write as its events (`Effect::with_writes`);
-//! 3. only then is it acked ([`Delivery::send_ack`]).
+//! 3. only then is the inbox in memory changed and the delivery acked
+//!    ([`InboxWrite::ack`], which `commit` calls for you).
 //!
-//! Effects kept in courier's journal are thus applied exactly once. An
-//! effect outside it (an e-mail, another database) can be repeated if the
-//! process dies between applying it and the inbox write: that is where
-//! "exactly once" stops.
+//! The inbox in memory never runs ahead of the disk: if the write fails,
+//! nothing changed, and the redelivered message is new again. Effects kept
+//! in courier's journal are thus applied exactly once. An effect outside it
+//! (an e-mail, another database) can be repeated if the process dies
+//! between applying it and the inbox write: that is where "exactly once"
+//! stops.
 //!
 //! The inbox is the state of one actor: open it in the actor's start hook,
-//! so that a restarted actor reloads it from disk.
+//! so that a restarted actor reloads it from disk. One inbox write is
+//! outstanding at a time (an actor handles one message at a time, and an
+//! event-sourced one handles no command while it persists); a second
+//! [`prepare`](DedupInbox::prepare) before the first is acked or dropped is
+//! refused, because two changes planned from the same state could reach
+//! the disk out of order and move the watermark down.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use courier_core::ActorRef;
 use courier_persistence::{Journal, WriteBatch};
 
-use crate::envelope::Delivery;
+use crate::envelope::{Ack, Delivery, SenderId};
 use crate::error::{Error, Result};
 use crate::inbox::{Inbox, InboxChange, Receipt};
 use crate::records::{done_key, inbox_ns, parse_inbox, scan_all, watermark_key};
+
+struct State {
+    inbox: Inbox,
+    /// An [`InboxWrite`] was prepared and is neither acked nor dropped.
+    outstanding: bool,
+}
 
 /// A receiver's durable dedup state.
 pub struct DedupInbox {
     name: String,
     journal: Arc<dyn Journal>,
-    inbox: Mutex<Inbox>,
+    state: Arc<Mutex<State>>,
+    /// Serializes [`commit`](Self::commit)s: plan, write, apply.
+    commits: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for DedupInbox {
@@ -57,77 +74,162 @@ impl DedupInbox {
         Ok(Self {
             name: name.to_owned(),
             journal,
-            inbox: Mutex::new(inbox),
+            state: Arc::new(Mutex::new(State {
+                inbox,
+                outstanding: false,
+            })),
+            commits: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Whether `delivery` is new or a duplicate.
     pub fn check<M>(&self, delivery: &Delivery<M>) -> Receipt {
-        self.lock().check(&delivery.sender, delivery.id)
+        lock(&self.state).inbox.check(&delivery.sender, delivery.id)
     }
 
-    /// Marks `delivery` as applied and returns the records that say so, to
-    /// be written atomically with the effect. Ack only after they are
-    /// durable. If that write fails, stop the actor: its inbox in memory is
-    /// ahead of the disk (a restart reloads it).
-    pub fn record<M>(&self, delivery: &Delivery<M>) -> WriteBatch {
-        let change = self
-            .lock()
-            .record(&delivery.sender, delivery.id, delivery.settled_below);
-        self.writes(delivery, &change)
-    }
-
-    /// Marks `delivery` as applied, durably, then acks it.
+    /// Plans marking `delivery` as applied, without changing the inbox:
+    /// the returned [`InboxWrite`] holds the records to write atomically
+    /// with the effect; once they are durable, [`InboxWrite::ack`] applies
+    /// them to the inbox in memory and acks. Dropping it instead (the write
+    /// failed) leaves the inbox as it was, so the redelivery is new again.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the write fails; nothing is acked then.
+    /// [`Error::InboxBusy`] while another `InboxWrite` of this inbox is
+    /// outstanding.
+    pub fn prepare<M>(&self, delivery: &Delivery<M>) -> Result<InboxWrite> {
+        let mut state = lock(&self.state);
+        if state.outstanding {
+            return Err(Error::InboxBusy {
+                receiver: self.name.clone(),
+            });
+        }
+        let change = state
+            .inbox
+            .plan(&delivery.sender, delivery.id, delivery.settled_below);
+        state.outstanding = true;
+        drop(state);
+        Ok(InboxWrite {
+            writes: self.writes(&delivery.sender, &change),
+            state: Arc::clone(&self.state),
+            sender: delivery.sender.clone(),
+            change,
+            ack: delivery.ack(),
+            ack_to: delivery.ack_to.clone(),
+            settled: false,
+        })
+    }
+
+    /// Marks `delivery` as applied, durably, then acks it: plan, write,
+    /// apply, ack. Concurrent calls take turns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the write fails: nothing is acked and the
+    /// inbox is unchanged, so a redelivery is new again.
+    /// [`Error::InboxBusy`] while an [`InboxWrite`] from
+    /// [`prepare`](Self::prepare) is outstanding.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before the write returned, the inbox is unchanged and
+    /// nothing is acked; the write itself may still become durable, which
+    /// only makes the redelivery a duplicate (acked, not applied).
     pub async fn commit<M>(&self, delivery: &Delivery<M>) -> Result<()> {
-        let batch = self.record(delivery);
-        if !batch.is_empty() {
+        let _turn = self.commits.lock().await;
+        let write = self.prepare(delivery)?;
+        if !write.writes.is_empty() {
             self.journal
-                .write(batch)
+                .write(write.writes())
                 .await
                 .map_err(|source| Error::Store {
                     owner: self.name.clone(),
                     source,
                 })?;
         }
-        delivery.send_ack();
+        write.ack();
         Ok(())
     }
 
     /// Ids kept above the watermarks, over all senders (the inbox's size
     /// beyond one watermark per sender incarnation).
     pub fn kept(&self) -> usize {
-        self.lock().kept()
+        lock(&self.state).inbox.kept()
     }
 
     /// How many sender incarnations the inbox knows.
     pub fn senders(&self) -> usize {
-        self.lock().senders()
+        lock(&self.state).inbox.senders()
     }
 
-    fn writes<M>(&self, delivery: &Delivery<M>, change: &InboxChange) -> WriteBatch {
+    fn writes(&self, sender: &SenderId, change: &InboxChange) -> WriteBatch {
         let ns = inbox_ns(&self.name);
         let mut batch = WriteBatch::new();
         if let Some(w) = change.watermark {
-            batch = batch.put(
-                ns.clone(),
-                watermark_key(&delivery.sender),
-                w.to_be_bytes().to_vec(),
-            );
+            batch = batch.put(ns.clone(), watermark_key(sender), w.to_be_bytes().to_vec());
         }
         for id in &change.added {
-            batch = batch.put(ns.clone(), done_key(&delivery.sender, *id), Vec::new());
+            batch = batch.put(ns.clone(), done_key(sender, *id), Vec::new());
         }
         for id in &change.removed {
-            batch = batch.delete(ns.clone(), done_key(&delivery.sender, *id));
+            batch = batch.delete(ns.clone(), done_key(sender, *id));
         }
         batch
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A planned inbox change: write [`writes`](Self::writes) (with the
+/// effect), then call [`ack`](Self::ack). Dropped unacked, it changes
+/// nothing.
+#[must_use = "the inbox changes and the delivery is acked only by `ack`"]
+pub struct InboxWrite {
+    state: Arc<Mutex<State>>,
+    sender: SenderId,
+    change: InboxChange,
+    writes: WriteBatch,
+    ack: Ack,
+    ack_to: ActorRef<Ack>,
+    settled: bool,
+}
+
+impl std::fmt::Debug for InboxWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InboxWrite({} {})", self.sender, self.ack.id)
+    }
+}
+
+impl InboxWrite {
+    /// The records to write atomically with the delivery's effect.
+    pub fn writes(&self) -> WriteBatch {
+        self.writes.clone()
+    }
+
+    /// The records are durable: applies the change to the inbox in memory,
+    /// then acks the delivery.
+    pub fn ack(self) {
+        let (ack, ack_to) = (self.ack.clone(), self.ack_to.clone());
+        self.apply();
+        ack_to.tell(ack);
+    }
+
+    /// The records are durable: applies the change to the inbox in memory
+    /// without acking (the caller acks later, with `Delivery::send_ack`).
+    pub fn apply(mut self) {
+        self.settled = true;
+        let mut state = lock(&self.state);
+        state.inbox.apply(&self.sender, &self.change);
+        state.outstanding = false;
+    }
+}
+
+impl Drop for InboxWrite {
+    fn drop(&mut self) {
+        if !self.settled {
+            lock(&self.state).outstanding = false;
+        }
     }
 }

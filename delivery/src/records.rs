@@ -2,7 +2,7 @@
 //!
 //! | namespace | key | value |
 //! | --- | --- | --- |
-//! | `courier.sender` | sender name | [`SenderMeta`]: incarnation, next id |
+//! | `courier.sender` | sender name | [`SenderMeta`]: incarnation, id high-water mark (written by the sender's cleaner only) |
 //! | `courier.outbox/<sender>` | id (BE u64) | [`StoredEntry`] |
 //! | `courier.parked/<sender>` | id (BE u64) | [`StoredEntry`] with a reason |
 //! | `courier.inbox/<receiver>` | sender name, 0, incarnation (16 bytes), tag, id (BE u64) | watermark (BE u64) or empty |
@@ -39,6 +39,8 @@ pub(crate) fn inbox_ns(receiver: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SenderMeta {
     pub(crate) incarnation: Uuid,
+    /// Every id below this one may have been used and deleted. The next id
+    /// after a restart is above it and above every id still stored.
     pub(crate) next_id: u64,
 }
 

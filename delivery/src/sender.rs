@@ -2,9 +2,10 @@
 //!
 //! An actor starts a `Deliverer` in its `started` hook (or, when
 //! event-sourced, in `recovery_completed`). The deliverer reloads the
-//! sender's durable outbox, spawns a child actor that owns the redelivery
-//! timer and receives acks, and redelivers every restored entry before
-//! anything new. Its parent's handler then calls
+//! sender's durable outbox, spawns its child actors (one owns the
+//! redelivery timer, parking and acks; one takes acks from receivers and
+//! nothing else) and a cleaner task, and redelivers every restored entry
+//! before anything new. Its parent's handler then calls
 //!
 //! - [`deliver`](Deliverer::deliver): write the outbox entry (durable, that
 //!   is flushed), then send; or
@@ -13,13 +14,23 @@
 //!   (`Effect::with_writes`), and [`Prepared::send`] runs after it
 //!   (`Effect::then`).
 //!
-//! The send path, step by step: reserve the next id (or fail with
-//! [`Error::OutboxFull`]); write the entry and the sender's next id in one
-//! batch and wait for its flush; insert it into the outbox; send it
-//! (at-most-once). The ack path: the receiver's [`Ack`] reaches the child
-//! actor, which confirms the id (a stale, foreign or repeated ack changes
-//! nothing) and deletes the entry; that delete is not awaited, because a lost
-//! delete only causes one more redelivery, which the receiver deduplicates.
+//! The send path, step by step: resolve the destination (refuse a path that
+//! cannot take `Delivery<M>`); reserve the next id (or fail with
+//! [`Error::OutboxFull`]); write the entry and wait for its flush; insert it
+//! into the outbox; send it (at-most-once). The ack path: the receiver's
+//! [`Ack`] reaches the child actor, which confirms the id (a stale, foreign
+//! or repeated ack changes nothing) and hands the delete to the cleaner,
+//! which writes deletes in order, in groups, with the sender's id
+//! high-water mark.
+//!
+//! Concurrent use: clones share one outbox, and deliveries from several
+//! tasks finish their writes in any order. The `settled_below` mark sent
+//! with each delivery covers only ids that can never be sent again, never
+//! an id still being written, so out-of-order writes cannot make a receiver
+//! skip a delivery.
+
+mod cleaner;
+mod redeliverer;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -27,44 +38,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use courier_core::{
-    Actor, ActorPath, ActorRef, ActorSystem, BoxError, Context, DeadLetter, DeadLetterReason, Props,
-};
+use courier_core::{Actor, ActorPath, ActorRef, ActorSystem, Context, Props, TryTellError};
 use courier_persistence::{Journal, WriteBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::{Error, Result};
-use crate::outbox::{Confirmation, Dispatch, Outbox, OutboxSettings};
+use crate::outbox::{Dispatch, Outbox, OutboxSettings};
 use crate::records::{
     SenderMeta, StoredEntry, decode, encode, id_key, key_id, load_meta, outbox_ns, parked_ns,
     put_meta, scan_all,
 };
 
+use cleaner::{Cleaner, Cleanup};
+use redeliverer::{AckInbox, Redeliverer, Signal};
+
 /// What a delivered message must be: stored in the outbox and sent again.
 pub trait Outgoing: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Outgoing for T {}
-
-/// What the sender's child actor receives: acks from receivers, and its own
-/// redelivery timer. Serializable, so that acks can come back from another
-/// node.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub enum SenderSignal {
-    /// A receiver's acknowledgement.
-    Ack(Ack),
-    /// Time to send overdue deliveries.
-    Redeliver,
-    /// A remote node refused delivery `id` for good (its message does not
-    /// decode there): park it now rather than retry it forever.
-    Rejected {
-        /// The delivery.
-        id: DeliveryId,
-        /// Why, as the receiving node said.
-        reason: String,
-    },
-}
 
 /// Deliveries unconfirmed after `warn_after_attempts` sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +82,24 @@ pub struct ParkedDelivery<M> {
     pub reason: String,
 }
 
+/// One unconfirmed delivery, as [`Deliverer::pending`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingDelivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// Where it goes.
+    pub destination: String,
+    /// How often this incarnation of the deliverer sent it.
+    pub attempts: u32,
+    /// How long ago it was accepted.
+    pub age: Duration,
+    /// Why its last attempt could not be sent (no such actor, no resolver
+    /// for the scheme, a full mailbox, ...), if it could not.
+    pub last_error: Option<String>,
+    /// It was restored after a restart.
+    pub restored: bool,
+}
+
 type WarningHandler = Box<dyn Fn(UnconfirmedWarning) + Send + Sync>;
 
 /// The outbox in memory keeps each delivery's schedule and destination but
@@ -99,6 +111,8 @@ struct State {
     /// One shared string per destination.
     destinations: HashMap<String, Arc<str>>,
     rng: fastrand::Rng,
+    /// When the last "still unconfirmed" WARN was logged.
+    last_warn: Option<Duration>,
 }
 
 impl State {
@@ -115,18 +129,23 @@ impl State {
 
 struct Shared<M> {
     sender: SenderId,
+    /// The actor that started the deliverer.
+    owner: ActorPath,
     journal: Arc<dyn Journal>,
     system: ActorSystem,
     state: Mutex<State>,
     on_warning: Mutex<Option<WarningHandler>>,
-    signals: OnceLock<ActorRef<SenderSignal>>,
+    signals: OnceLock<ActorRef<Signal>>,
+    acks: OnceLock<ActorRef<Ack>>,
+    cleanup: mpsc::UnboundedSender<Cleanup>,
     clock: Clock,
     redelivered: AtomicU64,
     message: PhantomData<fn() -> M>,
 }
 
 /// The sender side of at-least-once delivery for messages of type `M`.
-/// Cheap to clone; all clones share one outbox.
+/// Cheap to clone; all clones share one outbox and may deliver
+/// concurrently.
 pub struct Deliverer<M> {
     shared: Arc<Shared<M>>,
 }
@@ -164,7 +183,7 @@ impl Clock {
     }
 
     fn now(&self) -> Duration {
-        self.wall + self.start.elapsed()
+        self.wall.saturating_add(self.start.elapsed())
     }
 }
 
@@ -172,9 +191,21 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// An error and its causes on one line, for a delivery's last error.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 impl<M: Outgoing> Deliverer<M> {
     /// Opens the outbox of the sender `name` in `journal`, spawns its child
-    /// actor under the actor owning `ctx`, and starts redelivering what was
+    /// actors under the actor owning `ctx`, and starts redelivering what was
     /// unconfirmed. A sender seen for the first time gets a new incarnation
     /// (UUIDv7), durable before this returns.
     ///
@@ -214,6 +245,7 @@ impl<M: Outgoing> Deliverer<M> {
             outbox: Outbox::new(settings.clone()),
             destinations: HashMap::new(),
             rng: fastrand::Rng::new(),
+            last_warn: None,
         };
         let mut entries = Vec::new();
         for (key, value) in scan_all(&journal, name, &outbox_ns(name)).await? {
@@ -228,35 +260,58 @@ impl<M: Outgoing> Deliverer<M> {
                 Duration::from_millis(stored.created_ms),
             ));
         }
+        // Ids are never reused: the next one is above every id the store
+        // still holds, outbox or parked, and above the cleaner's mark for
+        // the ones it deleted.
+        let parked_above = scan_all(&journal, name, &parked_ns(name))
+            .await?
+            .last()
+            .map(|(key, _)| key_id(name, key))
+            .transpose()?
+            .map_or(1, |id| id.0.saturating_add(1));
         let restored = entries.len();
-        state.outbox.restore(DeliveryId(meta.next_id), entries);
+        state
+            .outbox
+            .restore(DeliveryId(meta.next_id.max(parked_above)), entries);
+        let (cleanup, cleanups) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             sender: SenderId {
                 name: name.to_owned(),
                 incarnation: meta.incarnation,
             },
+            owner: ctx.myself().path().clone(),
             journal,
             system: ctx.system().clone(),
             state: Mutex::new(state),
             on_warning: Mutex::new(None),
             signals: OnceLock::new(),
+            acks: OnceLock::new(),
+            cleanup,
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
             message: PhantomData,
         });
+        let spawn_failed = |e: courier_core::Error| Error::InvalidDestination {
+            destination: name.to_owned(),
+            reason: format!("cannot spawn the sender's child actor: {e}"),
+        };
         let child = Arc::clone(&shared);
         let tick = settings.redelivery.tick();
         let signals = ctx
-            .spawn(Props::new(move || Redeliverer {
-                shared: Arc::clone(&child),
-                tick,
+            .spawn(Props::new(move || {
+                Redeliverer::new(Arc::clone(&child), tick)
             }))
-            .map_err(|e| Error::InvalidDestination {
-                destination: name.to_owned(),
-                reason: format!("cannot spawn the sender's child actor: {e}"),
-            })?;
+            .map_err(spawn_failed)?;
+        let forward = signals.clone();
+        let acks = ctx
+            .spawn(Props::new(move || AckInbox::new(forward.clone())))
+            .map_err(spawn_failed)?;
         let _ = shared.signals.set(signals.clone());
-        watch_rejections(&shared, signals);
+        let _ = shared.acks.set(acks);
+        tokio::spawn(
+            Cleaner::new(Arc::clone(&shared), cleanups, meta.next_id).run(signals.clone()),
+        );
+        redeliverer::watch_rejections(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");
         Ok(Self { shared })
     }
@@ -266,15 +321,39 @@ impl<M: Outgoing> Deliverer<M> {
         &self.shared.sender
     }
 
-    /// The id the next accepted delivery will get (ids are gap-free from 1,
-    /// and continue across restarts).
+    /// The id the next accepted delivery will get (ids continue across
+    /// restarts and are never reused).
     pub fn next_id(&self) -> DeliveryId {
         self.shared.lock().outbox.next_id()
     }
 
-    /// How many deliveries await their ack.
+    /// How many deliveries await their ack, including those about to be
+    /// parked and those whose write failed until a tick has found out
+    /// whether they are durable after all.
     pub fn unconfirmed(&self) -> usize {
-        self.shared.lock().outbox.len()
+        let state = self.shared.lock();
+        state.outbox.len() + state.outbox.in_doubt()
+    }
+
+    /// The unconfirmed deliveries with ids above `after` (`None`: from the
+    /// first), oldest first, at most `limit`: pass the last id of a page as
+    /// `after` to read the next.
+    pub fn pending(&self, after: Option<DeliveryId>, limit: usize) -> Vec<PendingDelivery> {
+        let now = self.shared.clock.now();
+        let state = self.shared.lock();
+        state
+            .outbox
+            .iter_after(after)
+            .take(limit)
+            .map(|(id, p)| PendingDelivery {
+                id,
+                destination: p.destination.to_string(),
+                attempts: p.attempts,
+                age: now.saturating_sub(p.created),
+                last_error: p.last_error.as_deref().map(str::to_owned),
+                restored: p.restored,
+            })
+            .collect()
     }
 
     /// How many times this deliverer sent a delivery again: a retry after
@@ -302,8 +381,17 @@ impl<M: Outgoing> Deliverer<M> {
     ///
     /// [`Error::OutboxFull`] when `max_unconfirmed` deliveries are pending
     /// (back-pressure: nothing was accepted); [`Error::InvalidDestination`]
-    /// for a path that does not parse; [`Error::Store`] when the write
-    /// failed (nothing was accepted, nothing sent).
+    /// for a path that does not parse, whose scheme no resolver serves, or
+    /// whose actor does not take `Delivery<M>` (nothing was accepted);
+    /// [`Error::Store`] when the write failed (nothing is sent; should the
+    /// write have reached the disk anyway, the delivery is found and sent
+    /// on a later tick, never lost and never given to another message).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns, the delivery's fate is that of its write:
+    /// if the write became durable it is sent by a later tick, otherwise
+    /// its id is skipped.
     pub async fn deliver(
         &self,
         destination: &str,
@@ -318,8 +406,11 @@ impl<M: Outgoing> Deliverer<M> {
 
     /// The first half of [`deliver`](Self::deliver), for a sender whose own
     /// state is event-sourced: numbers the message and returns the records
-    /// to write atomically with its events. Call [`Prepared::send`] once
-    /// they are durable; dropping the `Prepared` unsent gives the id back.
+    /// to write atomically with its events (in the same store as this
+    /// deliverer's). Call [`Prepared::send`] once they are durable; drop the
+    /// `Prepared` only after the write finished or failed (until a later
+    /// tick has checked whether its entry is durable, its id holds the
+    /// receivers' dedup watermark below it).
     ///
     /// # Errors
     ///
@@ -329,10 +420,7 @@ impl<M: Outgoing> Deliverer<M> {
         destination: &str,
         make: impl FnOnce(DeliveryId) -> M,
     ) -> Result<Prepared<M>> {
-        ActorPath::parse(destination).map_err(|e| Error::InvalidDestination {
-            destination: destination.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let target = self.shared.resolve_new(destination)?;
         let name = &self.shared.sender.name;
         let mut state = self.shared.lock();
         let id = state.outbox.reserve().map_err(|full| Error::OutboxFull {
@@ -348,23 +436,20 @@ impl<M: Outgoing> Deliverer<M> {
                 payload: encode(name, &message)?,
                 parked: None,
             };
-            let meta = SenderMeta {
-                incarnation: self.shared.sender.incarnation,
-                next_id: id.0 + 1,
-            };
-            let batch = WriteBatch::new().put(outbox_ns(name), id_key(id), encode(name, &entry)?);
-            put_meta(batch, name, &meta)
+            Ok(WriteBatch::new().put(outbox_ns(name), id_key(id), encode(name, &entry)?))
         })();
         match built {
             Ok(writes) => Ok(Prepared {
                 shared: Arc::clone(&self.shared),
                 id,
                 destination: state.intern(destination),
+                target,
                 message: Some(message),
                 writes,
                 created: now,
             }),
             Err(e) => {
+                // Nothing was written: the id can be given back.
                 state.outbox.cancel(id);
                 Err(e)
             }
@@ -400,7 +485,7 @@ impl<M: Outgoing> Deliverer<M> {
     /// # Errors
     ///
     /// [`Error::NotParked`] for an unknown id, [`Error::OutboxFull`],
-    /// [`Error::Store`].
+    /// [`Error::InvalidDestination`], [`Error::Store`].
     pub async fn requeue(&self, id: DeliveryId) -> Result<DeliveryId> {
         let name = &self.shared.sender.name;
         let stored = self
@@ -424,11 +509,19 @@ impl<M: Outgoing> Deliverer<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the delete cannot be written.
+    /// [`Error::NotParked`] for an id that is not parked (never parked,
+    /// requeued or purged already); [`Error::Store`] when the delete cannot
+    /// be written; [`Error::SenderStopped`] when the sender has stopped.
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
-        let batch =
-            WriteBatch::new().delete(parked_ns(&self.shared.sender.name), id_key(id).to_vec());
-        self.shared.write(batch).await
+        let (done, result) = oneshot::channel();
+        let stopped = || Error::SenderStopped {
+            path: self.shared.owner.clone(),
+        };
+        self.shared
+            .cleanup
+            .send(Cleanup::Purge(id, done))
+            .map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 }
 
@@ -461,27 +554,94 @@ impl<M> Shared<M> {
     }
 }
 
+/// Where an attempt goes, as the actor system resolves its path now.
+enum Route<M> {
+    /// An actor that takes `Delivery<M>`.
+    Ready(ActorRef<Delivery<M>>),
+    /// Not reachable now (no such actor yet, no connection, no node): the
+    /// timer tries again.
+    Unreachable(String),
+    /// The path can never take `Delivery<M>` (another message type, a bad
+    /// path): the delivery is parked.
+    Refused(String),
+}
+
 impl<M: Outgoing> Shared<M> {
-    /// Sends one attempt, at most once. An unknown destination is a lost
-    /// message like any other: the timer sends it again.
-    fn transmit(&self, id: DeliveryId, destination: &str, message: M, attempt: u32) {
-        let Some(ack_to) = self.signals.get() else {
+    fn route(&self, destination: &str) -> Route<M> {
+        match self.system.lookup::<Delivery<M>>(destination) {
+            Ok(target) => Route::Ready(target),
+            Err(
+                e @ (courier_core::Error::WrongMessageType { .. }
+                | courier_core::Error::InvalidPath { .. }),
+            ) => Route::Refused(chain(&e)),
+            Err(e) => Route::Unreachable(chain(&e)),
+        }
+    }
+
+    /// Checks a new delivery's destination: refused when it can be known
+    /// now that it will never take `Delivery<M>`.
+    fn resolve_new(&self, destination: &str) -> Result<Option<ActorRef<Delivery<M>>>> {
+        let refuse = |reason: String| Error::InvalidDestination {
+            destination: destination.to_owned(),
+            reason,
+        };
+        match self.system.lookup::<Delivery<M>>(destination) {
+            Ok(target) => Ok(Some(target)),
+            Err(
+                e @ (courier_core::Error::WrongMessageType { .. }
+                | courier_core::Error::InvalidPath { .. }
+                | courier_core::Error::UnknownScheme { .. }),
+            ) => Err(refuse(chain(&e))),
+            // Not there yet: the actor may be started later, the node may
+            // connect later. The timer keeps trying, and says so.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Sends one attempt, at most once. Why an attempt could not be sent is
+    /// kept as the delivery's last error; a destination that can never take
+    /// the delivery gets it parked.
+    fn transmit(
+        &self,
+        id: DeliveryId,
+        destination: &str,
+        target: Option<ActorRef<Delivery<M>>>,
+        message: M,
+        attempt: u32,
+    ) {
+        let (Some(ack_to), Some(signals)) = (self.acks.get(), self.signals.get()) else {
             return;
         };
-        let settled_below = self.lock().outbox.settled_below();
-        match self.system.lookup::<Delivery<M>>(destination) {
-            Ok(target) => target.tell(Delivery {
-                sender: self.sender.clone(),
-                id,
-                attempt,
-                settled_below,
-                message,
-                ack_to: ack_to.clone(),
-            }),
-            Err(e) => {
-                tracing::debug!(sender = %self.sender, %id, destination, error = %e, "destination not reachable; will redeliver");
+        let route = target.map_or_else(|| self.route(destination), Route::Ready);
+        let error = match route {
+            Route::Ready(target) => {
+                let settled_below = self.lock().outbox.settled_below();
+                match target.try_tell(Delivery {
+                    sender: self.sender.clone(),
+                    id,
+                    attempt,
+                    settled_below,
+                    message,
+                    ack_to: ack_to.clone(),
+                }) {
+                    Ok(()) => None,
+                    Err(TryTellError::Full(_)) => Some("the destination's mailbox is full".into()),
+                    Err(TryTellError::Stopped(_)) => Some("the destination has stopped".into()),
+                }
             }
+            Route::Unreachable(reason) => Some(reason),
+            Route::Refused(reason) => {
+                signals.tell(Signal::Park {
+                    id,
+                    reason: format!("destination {destination} refused: {reason}"),
+                });
+                Some(reason)
+            }
+        };
+        if let Some(reason) = &error {
+            tracing::debug!(sender = %self.sender, %id, destination, error = %reason, "attempt not sent; will redeliver");
         }
+        self.lock().outbox.note_error(id, error.map(Arc::from));
     }
 }
 
@@ -491,6 +651,7 @@ pub struct Prepared<M: Outgoing> {
     shared: Arc<Shared<M>>,
     id: DeliveryId,
     destination: Arc<str>,
+    target: Option<ActorRef<Delivery<M>>>,
     message: Option<M>,
     writes: WriteBatch,
     created: Duration,
@@ -502,7 +663,7 @@ impl<M: Outgoing> Prepared<M> {
         self.id
     }
 
-    /// The records to write (the outbox entry and the sender's next id).
+    /// The records to write (the outbox entry).
     pub fn writes(&self) -> WriteBatch {
         self.writes.clone()
     }
@@ -525,7 +686,8 @@ impl<M: Outgoing> Prepared<M> {
             )
         };
         if dispatch == Dispatch::Now {
-            self.shared.transmit(self.id, &self.destination, message, 1);
+            self.shared
+                .transmit(self.id, &self.destination, self.target.take(), message, 1);
         }
         self.id
     }
@@ -534,258 +696,9 @@ impl<M: Outgoing> Prepared<M> {
 impl<M: Outgoing> Drop for Prepared<M> {
     fn drop(&mut self) {
         if self.message.is_some() {
-            self.shared.lock().outbox.cancel(self.id);
+            // Its write failed, was never made, or is still in flight: a
+            // later tick finds out whether the entry is durable.
+            self.shared.lock().outbox.doubt(self.id);
         }
     }
-}
-
-/// The child actor of a sender: its redelivery timer and its ack inbox.
-struct Redeliverer<M> {
-    shared: Arc<Shared<M>>,
-    tick: Duration,
-}
-
-impl<M: Outgoing> Actor for Redeliverer<M> {
-    type Msg = SenderSignal;
-
-    async fn started(&mut self, ctx: &mut Context<Self>) -> std::result::Result<(), BoxError> {
-        ctx.schedule_repeated(self.tick, || SenderSignal::Redeliver);
-        // The restored backlog goes out at once, before anything new.
-        ctx.myself().tell(SenderSignal::Redeliver);
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        msg: SenderSignal,
-        _ctx: &mut Context<Self>,
-    ) -> std::result::Result<(), BoxError> {
-        match msg {
-            SenderSignal::Ack(ack) => self.confirm(ack),
-            SenderSignal::Redeliver => self.redeliver().await?,
-            SenderSignal::Rejected { id, reason } => self.reject(id, reason).await?,
-        }
-        Ok(())
-    }
-}
-
-impl<M: Outgoing> Redeliverer<M> {
-    fn confirm(&self, ack: Ack) {
-        let shared = &self.shared;
-        if ack.sender != shared.sender {
-            tracing::debug!(sender = %shared.sender, from = %ack.sender, "ack for another sender ignored");
-            return;
-        }
-        let confirmed = shared.lock().outbox.confirm(ack.id);
-        if let Confirmation::Confirmed(_) = confirmed {
-            let batch =
-                WriteBatch::new().delete(outbox_ns(&shared.sender.name), id_key(ack.id).to_vec());
-            let journal = Arc::clone(&shared.journal);
-            let sender = shared.sender.clone();
-            // Not awaited: a lost delete means one more redelivery, which the
-            // receiver deduplicates. The journal keeps writes in order.
-            tokio::spawn(async move {
-                if let Err(e) = journal.write(batch).await {
-                    tracing::warn!(%sender, id = %ack.id, error = %e, "could not delete a confirmed delivery");
-                }
-            });
-        }
-    }
-
-    async fn redeliver(&self) -> Result<()> {
-        let shared = &self.shared;
-        let now = shared.clock.now();
-        let (sends, parked, warnings) = {
-            let mut state = shared.lock();
-            let State { outbox, rng, .. } = &mut *state;
-            let tick = outbox.tick(now, || rng.f64());
-            let sends: Vec<_> = tick
-                .send
-                .iter()
-                .filter_map(|id| {
-                    outbox.get(*id).map(|p| {
-                        if p.attempts > 1 || p.restored {
-                            shared.redelivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        (*id, Arc::clone(&p.destination), p.attempts)
-                    })
-                })
-                .collect();
-            let warnings: Vec<_> = outbox
-                .take_warnings()
-                .into_iter()
-                .filter_map(|id| {
-                    outbox
-                        .get(id)
-                        .map(|p| (id, p.destination.to_string(), p.attempts))
-                })
-                .collect();
-            (sends, tick.parked, warnings)
-        };
-        for (id, destination, attempt) in sends {
-            // The message is read back from the outbox's durable entry.
-            match self.load(id).await? {
-                Loaded::Message(message) => shared.transmit(id, &destination, message, attempt),
-                Loaded::Gone => {}
-                Loaded::Undecodable(entry, reason) => {
-                    shared.lock().outbox.confirm(id);
-                    self.park_entry(id, &destination, entry, reason).await?;
-                }
-            }
-        }
-        if !warnings.is_empty() {
-            let warning = UnconfirmedWarning {
-                sender: shared.sender.clone(),
-                deliveries: warnings,
-            };
-            tracing::warn!(sender = %shared.sender, count = warning.deliveries.len(), "deliveries still unconfirmed");
-            if let Some(handler) = shared
-                .on_warning
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-            {
-                handler(warning);
-            }
-        }
-        for (id, pending, reason) in parked {
-            self.park(id, &pending.destination, reason.to_string())
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Parks a delivery a remote node refused for good.
-    async fn reject(&self, id: DeliveryId, reason: String) -> Result<()> {
-        let destination = {
-            let mut state = self.shared.lock();
-            match state.outbox.confirm(id) {
-                Confirmation::Confirmed(pending) => pending.destination,
-                // Confirmed or parked already.
-                Confirmation::Unknown => return Ok(()),
-            }
-        };
-        self.park(id, &destination, reason).await
-    }
-
-    /// Reads delivery `id`'s message from its durable outbox entry.
-    async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
-        let shared = &self.shared;
-        let name = &shared.sender.name;
-        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
-            return Ok(Loaded::Gone);
-        };
-        let stored: StoredEntry = decode(name, id, &bytes)?;
-        Ok(match decode::<M>(name, id, &stored.payload) {
-            Ok(message) => Loaded::Message(message),
-            Err(e) => Loaded::Undecodable(stored, format!("undecodable message: {e}")),
-        })
-    }
-
-    /// Moves delivery `id` from the outbox to the parked store, and reports
-    /// it as a dead letter. An entry already gone (confirmed) stays gone.
-    async fn park(&self, id: DeliveryId, destination: &str, reason: String) -> Result<()> {
-        let name = &self.shared.sender.name;
-        let Some(bytes) = self.shared.get(&outbox_ns(name), id).await? else {
-            return Ok(());
-        };
-        let entry: StoredEntry = decode(name, id, &bytes)?;
-        self.park_entry(id, destination, entry, reason).await
-    }
-
-    /// [`park`](Self::park) with the entry already read.
-    async fn park_entry(
-        &self,
-        id: DeliveryId,
-        destination: &str,
-        mut entry: StoredEntry,
-        reason: String,
-    ) -> Result<()> {
-        let shared = &self.shared;
-        let name = &shared.sender.name;
-        entry.parked = Some(reason.clone());
-        let batch = WriteBatch::new()
-            .delete(outbox_ns(name), id_key(id).to_vec())
-            .put(parked_ns(name), id_key(id), encode(name, &entry)?);
-        shared.write(batch).await?;
-        tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked");
-        if let Ok(recipient) = ActorPath::parse(destination) {
-            shared.system.publish_dead_letter(DeadLetter {
-                recipient,
-                message_type: std::any::type_name::<M>(),
-                reason: DeadLetterReason::Other(
-                    format!("delivery {id} from {} parked: {reason}", shared.sender).into(),
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// A delivery's message as read back for a resend.
-enum Loaded<M> {
-    Message(M),
-    /// Confirmed (and deleted) meanwhile.
-    Gone,
-    /// The stored bytes no longer decode as `M` (a changed message type):
-    /// the entry as read, and why.
-    Undecodable(StoredEntry, String),
-}
-
-/// The start of an encoded [`Delivery`]: enough to tell whose and which.
-#[derive(serde::Deserialize)]
-struct DeliveryHeader {
-    sender: SenderId,
-    id: DeliveryId,
-}
-
-/// Watches the system's remote rejections for this sender's deliveries and
-/// hands the permanent ones (the message does not decode on the receiving
-/// node, or is too large for it) to the child actor, which parks them.
-/// Other rejections (no such actor yet, a type the peer does not know yet)
-/// may heal, so those deliveries keep being retried.
-fn watch_rejections<M: Outgoing>(shared: &Arc<Shared<M>>, signals: ActorRef<SenderSignal>) {
-    let mut rejections = shared
-        .system
-        .event_stream()
-        .subscribe::<courier_remote::RemoteRejection>();
-    let sender = shared.sender.clone();
-    tokio::spawn(async move {
-        let wanted = std::any::type_name::<Delivery<M>>();
-        loop {
-            let rejection = tokio::select! {
-                () = signals.terminated() => return,
-                next = rejections.recv() => match next {
-                    Ok(rejection) => rejection,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(%sender, missed, "missed remote rejections; those deliveries are retried");
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            };
-            let permanent = matches!(
-                rejection.reason,
-                courier_remote::RejectionReason::Undecodable
-                    | courier_remote::RejectionReason::Oversized
-            );
-            if rejection.message_type != wanted || !permanent {
-                continue;
-            }
-            let header: std::result::Result<(DeliveryHeader, usize), _> =
-                bincode::serde::decode_from_slice(&rejection.payload, bincode::config::standard());
-            let Ok((header, _)) = header else {
-                continue;
-            };
-            if header.sender == sender {
-                signals.tell(SenderSignal::Rejected {
-                    id: header.id,
-                    reason: format!(
-                        "rejected by {}: {}: {}",
-                        rejection.recipient, rejection.reason, rejection.detail
-                    ),
-                });
-            }
-        }
-    });
 }

@@ -57,8 +57,8 @@ use courier_persistence::{
     Error as PersistenceError, EventRecord, Journal, Result as PersistenceResult, SeqNr, WriteBatch,
 };
 
+use crate::envelope::Ack;
 use crate::envelope::Delivery;
-use crate::sender::SenderSignal;
 
 /// Which faults a link injects, and the seed of its RNG. Each probability
 /// applies to each message independently.
@@ -395,16 +395,16 @@ impl<M: Clone + Send + 'static> MessageSink<Delivery<M>> for AckRewriter<M> {
 
 /// The way back: one delivery's ack, through the ack faults.
 struct AckTap {
-    target: ActorRef<SenderSignal>,
+    target: ActorRef<Ack>,
     acks: Arc<Mutex<Injector>>,
 }
 
-impl MessageSink<SenderSignal> for AckTap {
+impl MessageSink<Ack> for AckTap {
     fn path(&self) -> &ActorPath {
         self.target.path()
     }
 
-    fn try_tell(&self, msg: SenderSignal) -> Result<(), TryTellError<SenderSignal>> {
+    fn try_tell(&self, msg: Ack) -> Result<(), TryTellError<Ack>> {
         self.acks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -412,7 +412,7 @@ impl MessageSink<SenderSignal> for AckTap {
         Ok(())
     }
 
-    fn send(&self, msg: SenderSignal) -> BoxFuture<'_, Result<(), SendError<SenderSignal>>> {
+    fn send(&self, msg: Ack) -> BoxFuture<'_, Result<(), SendError<Ack>>> {
         Box::pin(async move { self.try_tell(msg).map_err(|e| SendError(e.into_inner())) })
     }
 

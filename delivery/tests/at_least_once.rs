@@ -88,7 +88,9 @@ impl Actor for Warehouse {
                     .push((d.message, d.attempt));
                 if (self.lose_ack)(d.id, d.attempt) {
                     // Durable, but the ack never leaves.
-                    self.journal.write(inbox.record(&d)).await?;
+                    let write = inbox.prepare(&d)?;
+                    self.journal.write(write.writes()).await?;
+                    write.apply();
                 } else {
                     inbox.commit(&d).await?;
                 }

@@ -642,9 +642,12 @@ impl EventSourced for Stock {
                     d.send_ack();
                     Effect::none()
                 }
-                Receipt::New => Effect::persist(d.message)
-                    .with_writes(inbox.record(&d))
-                    .then(move |_: &Self, _| d.send_ack()),
+                Receipt::New => {
+                    let write = inbox.prepare(&d)?;
+                    Effect::persist(d.message)
+                        .with_writes(write.writes())
+                        .then(move |_: &Self, _| write.ack())
+                }
             },
             StockCmd::Received(reply) => {
                 reply.reply(self.received.clone());
@@ -955,7 +958,7 @@ impl Actor for Keeper {
 
 #[tokio::test(start_paused = true)]
 async fn stale_foreign_and_repeated_acks_never_confirm_another_delivery() {
-    use courier::delivery::{Ack, SenderId, SenderSignal};
+    use courier::delivery::{Ack, SenderId};
     let system = ActorSystem::new("test");
     let journal: Arc<dyn Journal> = memory();
     let kept: Arc<Mutex<Vec<Delivery<u64>>>> = Arc::default();
@@ -985,11 +988,11 @@ async fn stale_foreign_and_repeated_acks_never_confirm_another_delivery() {
         },
         id: DeliveryId(2),
     };
-    first.ack_to.tell(SenderSignal::Ack(foreign));
-    first.ack_to.tell(SenderSignal::Ack(Ack {
+    first.ack_to.tell(foreign);
+    first.ack_to.tell(Ack {
         sender: first.sender.clone(),
         id: DeliveryId(99),
-    }));
+    });
     tokio::time::sleep(SECOND / 10).await;
     assert_eq!(out.unconfirmed(), 2, "neither confirmed anything");
     first.send_ack();

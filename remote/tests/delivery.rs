@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::delivery::{Delivery, SenderSignal};
+use courier::delivery::{Ack, Delivery};
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
@@ -123,7 +123,7 @@ async fn a_delivery_rejected_as_undecodable_is_parked_at_once() {
     strict
         .register::<Delivery<OrderV2>>(ORDER_DELIVERY)
         .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
+        .register::<Ack>("courier.Ack/1")
         .expect("register");
     let rnode = Node::start(&rsys, RemoteSettings::new("strict-node", SECRET), strict)
         .await

@@ -45,9 +45,10 @@ impl Actor for Ledger {
         let mut key = d.message.to_be_bytes().to_vec();
         key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
         let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
+        let write = inbox.prepare(&d)?;
+        batch.extend(write.writes());
         self.journal.write(batch).await?;
-        d.send_ack();
+        write.ack();
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use courier::delivery::{
-    DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery, SenderSignal,
+    Ack, DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery,
 };
 use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
@@ -75,7 +75,7 @@ pub fn delivery_registry() -> Registry {
     registry
         .register::<Delivery<Order>>(ORDER_DELIVERY)
         .expect("register")
-        .register::<SenderSignal>("courier.SenderSignal/1")
+        .register::<Ack>("courier.Ack/1")
         .expect("register");
     registry
 }
@@ -119,9 +119,10 @@ impl Actor for Ledger {
         let mut key = d.message.0.to_be_bytes().to_vec();
         key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
         let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        batch.extend(inbox.record(&d));
+        let write = inbox.prepare(&d)?;
+        batch.extend(write.writes());
         self.journal.write(batch).await?;
-        d.send_ack();
+        write.ack();
         Ok(())
     }
 }

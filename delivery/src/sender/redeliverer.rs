@@ -1,0 +1,353 @@
+//! The sender's child actors: [`Redeliverer`] owns the redelivery timer,
+//! confirms acks and parks deliveries; [`AckInbox`] is the reference that
+//! receivers hold (`Delivery::ack_to`): it takes [`Ack`]s and nothing else,
+//! so holding a delivery lets a receiver or a peer confirm it, not force
+//! redeliveries or park other deliveries.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use courier_core::{Actor, ActorPath, ActorRef, BoxError, Context, DeadLetter, DeadLetterReason};
+use courier_persistence::WriteBatch;
+
+use super::{Outgoing, Shared, State, UnconfirmedWarning};
+use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
+use crate::error::Result;
+use crate::outbox::Confirmation;
+use crate::records::{StoredEntry, decode, encode, id_key, outbox_ns, parked_ns};
+
+use super::cleaner::Cleanup;
+
+/// How often, at most, the sender logs that deliveries are still
+/// unconfirmed, while they are.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+/// How many deliveries one such WARN names.
+const WARN_EXAMPLES: usize = 5;
+
+/// What the [`Redeliverer`] receives. Private to the sender: none of it
+/// travels to receivers.
+pub(super) enum Signal {
+    /// Time to send overdue deliveries.
+    Redeliver,
+    /// A receiver's acknowledgement, forwarded by the [`AckInbox`].
+    Ack(Ack),
+    /// Delivery `id` can never be delivered as addressed: park it now.
+    Park { id: DeliveryId, reason: String },
+}
+
+/// The sender's ack reference: forwards acks to the [`Redeliverer`].
+pub(super) struct AckInbox {
+    to: ActorRef<Signal>,
+}
+
+impl AckInbox {
+    pub(super) fn new(to: ActorRef<Signal>) -> Self {
+        Self { to }
+    }
+}
+
+impl Actor for AckInbox {
+    type Msg = Ack;
+
+    async fn handle(&mut self, ack: Ack, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.to.tell(Signal::Ack(ack));
+        Ok(())
+    }
+}
+
+/// The sender's timer, ack confirmation and parking, one message at a time.
+pub(super) struct Redeliverer<M> {
+    shared: Arc<Shared<M>>,
+    tick: Duration,
+}
+
+impl<M> Redeliverer<M> {
+    pub(super) fn new(shared: Arc<Shared<M>>, tick: Duration) -> Self {
+        Self { shared, tick }
+    }
+}
+
+impl<M: Outgoing> Actor for Redeliverer<M> {
+    type Msg = Signal;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        ctx.schedule_repeated(self.tick, || Signal::Redeliver);
+        // The restored backlog goes out at once, before anything new.
+        ctx.myself().tell(Signal::Redeliver);
+        Ok(())
+    }
+
+    async fn handle(&mut self, msg: Signal, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        match msg {
+            Signal::Ack(ack) => self.confirm(&ack),
+            Signal::Redeliver => self.redeliver().await?,
+            Signal::Park { id, reason } => self.park(id, reason).await?,
+        }
+        Ok(())
+    }
+}
+
+/// A delivery's message as read back for a resend.
+enum Loaded<M> {
+    Message(M),
+    /// Confirmed (and deleted) meanwhile.
+    Gone,
+    /// The stored bytes no longer decode as `M` (a changed message type):
+    /// the entry as read, and why.
+    Undecodable(StoredEntry, String),
+}
+
+impl<M: Outgoing> Redeliverer<M> {
+    fn confirm(&self, ack: &Ack) {
+        let shared = &self.shared;
+        if ack.sender != shared.sender {
+            tracing::debug!(sender = %shared.sender, from = %ack.sender, "ack for another sender ignored");
+            return;
+        }
+        let confirmed = shared.lock().outbox.confirm(ack.id);
+        if let Confirmation::Confirmed(_) = confirmed {
+            // A lost delete means one more redelivery, which the receiver
+            // deduplicates; the cleaner writes deletes in order, in groups.
+            let _ = shared.cleanup.send(Cleanup::Confirmed(ack.id));
+        }
+    }
+
+    async fn redeliver(&self) -> Result<()> {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        let (sends, park, warnings, resolve, stuck) = {
+            let mut state = shared.lock();
+            let State { outbox, rng, .. } = &mut *state;
+            let tick = outbox.tick(now, || rng.f64());
+            let sends: Vec<_> = tick
+                .send
+                .iter()
+                .filter_map(|id| {
+                    outbox.get(*id).map(|p| {
+                        if p.attempts > 1 || p.restored {
+                            shared.redelivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (*id, Arc::clone(&p.destination), p.attempts)
+                    })
+                })
+                .collect();
+            let warnings: Vec<_> = tick
+                .warn
+                .iter()
+                .filter_map(|id| {
+                    outbox
+                        .get(*id)
+                        .map(|p| (*id, p.destination.to_string(), p.attempts))
+                })
+                .collect();
+            let stuck = stuck_report(&mut state, now);
+            (sends, tick.park, warnings, tick.resolve, stuck)
+        };
+        if !resolve.is_empty() {
+            let _ = shared.cleanup.send(Cleanup::Resolve(resolve));
+        }
+        for (id, destination, attempt) in sends {
+            // The message is read back from the outbox's durable entry.
+            match self.load(id).await? {
+                Loaded::Message(message) => {
+                    shared.transmit(id, &destination, None, message, attempt);
+                }
+                Loaded::Gone => {}
+                Loaded::Undecodable(entry, reason) => {
+                    self.park_entry(id, &destination, entry, reason).await?;
+                }
+            }
+        }
+        if !warnings.is_empty() {
+            let warning = UnconfirmedWarning {
+                sender: shared.sender.clone(),
+                deliveries: warnings,
+            };
+            if let Some(handler) = shared
+                .on_warning
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+            {
+                handler(warning);
+            }
+        }
+        if let Some((count, examples)) = stuck {
+            tracing::warn!(
+                sender = %shared.sender,
+                count,
+                deliveries = %examples,
+                "deliveries still unconfirmed; Deliverer::pending lists them all"
+            );
+        }
+        for (id, reason) in park {
+            self.park(id, reason.to_string()).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads delivery `id`'s message from its durable outbox entry.
+    async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
+        let shared = &self.shared;
+        let name = &shared.sender.name;
+        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
+            return Ok(Loaded::Gone);
+        };
+        let stored: StoredEntry = decode(name, id, &bytes)?;
+        Ok(match decode::<M>(name, id, &stored.payload) {
+            Ok(message) => Loaded::Message(message),
+            Err(e) => Loaded::Undecodable(stored, format!("undecodable message: {e}")),
+        })
+    }
+
+    /// Moves delivery `id` from the outbox to the parked store, and reports
+    /// it as a dead letter. An entry already gone (confirmed) stays gone.
+    async fn park(&self, id: DeliveryId, reason: String) -> Result<()> {
+        let shared = &self.shared;
+        let name = &shared.sender.name;
+        let Some(destination) = shared
+            .lock()
+            .outbox
+            .get(id)
+            .map(|p| Arc::clone(&p.destination))
+        else {
+            return Ok(());
+        };
+        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
+            return Ok(());
+        };
+        let entry: StoredEntry = decode(name, id, &bytes)?;
+        self.park_entry(id, &destination, entry, reason).await
+    }
+
+    /// [`park`](Self::park) with the entry already read. The delivery stays
+    /// unconfirmed until its parked record is durable, so it is always
+    /// listed somewhere.
+    async fn park_entry(
+        &self,
+        id: DeliveryId,
+        destination: &str,
+        mut entry: StoredEntry,
+        reason: String,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let name = &shared.sender.name;
+        entry.parked = Some(reason.clone());
+        let batch = WriteBatch::new()
+            .delete(outbox_ns(name), id_key(id).to_vec())
+            .put(parked_ns(name), id_key(id), encode(name, &entry)?);
+        shared.write(batch).await?;
+        shared.lock().outbox.settle_parked(id);
+        tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked; Deliverer::requeue sends it again, Deliverer::purge drops it");
+        if let Ok(recipient) = ActorPath::parse(destination) {
+            shared.system.publish_dead_letter(DeadLetter {
+                recipient,
+                message_type: std::any::type_name::<M>(),
+                reason: DeadLetterReason::Other(
+                    format!("delivery {id} from {} parked: {reason}", shared.sender).into(),
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decides whether to log that deliveries are stuck: at most every
+/// [`WARN_EVERY`] while any delivery has been sent `warn_after_attempts`
+/// times or could not be sent at all. Returns how many, and the oldest few
+/// with their destinations, attempts and last errors.
+fn stuck_report(state: &mut State, now: Duration) -> Option<(usize, String)> {
+    if state
+        .last_warn
+        .is_some_and(|last| now.saturating_sub(last) < WARN_EVERY)
+    {
+        return None;
+    }
+    let threshold = state.outbox.settings().warn_after_attempts;
+    let mut count = 0;
+    let mut examples = String::new();
+    for (id, p) in state.outbox.iter() {
+        if p.attempts < threshold && p.last_error.is_none() {
+            continue;
+        }
+        count += 1;
+        if count <= WARN_EXAMPLES {
+            use std::fmt::Write as _;
+            if !examples.is_empty() {
+                examples.push_str("; ");
+            }
+            let _ = write!(
+                examples,
+                "{id} to {} after {} attempts",
+                p.destination, p.attempts
+            );
+            if let Some(error) = &p.last_error {
+                let _ = write!(examples, " (last error: {error})");
+            }
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    state.last_warn = Some(now);
+    Some((count, examples))
+}
+
+/// The start of an encoded [`Delivery`]: enough to tell whose and which.
+#[derive(serde::Deserialize)]
+struct DeliveryHeader {
+    sender: SenderId,
+    id: DeliveryId,
+}
+
+/// Watches the system's remote rejections for this sender's deliveries and
+/// hands the permanent ones (the message does not decode on the receiving
+/// node, or is too large for it) to the child actor, which parks them.
+/// Other rejections (no such actor yet, a type the peer does not know yet)
+/// may heal, so those deliveries keep being retried.
+pub(super) fn watch_rejections<M: Outgoing>(shared: &Arc<Shared<M>>, signals: ActorRef<Signal>) {
+    let mut rejections = shared
+        .system
+        .event_stream()
+        .subscribe::<courier_remote::RemoteRejection>();
+    let sender = shared.sender.clone();
+    tokio::spawn(async move {
+        let wanted = std::any::type_name::<Delivery<M>>();
+        loop {
+            let rejection = tokio::select! {
+                () = signals.terminated() => return,
+                next = rejections.recv() => match next {
+                    Ok(rejection) => rejection,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(%sender, missed, "missed remote rejections; those deliveries are retried");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            let permanent = matches!(
+                rejection.reason,
+                courier_remote::RejectionReason::Undecodable
+                    | courier_remote::RejectionReason::Oversized
+            );
+            if rejection.message_type != wanted || !permanent {
+                continue;
+            }
+            let header: std::result::Result<(DeliveryHeader, usize), _> =
+                bincode::serde::decode_from_slice(&rejection.payload, bincode::config::standard());
+            let Ok((header, _)) = header else {
+                continue;
+            };
+            if header.sender == sender {
+                signals.tell(Signal::Park {
+                    id: header.id,
+                    reason: format!(
+                        "rejected by {}: {}: {}",
+                        rejection.recipient, rejection.reason, rejection.detail
+                    ),
+                });
+            }
+        }
+    });
+}
