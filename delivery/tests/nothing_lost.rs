@@ -1,0 +1,433 @@
+//! The silent-loss paths, each through the public API: concurrent clones
+//! of one deliverer, writes that finish out of order, a receiver whose
+//! write fails and resumes, misaddressed and unreachable destinations,
+//! redelivery timing, and deliveries that are being parked.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use courier::delivery::testkit::ChaosJournal;
+use courier::delivery::{
+    DedupInbox, Deliverer, Delivery, DeliveryId, Error, OutboxSettings, Receipt, Redelivery,
+};
+use courier::persistence::{Journal, MemoryStore};
+use courier::prelude::*;
+use support::{Ledger, ledger};
+use tokio::time::Instant;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn memory() -> Arc<dyn Journal> {
+    Arc::new(MemoryStore::memory().expect("memory store"))
+}
+
+fn settings(interval: Duration) -> OutboxSettings {
+    OutboxSettings {
+        redelivery: Redelivery::Fixed { interval },
+        ..OutboxSettings::default()
+    }
+}
+
+/// Starts a deliverer in `started` and hands it out.
+struct Owner {
+    name: &'static str,
+    journal: Arc<dyn Journal>,
+    settings: OutboxSettings,
+    out: Option<Deliverer<u64>>,
+}
+
+impl Actor for Owner {
+    type Msg = ReplyTo<Deliverer<u64>>;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let out = Deliverer::start(
+            ctx,
+            self.name,
+            Arc::clone(&self.journal),
+            self.settings.clone(),
+        )
+        .await?;
+        self.out = Some(out);
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        reply: ReplyTo<Deliverer<u64>>,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        reply.reply(self.out.clone().ok_or("not started")?);
+        Ok(())
+    }
+}
+
+async fn deliverer(
+    system: &ActorSystem,
+    journal: &Arc<dyn Journal>,
+    name: &'static str,
+    settings: OutboxSettings,
+) -> Deliverer<u64> {
+    let journal = Arc::clone(journal);
+    let owner = system
+        .spawn(Props::new(move || Owner {
+            name,
+            journal: Arc::clone(&journal),
+            settings: settings.clone(),
+            out: None,
+        }))
+        .expect("spawn owner");
+    owner.ask(|r| r, SECOND * 5).await.expect("deliverer")
+}
+
+/// Waits (on whatever clock the test runs) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..6000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not reached");
+}
+
+/// Every number in `expected` in the ledger exactly once, nothing else.
+async fn assert_exactly_once(journal: &dyn Journal, expected: impl IntoIterator<Item = u64>) {
+    let counts = ledger(journal).await;
+    let mut lost = Vec::new();
+    let mut expected_count = 0;
+    for n in expected {
+        expected_count += 1;
+        if !counts.contains_key(&n) {
+            lost.push(n);
+        }
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        lost.is_empty(),
+        "lost {} numbers: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    assert!(twice.is_empty(), "applied twice: {twice:?}");
+    assert_eq!(counts.len(), expected_count, "unexpected numbers applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_tasks_sharing_one_deliverer_lose_nothing_on_a_perfect_link() {
+    const TOTAL: u64 = 10_000;
+    const TASKS: u64 = 8;
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    system
+        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .expect("spawn ledger");
+    let out = deliverer(&system, &journal, "orders", settings(SECOND / 5)).await;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let out = out.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = task + 1;
+            while n <= TOTAL {
+                out.deliver("/user/ledger", |_| n).await.expect("deliver");
+                n += TASKS;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    eventually("every delivery confirmed", || out.unconfirmed() == 0).await;
+    assert_exactly_once(journal.as_ref(), 1..=TOTAL).await;
+    system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_prepared_delivery_sent_first_does_not_settle_the_first() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    system
+        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .expect("spawn ledger");
+    let out = deliverer(&system, &journal, "es-sender", settings(SECOND)).await;
+    // An event-sourced sender's two commands: the second one's persist
+    // finishes first.
+    let first = out.prepare("/user/ledger", |_| 1).expect("prepare");
+    let second = out.prepare("/user/ledger", |_| 2).expect("prepare");
+    journal.write(second.writes()).await.expect("write");
+    second.send();
+    tokio::time::sleep(SECOND / 10).await;
+    journal.write(first.writes()).await.expect("write");
+    first.send();
+    eventually("both confirmed", || out.unconfirmed() == 0).await;
+    assert_exactly_once(journal.as_ref(), [1, 2]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_delivery_dropped_after_its_write_landed_is_still_sent() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    system
+        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .expect("spawn ledger");
+    let out = deliverer(&system, &journal, "doubtful", settings(SECOND)).await;
+    let lost_reply = out.prepare("/user/ledger", |_| 1).expect("prepare");
+    // The write reached the disk, but the caller saw it fail (a timeout, a
+    // lost connection) and dropped the delivery.
+    journal.write(lost_reply.writes()).await.expect("write");
+    drop(lost_reply);
+    out.deliver("/user/ledger", |_| 2).await.expect("deliver");
+    eventually("both confirmed", || out.unconfirmed() == 0).await;
+    assert_exactly_once(journal.as_ref(), [1, 2]).await;
+    // And one whose write never happened is skipped, not resent.
+    let never = out.prepare("/user/ledger", |_| 3).expect("prepare");
+    drop(never);
+    out.deliver("/user/ledger", |_| 4).await.expect("deliver");
+    eventually("settled", || out.unconfirmed() == 0).await;
+    assert_exactly_once(journal.as_ref(), [1, 2, 4]).await;
+}
+
+/// Applies in memory; its inbox writes go through a journal that fails on
+/// demand. Resumed after a failure, so its inbox in memory is what it was.
+struct Fragile {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+    applied: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Actor for Fragile {
+    type Msg = Delivery<u64>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        if self.inbox.is_none() {
+            self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "fragile").await?);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        match inbox.check(&d) {
+            Receipt::Duplicate => d.send_ack(),
+            Receipt::New => {
+                inbox.commit(&d).await?;
+                self.applied.lock().expect("lock").push(d.message);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receiver_whose_inbox_write_fails_and_resumes_applies_the_redelivery() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let chaos = Arc::new(ChaosJournal::new(Arc::clone(&journal), 1.0, 0.0, 7));
+    let applied: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (inner, seen) = (Arc::clone(&chaos) as Arc<dyn Journal>, Arc::clone(&applied));
+    system
+        .spawn(
+            Props::new(move || Fragile {
+                journal: Arc::clone(&inner),
+                inbox: None,
+                applied: Arc::clone(&seen),
+            })
+            .with_name("fragile")
+            .with_supervisor(SupervisorStrategy::resume()),
+        )
+        .expect("spawn");
+    let out = deliverer(&system, &journal, "to-fragile", settings(SECOND)).await;
+    out.deliver("/user/fragile", |_| 1).await.expect("deliver");
+    eventually("the inbox write failed", || chaos.failures() > 0).await;
+    chaos.set_failures(0.0, 0.0);
+    eventually("confirmed", || out.unconfirmed() == 0).await;
+    assert_eq!(*applied.lock().expect("lock"), [1]);
+}
+
+/// An actor that takes plain numbers, not deliveries.
+struct Plain;
+
+impl Actor for Plain {
+    type Msg = u64;
+
+    async fn handle(&mut self, _: u64, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_that_can_never_take_the_delivery_is_refused_at_once() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    system
+        .spawn(Props::new(|| Plain).with_name("plain"))
+        .expect("spawn");
+    let out = deliverer(&system, &journal, "misaddressed", settings(SECOND)).await;
+    for destination in [
+        "/user/plain",
+        "http://example.com/user/x",
+        "courier://other@127.0.0.1:1/user/x",
+        "no-slash",
+    ] {
+        let refused = out.deliver(destination, |_| 1).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidDestination { .. })),
+            "{destination}: {refused:?}"
+        );
+    }
+    assert_eq!(out.unconfirmed(), 0);
+    assert_eq!(out.next_id(), DeliveryId(1), "no id was used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_found_to_take_another_type_later_is_parked_with_the_cause() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let out = deliverer(&system, &journal, "later", settings(SECOND)).await;
+    // Nobody there yet: accepted, retried.
+    let id = out.deliver("/user/late", |_| 1).await.expect("deliver");
+    tokio::time::sleep(SECOND * 2).await;
+    let pending = out.pending(None, 10);
+    assert_eq!(pending.len(), 1);
+    let error = pending[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("no actor at /user/late"), "{error}");
+    // Then an actor of another type takes the name: parked at the next try.
+    system
+        .spawn(Props::new(|| Plain).with_name("late"))
+        .expect("spawn");
+    eventually("parked", || out.unconfirmed() == 0).await;
+    let parked = out.parked().await.expect("parked");
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].id, id);
+    assert!(parked[0].reason.contains("takes"), "{}", parked[0].reason);
+}
+
+/// Collects what the `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_destination_is_retried_with_a_repeated_warning_naming_it() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let out = deliverer(&system, &journal, "lonely", settings(SECOND)).await;
+    out.deliver("/user/nobody", |_| 1).await.expect("deliver");
+    tokio::time::sleep(SECOND * 95).await;
+    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let warnings: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("deliveries still unconfirmed"))
+        .collect();
+    // Once at the first failed attempt, then at most every 30 s.
+    assert!(
+        (3..=4).contains(&warnings.len()),
+        "{} warnings:\n{log}",
+        warnings.len()
+    );
+    for warning in &warnings {
+        assert!(warning.contains("#1 to /user/nobody"), "{warning}");
+        assert!(warning.contains("no actor at /user/nobody"), "{warning}");
+    }
+    assert_eq!(out.unconfirmed(), 1, "still retried");
+    assert!(out.pending(None, 10)[0].attempts > 50);
+}
+
+/// Records when each attempt arrives; never acks.
+struct Deaf {
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Actor for Deaf {
+    type Msg = Delivery<u64>;
+
+    async fn handle(&mut self, _: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.arrivals.lock().expect("lock").push(Instant::now());
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn redelivery_comes_within_one_and_a_half_intervals() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let seen = Arc::clone(&arrivals);
+    system
+        .spawn(
+            Props::new(move || Deaf {
+                arrivals: Arc::clone(&seen),
+            })
+            .with_name("deaf"),
+        )
+        .expect("spawn");
+    let out = deliverer(&system, &journal, "timely", settings(SECOND)).await;
+    // Start off the tick grid, as a real delivery would.
+    tokio::time::sleep(SECOND / 3).await;
+    out.deliver("/user/deaf", |_| 1).await.expect("deliver");
+    tokio::time::sleep(SECOND * 20).await;
+    let arrivals = arrivals.lock().expect("lock").clone();
+    assert!(arrivals.len() >= 13, "{} attempts", arrivals.len());
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= SECOND && gap <= SECOND * 3 / 2,
+            "gap of {gap:?} for a 1 s interval"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn purging_an_id_that_was_never_parked_is_not_parked() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let out = deliverer(&system, &journal, "purger", settings(SECOND)).await;
+    let result = out.purge(DeliveryId(42)).await;
+    assert!(matches!(result, Err(Error::NotParked { .. })), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_being_parked_stays_unconfirmed_until_its_parked_record_is_written() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let chaos = Arc::new(ChaosJournal::new(Arc::clone(&journal), 0.0, 0.0, 3));
+    let chaotic: Arc<dyn Journal> = chaos.clone();
+    let out = deliverer(
+        &system,
+        &chaotic,
+        "parker",
+        OutboxSettings {
+            max_attempts: Some(1),
+            ..settings(SECOND)
+        },
+    )
+    .await;
+    out.deliver("/user/nobody", |_| 1).await.expect("deliver");
+    // Every write fails from now on: the parked record cannot be written.
+    chaos.set_failures(1.0, 0.0);
+    tokio::time::sleep(SECOND * 5).await;
+    assert_eq!(out.unconfirmed(), 1, "neither unconfirmed nor parked");
+    assert!(out.parked().await.expect("parked").is_empty());
+    chaos.set_failures(0.0, 0.0);
+    eventually("parked", || out.unconfirmed() == 0).await;
+    assert_eq!(out.parked().await.expect("parked").len(), 1);
+}
