@@ -36,10 +36,12 @@ pub mod delivery {
         UnconfirmedWarning, Window,
     };
 
-    /// Fault injection for tests (feature `testkit`).
+    /// Fault injection and a history checker for tests (feature `testkit`).
     #[cfg(feature = "testkit")]
     pub mod testkit {
-        pub use courier_delivery::testkit::{ChaosJournal, Faults, FaultyLink, LinkStats};
+        pub use courier_delivery::testkit::{
+            ChaosJournal, Faults, FaultyLink, History, LinkStats, Report,
+        };
     }
 }
 
