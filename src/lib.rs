@@ -36,10 +36,12 @@ pub mod delivery {
         SnapshotSettings, Tick, UnconfirmedWarning, Window,
     };
 
-    /// Fault injection for tests (feature `testkit`).
+    /// Fault injection and a history checker for tests (feature `testkit`).
     #[cfg(feature = "testkit")]
     pub mod testkit {
-        pub use courier_delivery::testkit::{ChaosJournal, Faults, FaultyLink, LinkStats};
+        pub use courier_delivery::testkit::{
+            ChaosJournal, Faults, FaultyLink, History, LinkStats, Report,
+        };
     }
 }
 
@@ -78,7 +80,11 @@ pub struct RemoteGuideDoctests;
 #[doc = include_str!("../docs/persistence.md")]
 pub struct PersistenceGuideDoctests;
 
-/// The delivery guide's examples, compiled and run as doctests.
+/// The delivery guide's examples, compiled and run as doctests. The
+/// `testkit` section's example needs that feature, so it sits in a
+/// `#[cfg(feature = "testkit")]` block: a bare `cargo test` at the root
+/// enables the feature (courier-delivery's dev-dependency on
+/// `courier[testkit]` unifies it), `cargo test -p courier` alone does not.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/delivery.md")]
 pub struct DeliveryGuideDoctests;

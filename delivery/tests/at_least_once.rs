@@ -1,10 +1,10 @@
 //! At-least-once delivery through the public API: a sender actor with a
 //! `Deliverer`, a receiver actor with a `DedupInbox`, on one store.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use courier::delivery::testkit::{History, Report};
 use courier::delivery::{
     DedupInbox, Deliverer, Delivery, DeliveryId, OutboxSettings, Receipt, Redelivery,
 };
@@ -192,6 +192,12 @@ impl Setup {
             .map(|(n, _)| *n)
             .collect()
     }
+
+    /// Orders `1..=orders` were all sent (the outbox drained): each must be
+    /// applied once, and nothing else.
+    fn history(&self, orders: u64) -> Report<u64> {
+        History::from_ledgers(1..=orders, self.applied()).check()
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,7 +209,9 @@ async fn in_order_when_nothing_is_lost() {
         shop.tell(ShopCmd::Order(n));
     }
     s.drained(&shop).await;
-    assert_eq!(s.applied(), (1..=100).collect::<Vec<_>>());
+    let report = s.history(100);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(s.applied(), (1..=100).collect::<Vec<_>>(), "in order");
     assert!(
         s.ledger
             .lock()
@@ -223,11 +231,10 @@ async fn lost_messages_are_redelivered_and_applied_once() {
         shop.tell(ShopCmd::Order(n));
     }
     s.drained(&shop).await;
-    let mut applied = s.applied();
+    let report = s.history(100);
+    assert!(report.is_clean(), "{report}");
     // Redelivered ones arrive after later ones.
-    assert_ne!(applied, (1..=100).collect::<Vec<_>>());
-    applied.sort_unstable();
-    assert_eq!(applied, (1..=100).collect::<Vec<_>>());
+    assert_ne!(s.applied(), (1..=100).collect::<Vec<_>>());
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,9 +247,8 @@ async fn lost_acks_cause_duplicates_that_are_suppressed() {
         shop.tell(ShopCmd::Order(n));
     }
     s.drained(&shop).await;
-    let mut applied = s.applied();
-    applied.sort_unstable();
-    assert_eq!(applied, (1..=50).collect::<Vec<_>>());
+    let report = s.history(50);
+    assert!(report.is_clean(), "{report}");
     assert_eq!(*s.duplicates.lock().expect("lock"), 16, "one per lost ack");
 }
 
@@ -266,13 +272,10 @@ async fn a_restarted_sender_redelivers_unconfirmed_entries_and_continues_its_ids
     let shop = s.sender(settings());
     shop.tell(ShopCmd::Order(6));
     s.drained(&shop).await;
+    let report = s.history(6);
+    assert!(report.is_clean(), "{report}");
     // Restored ones first, then the new one.
     assert_eq!(s.applied(), (1..=6).collect::<Vec<_>>());
-    let counts: HashMap<u64, usize> = s.applied().iter().fold(HashMap::new(), |mut m, n| {
-        *m.entry(*n).or_default() += 1;
-        m
-    });
-    assert!(counts.values().all(|c| *c == 1));
 }
 
 #[tokio::test(start_paused = true)]

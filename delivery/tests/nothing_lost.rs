@@ -8,7 +8,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::delivery::testkit::ChaosJournal;
+use courier::delivery::testkit::{ChaosJournal, History};
 use courier::delivery::{
     DedupInbox, Deliverer, Delivery, DeliveryId, Error, OutboxSettings, Receipt, Redelivery,
 };
@@ -94,24 +94,8 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Every number in `expected` in the ledger exactly once, nothing else.
 async fn assert_exactly_once(journal: &dyn Journal, expected: impl IntoIterator<Item = u64>) {
-    let counts = ledger(journal).await;
-    let mut lost = Vec::new();
-    let mut expected_count = 0;
-    for n in expected {
-        expected_count += 1;
-        if !counts.contains_key(&n) {
-            lost.push(n);
-        }
-    }
-    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(
-        lost.is_empty(),
-        "lost {} numbers: {:?}",
-        lost.len(),
-        &lost[..lost.len().min(20)]
-    );
-    assert!(twice.is_empty(), "applied twice: {twice:?}");
-    assert_eq!(counts.len(), expected_count, "unexpected numbers applied");
+    let report = History::from_ledgers(expected, ledger(journal).await).check();
+    assert!(report.is_clean(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::delivery::testkit::{ChaosJournal, Faults, FaultyLink};
+use courier::delivery::testkit::{ChaosJournal, Faults, FaultyLink, History};
 use courier::delivery::{
     DedupInbox, Deliverer, Delivery, DeliveryId, OutboxSettings, Receipt, Redelivery,
     UnconfirmedWarning,
@@ -43,12 +43,6 @@ struct Seen {
 impl Seen {
     fn applied(&self) -> Vec<u64> {
         self.applied.lock().expect("lock").clone()
-    }
-
-    fn applied_sorted(&self) -> Vec<u64> {
-        let mut applied = self.applied();
-        applied.sort_unstable();
-        applied
     }
 
     fn deliveries(&self) -> Vec<(DeliveryId, u32, Instant)> {
@@ -249,8 +243,9 @@ async fn three_destinations_through_links_dropping_every_2nd_5th_3rd_all_arrive(
         }
     }
     client.drained().await;
-    for s in &seen {
-        assert_eq!(s.applied_sorted(), (1..=100).collect::<Vec<_>>());
+    for (s, name) in seen.iter().zip(["a", "b", "c"]) {
+        let report = History::from_ledgers(1..=100, s.applied()).check();
+        assert!(report.is_clean(), "receiver {name}: {report}");
         let redelivered = s.deliveries().iter().filter(|(_, a, _)| *a > 1).count();
         assert!(redelivered > 0, "some were dropped and redelivered");
     }
@@ -489,12 +484,8 @@ async fn chaos_journals_and_dropped_acks_still_apply_exactly_1_to_10() {
         }
         client.drained().await;
         // Each number's ledger entries, straight from the receiver's store.
-        let counts = ledger(&*receiver_store).await;
-        let numbers: Vec<u64> = counts
-            .iter()
-            .flat_map(|(n, c)| std::iter::repeat_n(*n, *c as usize))
-            .collect();
-        assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "seed {seed}");
+        let report = History::from_ledgers(1..=10, ledger(&*receiver_store).await).check();
+        assert!(report.is_clean(), "seed {seed}: {report}");
         assert!(
             sender_chaos.failures() > 0 && receiver_chaos.failures() > 0,
             "seed {seed}: {} {}",
@@ -766,12 +757,12 @@ async fn event_sourced_sender_and_receiver_apply_each_order_once() {
         tokio::time::sleep(SECOND / 2).await;
     }
     assert_eq!(out.unconfirmed(), 0);
-    let mut received = stock_ref
+    let received = stock_ref
         .ask(StockCmd::Received, 5 * SECOND)
         .await
         .expect("received");
-    received.sort_unstable();
-    assert_eq!(received, (1..=50).collect::<Vec<_>>());
+    let report = History::from_ledgers(1..=50, received).check();
+    assert!(report.is_clean(), "{report}");
     assert!(
         *duplicates.lock().expect("lock") > 0,
         "the link duplicated some"

@@ -3,7 +3,6 @@
 //! `Deliverer`, and small helpers. Each test file uses part of it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -127,9 +126,10 @@ impl Actor for Ledger {
     }
 }
 
-/// Order number → how many ledger entries it has.
-pub async fn ledger(journal: &dyn Journal) -> BTreeMap<u64, u32> {
-    let mut counts = BTreeMap::new();
+/// Every application in the ledger, in key order: a number applied twice
+/// appears twice. Feed it to a `History` as what was applied.
+pub async fn ledger(journal: &dyn Journal) -> Vec<u64> {
+    let mut applied = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = journal
@@ -138,11 +138,11 @@ pub async fn ledger(journal: &dyn Journal) -> BTreeMap<u64, u32> {
             .expect("scan the ledger");
         for (key, _) in &page {
             let number: [u8; 8] = key[..8].try_into().expect("ledger key");
-            *counts.entry(u64::from_be_bytes(number)).or_insert(0) += 1;
+            applied.push(u64::from_be_bytes(number));
         }
         match page.last() {
             Some((key, _)) if page.len() == 1000 => after = Some(key.clone()),
-            _ => return counts,
+            _ => return applied,
         }
     }
 }

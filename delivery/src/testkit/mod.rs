@@ -1,4 +1,4 @@
-//! Fault injection for tests (feature `testkit`): a link that drops,
+//! Fault injection and a history checker for tests (feature `testkit`): a link that drops,
 //! duplicates, reorders and delays messages, driven by a seeded RNG.
 //!
 //! A [`FaultyLink`] is an actor of its own, at its own path, that forwards
@@ -42,6 +42,14 @@
 //! sequence of messages; the interleaving of actors still varies between
 //! runs, so print the seed and keep assertions about outcomes (everything
 //! arrives exactly once), not about schedules.
+//!
+//! [`History`] checks those outcomes: feed it what the sender was told and
+//! what the receiver applied, and its [`Report`] lists what was lost,
+//! unexpected or applied twice.
+
+mod history;
+
+pub use history::{History, Report};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
