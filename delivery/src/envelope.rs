@@ -60,6 +60,12 @@ pub struct Ack {
     pub sender: SenderId,
     /// The delivery being acknowledged.
     pub id: DeliveryId,
+    /// The identity of the inbox that applied it, when the ack comes from
+    /// an application ([`InboxWrite::ack`](crate::InboxWrite::ack)); `None`
+    /// for the ack of a duplicate. The sender remembers it per destination
+    /// and sends it back with later deliveries, so that a receiver that
+    /// lost its inbox notices (see [`Delivery::expected_inbox`]).
+    pub inbox: Option<Uuid>,
 }
 
 /// A message sent at least once: the payload with the sender's name,
@@ -81,6 +87,12 @@ pub struct Delivery<M> {
     /// parked) and will never be sent again; receivers use it to keep their
     /// dedup state small.
     pub settled_below: DeliveryId,
+    /// The identity of the inbox that, as far as the sender knows, applied
+    /// its earlier deliveries to this destination (`None` before the first
+    /// ack). A [`DedupInbox`](crate::DedupInbox) with another identity has
+    /// lost that history and refuses the delivery rather than risk
+    /// applying it twice.
+    pub expected_inbox: Option<Uuid>,
     /// The message.
     pub message: M,
     /// Where the receiver sends its [`Ack`]. It takes acks and nothing
@@ -95,6 +107,7 @@ impl<M> Delivery<M> {
         Ack {
             sender: self.sender.clone(),
             id: self.id,
+            inbox: None,
         }
     }
 
@@ -112,6 +125,7 @@ impl<M: Clone> Clone for Delivery<M> {
             id: self.id,
             attempt: self.attempt,
             settled_below: self.settled_below,
+            expected_inbox: self.expected_inbox,
             message: self.message.clone(),
             ack_to: self.ack_to.clone(),
         }

@@ -79,6 +79,23 @@ pub enum Error {
         /// The receiver's name.
         receiver: String,
     },
+    /// A delivery's sender remembers acks from another inbox identity: this
+    /// inbox lost the history it had with that sender (deleted, restored
+    /// from an older backup, rolled back), so applying the delivery could
+    /// apply it twice. Nothing was applied or acked.
+    #[error(
+        "receiver {receiver} lost its history with sender {sender}: the sender's acks came from inbox {expected}, this inbox is {found} (deleted, restored from an older backup or rolled back); restore the inbox, or open it with DedupInbox::open_adopting to accept that some deliveries may be applied twice"
+    )]
+    InboxLost {
+        /// The receiver's name.
+        receiver: String,
+        /// The sender.
+        sender: crate::envelope::SenderId,
+        /// The identity the sender expected.
+        expected: uuid::Uuid,
+        /// This inbox's identity.
+        found: uuid::Uuid,
+    },
     /// The sender actor is not running (stopped, or failed to recover).
     #[error("sender {path} is not running")]
     SenderStopped {

@@ -20,6 +20,17 @@
 //! between applying it and the inbox write: that is where "exactly once"
 //! stops.
 //!
+//! A receiver that lost its inbox notices: each inbox has an identity
+//! (a UUIDv7 created with it), acks carry it, senders remember it per
+//! destination and send it back with later deliveries. An inbox meeting a
+//! delivery that expects another identity has lost history it had with that
+//! sender, and [`prepare`](DedupInbox::prepare) refuses it with
+//! [`Error::InboxLost`] rather than risk applying it twice. An operator who
+//! accepts that risk opens the inbox with
+//! [`open_adopting`](DedupInbox::open_adopting). Before a sender's first
+//! ack from an inbox there is nothing to compare, so a loss in that window
+//! is not detected.
+//!
 //! The inbox is the state of one actor: open it in the actor's start hook,
 //! so that a restarted actor reloads it from disk. One inbox write is
 //! outstanding at a time (an actor handles one message at a time, and an
@@ -28,26 +39,38 @@
 //! refused, because two changes planned from the same state could reach
 //! the disk out of order and move the watermark down.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use courier_core::ActorRef;
 use courier_persistence::{Journal, WriteBatch};
+use uuid::Uuid;
 
 use crate::envelope::{Ack, Delivery, SenderId};
 use crate::error::{Error, Result};
 use crate::inbox::{Inbox, InboxChange, Receipt};
-use crate::records::{done_key, inbox_ns, parse_inbox, scan_all, watermark_key};
+use crate::records::{
+    INBOX_IDS, done_key, inbox_alias_ns, inbox_ns, parse_identity, parse_inbox, scan_all,
+    watermark_key,
+};
 
 struct State {
     inbox: Inbox,
     /// An [`InboxWrite`] was prepared and is neither acked nor dropped.
     outstanding: bool,
+    /// Identities of lost inboxes whose history this one adopted.
+    aliases: HashSet<Uuid>,
+    /// Senders already told about (at ERROR) since the inbox was opened.
+    reported: HashSet<SenderId>,
 }
 
 /// A receiver's durable dedup state.
 pub struct DedupInbox {
     name: String,
     journal: Arc<dyn Journal>,
+    identity: Uuid,
+    /// Opened with `open_adopting`.
+    adopting: bool,
     state: Arc<Mutex<State>>,
     /// Serializes [`commit`](Self::commit)s: plan, write, apply.
     commits: tokio::sync::Mutex<()>,
@@ -60,26 +83,84 @@ impl std::fmt::Debug for DedupInbox {
 }
 
 impl DedupInbox {
-    /// Loads the inbox of receiver `name` from `journal`.
+    /// Loads the inbox of receiver `name` from `journal`; a new inbox gets
+    /// its identity, durable before this returns.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] or [`Error::Corrupt`] when it cannot be read.
+    /// [`Error::Store`] or [`Error::Corrupt`] when it cannot be read or its
+    /// identity cannot be written.
     pub async fn open(journal: Arc<dyn Journal>, name: &str) -> Result<Self> {
+        Self::open_with(journal, name, false).await
+    }
+
+    /// [`open`](Self::open) for a receiver known to have lost its inbox,
+    /// when the operator accepts the consequence: deliveries whose sender
+    /// remembers another inbox identity are applied, and that identity is
+    /// adopted (durably, so later plain opens accept it too). Deliveries
+    /// that the lost inbox had applied but not yet confirmed are applied
+    /// again. Logged at ERROR.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_adopting(journal: Arc<dyn Journal>, name: &str) -> Result<Self> {
+        tracing::error!(
+            receiver = name,
+            "inbox opened adopting lost history: deliveries a lost inbox applied but the sender did not see confirmed will be applied again"
+        );
+        Self::open_with(journal, name, true).await
+    }
+
+    async fn open_with(journal: Arc<dyn Journal>, name: &str, adopting: bool) -> Result<Self> {
+        let store_error = |source| Error::Store {
+            owner: name.to_owned(),
+            source,
+        };
         let records = scan_all(&journal, name, &inbox_ns(name)).await?;
         let mut inbox = Inbox::new();
         for (sender, window) in parse_inbox(name, records)? {
             inbox.restore(sender, window);
         }
+        let identity = match journal
+            .kv_get(INBOX_IDS, name.as_bytes())
+            .await
+            .map_err(store_error)?
+        {
+            Some(bytes) => parse_identity(name, &bytes)?,
+            None => {
+                let identity = Uuid::now_v7();
+                let batch = WriteBatch::new().put(
+                    INBOX_IDS,
+                    name.as_bytes().to_vec(),
+                    identity.as_bytes().to_vec(),
+                );
+                journal.write(batch).await.map_err(store_error)?;
+                identity
+            }
+        };
+        let mut aliases = HashSet::new();
+        for (key, _) in scan_all(&journal, name, &inbox_alias_ns(name)).await? {
+            aliases.insert(parse_identity(name, &key)?);
+        }
         Ok(Self {
             name: name.to_owned(),
             journal,
+            identity,
+            adopting,
             state: Arc::new(Mutex::new(State {
                 inbox,
                 outstanding: false,
+                aliases,
+                reported: HashSet::new(),
             })),
             commits: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// This inbox's identity: created with it, carried by its acks.
+    pub fn identity(&self) -> Uuid {
+        self.identity
     }
 
     /// Whether `delivery` is new or a duplicate.
@@ -93,10 +174,15 @@ impl DedupInbox {
     /// them to the inbox in memory and acks. Dropping it instead (the write
     /// failed) leaves the inbox as it was, so the redelivery is new again.
     ///
+    /// Call it before applying an effect that is not part of its writes:
+    /// a refused delivery must not be applied.
+    ///
     /// # Errors
     ///
-    /// [`Error::InboxBusy`] while another `InboxWrite` of this inbox is
-    /// outstanding.
+    /// [`Error::InboxLost`] when the delivery's sender remembers acks from
+    /// another inbox identity (this inbox lost that history; logged at ERROR
+    /// once per sender); [`Error::InboxBusy`] while another `InboxWrite` of
+    /// this inbox is outstanding.
     pub fn prepare<M>(&self, delivery: &Delivery<M>) -> Result<InboxWrite> {
         let mut state = lock(&self.state);
         if state.outstanding {
@@ -104,17 +190,50 @@ impl DedupInbox {
                 receiver: self.name.clone(),
             });
         }
+        let adopt = match delivery.expected_inbox {
+            Some(expected) if expected != self.identity && !state.aliases.contains(&expected) => {
+                let first = state.reported.insert(delivery.sender.clone());
+                if !self.adopting {
+                    let lost = Error::InboxLost {
+                        receiver: self.name.clone(),
+                        sender: delivery.sender.clone(),
+                        expected,
+                        found: self.identity,
+                    };
+                    if first {
+                        tracing::error!(error = %lost, "delivery refused");
+                    }
+                    return Err(lost);
+                }
+                if first {
+                    tracing::error!(receiver = %self.name, sender = %delivery.sender, %expected, "adopting the history of a lost inbox");
+                }
+                Some(expected)
+            }
+            _ => None,
+        };
         let change = state
             .inbox
             .plan(&delivery.sender, delivery.id, delivery.settled_below);
         state.outstanding = true;
         drop(state);
+        let mut writes = self.writes(&delivery.sender, &change);
+        if let Some(alias) = adopt {
+            writes = writes.put(
+                inbox_alias_ns(&self.name),
+                alias.as_bytes().to_vec(),
+                Vec::new(),
+            );
+        }
+        let mut ack = delivery.ack();
+        ack.inbox = Some(self.identity);
         Ok(InboxWrite {
-            writes: self.writes(&delivery.sender, &change),
+            writes,
             state: Arc::clone(&self.state),
             sender: delivery.sender.clone(),
             change,
-            ack: delivery.ack(),
+            adopt,
+            ack,
             ack_to: delivery.ack_to.clone(),
             settled: false,
         })
@@ -190,6 +309,8 @@ pub struct InboxWrite {
     state: Arc<Mutex<State>>,
     sender: SenderId,
     change: InboxChange,
+    /// A lost inbox's identity this write adopts.
+    adopt: Option<Uuid>,
     writes: WriteBatch,
     ack: Ack,
     ack_to: ActorRef<Ack>,
@@ -222,6 +343,9 @@ impl InboxWrite {
         self.settled = true;
         let mut state = lock(&self.state);
         state.inbox.apply(&self.sender, &self.change);
+        if let Some(alias) = self.adopt {
+            state.aliases.insert(alias);
+        }
         state.outstanding = false;
     }
 }

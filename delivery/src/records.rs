@@ -6,6 +6,9 @@
 //! | `courier.outbox/<sender>` | id (BE u64) | [`StoredEntry`] |
 //! | `courier.parked/<sender>` | id (BE u64) | [`StoredEntry`] with a reason |
 //! | `courier.inbox/<receiver>` | sender name, 0, incarnation (16 bytes), tag, id (BE u64) | watermark (BE u64) or empty |
+//! | `courier.inbox-id` | receiver name | the inbox's identity (16 bytes) |
+//! | `courier.inbox-alias/<receiver>` | an adopted identity (16 bytes) | empty |
+//! | `courier.sender-inbox/<sender>` | destination path | identity of the inbox that acked it (16 bytes) |
 //!
 //! The journal checksums every value; a record that decodes wrong is a
 //! typed [`Error::Corrupt`](crate::Error::Corrupt).
@@ -33,6 +36,25 @@ pub(crate) fn parked_ns(sender: &str) -> String {
 
 pub(crate) fn inbox_ns(receiver: &str) -> String {
     format!("courier.inbox/{receiver}")
+}
+
+pub(crate) const INBOX_IDS: &str = "courier.inbox-id";
+
+pub(crate) fn inbox_alias_ns(receiver: &str) -> String {
+    format!("courier.inbox-alias/{receiver}")
+}
+
+pub(crate) fn sender_inbox_ns(sender: &str) -> String {
+    format!("courier.sender-inbox/{sender}")
+}
+
+/// An inbox identity as stored: exactly 16 bytes.
+pub(crate) fn parse_identity(owner: &str, bytes: &[u8]) -> Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|_| Error::Corrupt {
+        owner: owner.to_owned(),
+        id: DeliveryId(0),
+        reason: format!("inbox identity of {} bytes, expected 16", bytes.len()),
+    })
 }
 
 /// A sender's durable identity and counter.

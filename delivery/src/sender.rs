@@ -50,7 +50,7 @@ use crate::error::{Error, Result};
 use crate::outbox::{Dispatch, Outbox, OutboxSettings};
 use crate::records::{
     SenderMeta, StoredEntry, decode, encode, id_key, key_id, load_meta, outbox_ns, parked_ns,
-    put_meta, scan_all,
+    parse_identity, put_meta, scan_all, sender_inbox_ns,
 };
 
 use cleaner::{Cleaner, Cleanup};
@@ -113,6 +113,8 @@ struct State {
     rng: fastrand::Rng,
     /// When the last "still unconfirmed" WARN was logged.
     last_warn: Option<Duration>,
+    /// Per destination, the identity of the inbox whose acks came back.
+    inboxes: HashMap<Arc<str>, Uuid>,
 }
 
 impl State {
@@ -246,7 +248,18 @@ impl<M: Outgoing> Deliverer<M> {
             destinations: HashMap::new(),
             rng: fastrand::Rng::new(),
             last_warn: None,
+            inboxes: HashMap::new(),
         };
+        for (key, value) in scan_all(&journal, name, &sender_inbox_ns(name)).await? {
+            let destination = String::from_utf8(key).map_err(|_| Error::Corrupt {
+                owner: name.to_owned(),
+                id: DeliveryId(0),
+                reason: "a remembered inbox under a non-UTF-8 destination".into(),
+            })?;
+            let identity = parse_identity(name, &value)?;
+            let destination = state.intern(&destination);
+            state.inboxes.insert(destination, identity);
+        }
         let mut entries = Vec::new();
         for (key, value) in scan_all(&journal, name, &outbox_ns(name)).await? {
             let id = key_id(name, &key)?;
@@ -615,12 +628,19 @@ impl<M: Outgoing> Shared<M> {
         let route = target.map_or_else(|| self.route(destination), Route::Ready);
         let error = match route {
             Route::Ready(target) => {
-                let settled_below = self.lock().outbox.settled_below();
+                let (settled_below, expected_inbox) = {
+                    let state = self.lock();
+                    (
+                        state.outbox.settled_below(),
+                        state.inboxes.get(destination).copied(),
+                    )
+                };
                 match target.try_tell(Delivery {
                     sender: self.sender.clone(),
                     id,
                     attempt,
                     settled_below,
+                    expected_inbox,
                     message,
                     ack_to: ack_to.clone(),
                 }) {

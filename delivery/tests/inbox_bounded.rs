@@ -52,6 +52,7 @@ async fn a_million_deliveries_keep_the_stored_inbox_bounded() {
             id: DeliveryId(id),
             attempt: 1,
             settled_below: DeliveryId(settled_below),
+            expected_inbox: None,
             message: id,
             ack_to: ack_to.clone(),
         };
@@ -115,6 +116,7 @@ async fn a_million_deliveries_keep_the_stored_inbox_bounded() {
             id: DeliveryId(id),
             attempt: 2,
             settled_below: DeliveryId(1),
+            expected_inbox: None,
             message: id,
             ack_to: ack_to.clone(),
         };

@@ -207,7 +207,7 @@ impl Actor for Fragile {
 async fn a_receiver_whose_inbox_write_fails_and_resumes_applies_the_redelivery() {
     let system = ActorSystem::new("test");
     let journal = memory();
-    let chaos = Arc::new(ChaosJournal::new(Arc::clone(&journal), 1.0, 0.0, 7));
+    let chaos = Arc::new(ChaosJournal::new(Arc::clone(&journal), 0.0, 0.0, 7));
     let applied: Arc<Mutex<Vec<u64>>> = Arc::default();
     let (inner, seen) = (Arc::clone(&chaos) as Arc<dyn Journal>, Arc::clone(&applied));
     system
@@ -222,6 +222,9 @@ async fn a_receiver_whose_inbox_write_fails_and_resumes_applies_the_redelivery()
         )
         .expect("spawn");
     let out = deliverer(&system, &journal, "to-fragile", settings(SECOND)).await;
+    // The inbox is open; from now on its writes fail.
+    tokio::time::sleep(SECOND / 10).await;
+    chaos.set_failures(1.0, 0.0);
     out.deliver("/user/fragile", |_| 1).await.expect("deliver");
     eventually("the inbox write failed", || chaos.failures() > 0).await;
     chaos.set_failures(0.0, 0.0);
@@ -414,4 +417,149 @@ async fn a_delivery_being_parked_stays_unconfirmed_until_its_parked_record_is_wr
     chaos.set_failures(0.0, 0.0);
     eventually("parked", || out.unconfirmed() == 0).await;
     assert_eq!(out.parked().await.expect("parked").len(), 1);
+}
+
+/// A receiver whose effect is a ledger entry written with its inbox record;
+/// while `ack` is off it applies without acking (acks lost on the way).
+struct Wipeable {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+    ack: Arc<std::sync::atomic::AtomicBool>,
+    adopt: bool,
+}
+
+impl Actor for Wipeable {
+    type Msg = Delivery<u64>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let journal = Arc::clone(&self.journal);
+        self.inbox = Some(if self.adopt {
+            DedupInbox::open_adopting(journal, "wipeable").await?
+        } else {
+            DedupInbox::open(journal, "wipeable").await?
+        });
+        Ok(())
+    }
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        let ack = self.ack.load(std::sync::atomic::Ordering::SeqCst);
+        if inbox.check(&d) == Receipt::Duplicate {
+            if ack {
+                d.send_ack();
+            }
+            return Ok(());
+        }
+        let write = inbox.prepare(&d)?;
+        let mut key = d.message.to_be_bytes().to_vec();
+        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+        let mut batch = courier::persistence::WriteBatch::new().put("applied", key, Vec::new());
+        batch.extend(write.writes());
+        self.journal.write(batch).await?;
+        if ack {
+            write.ack();
+        } else {
+            write.apply();
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_wipeable(
+    system: &ActorSystem,
+    journal: &Arc<dyn Journal>,
+    ack: &Arc<std::sync::atomic::AtomicBool>,
+    adopt: bool,
+) -> ActorRef<Delivery<u64>> {
+    let (journal, ack) = (Arc::clone(journal), Arc::clone(ack));
+    system
+        .spawn(
+            Props::new(move || Wipeable {
+                journal: Arc::clone(&journal),
+                inbox: None,
+                ack: Arc::clone(&ack),
+                adopt,
+            })
+            .with_name("wipeable"),
+        )
+        .expect("spawn receiver")
+}
+
+/// Deletes every record of the receiver's inbox, identity included.
+async fn wipe_inbox(journal: &Arc<dyn Journal>) {
+    let mut batch = courier::persistence::WriteBatch::new();
+    for (key, _) in journal
+        .kv_scan("courier.inbox/wipeable", None, 100_000)
+        .await
+        .expect("scan")
+    {
+        batch = batch.delete("courier.inbox/wipeable", key);
+    }
+    batch = batch.delete("courier.inbox-id", b"wipeable".to_vec());
+    journal.write(batch).await.expect("wipe");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_receiver_that_lost_its_inbox_refuses_instead_of_applying_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    let ack = Arc::new(AtomicBool::new(true));
+    let receiver = spawn_wipeable(&system, &journal, &ack, false).await;
+    let out = deliverer(&system, &journal, "to-wipeable", settings(SECOND)).await;
+    let mut history = History::new();
+    for n in 1..=20 {
+        out.deliver("/user/wipeable", |_| n).await.expect("deliver");
+        history.sent(n);
+    }
+    eventually("confirmed", || out.unconfirmed() == 0).await;
+    // Applied, but the acks are lost: the sender keeps redelivering.
+    ack.store(false, Ordering::SeqCst);
+    for n in 21..=30 {
+        out.deliver("/user/wipeable", |_| n).await.expect("deliver");
+        history.sent(n);
+    }
+    tokio::time::sleep(SECOND * 3).await;
+    // The receiver's inbox is lost (deleted, an old backup restored).
+    receiver.stop();
+    receiver.terminated().await;
+    wipe_inbox(&journal).await;
+    ack.store(true, Ordering::SeqCst);
+    let receiver = spawn_wipeable(&system, &journal, &ack, false).await;
+    for n in 31..=40 {
+        out.deliver("/user/wipeable", |_| n).await.expect("deliver");
+        history.maybe_sent(n);
+    }
+    tokio::time::sleep(SECOND * 10).await;
+    // Nothing was applied twice; everything after the loss waits.
+    let report = History::from_ledgers(1..=30, ledger(journal.as_ref()).await).check();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(out.unconfirmed(), 20);
+
+    // The operator accepts the loss: what the lost inbox had applied but
+    // not confirmed is applied again, the rest once.
+    receiver.stop();
+    receiver.terminated().await;
+    let receiver = spawn_wipeable(&system, &journal, &ack, true).await;
+    eventually("drained after adoption", || out.unconfirmed() == 0).await;
+    let report = History::from_ledgers(1..=40, ledger(journal.as_ref()).await).check();
+    assert!(
+        report.lost.is_empty() && report.unexpected.is_empty(),
+        "{report}"
+    );
+    assert_eq!(
+        report.duplicated,
+        (21..=30).map(|n| (n, 2)).collect::<Vec<_>>(),
+        "{report}"
+    );
+    // Adopted for good: a plain open accepts the sender again.
+    receiver.stop();
+    receiver.terminated().await;
+    spawn_wipeable(&system, &journal, &ack, false).await;
+    out.deliver("/user/wipeable", |_| 41)
+        .await
+        .expect("deliver");
+    eventually("confirmed", || out.unconfirmed() == 0).await;
+    let applied = ledger(journal.as_ref()).await;
+    assert_eq!(applied.iter().filter(|n| **n == 41).count(), 1);
 }

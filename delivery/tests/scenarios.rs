@@ -978,11 +978,13 @@ async fn stale_foreign_and_repeated_acks_never_confirm_another_delivery() {
             incarnation: uuid::Uuid::now_v7(),
         },
         id: DeliveryId(2),
+        inbox: None,
     };
     first.ack_to.tell(foreign);
     first.ack_to.tell(Ack {
         sender: first.sender.clone(),
         id: DeliveryId(99),
+        inbox: None,
     });
     tokio::time::sleep(SECOND / 10).await;
     assert_eq!(out.unconfirmed(), 2, "neither confirmed anything");

@@ -19,12 +19,15 @@ use std::time::Duration;
 use courier_core::ActorRef;
 use courier_persistence::WriteBatch;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::redeliverer::Signal;
 use super::{Outgoing, Shared};
 use crate::envelope::DeliveryId;
 use crate::error::{Error, Result};
-use crate::records::{SenderMeta, StoredEntry, decode, id_key, outbox_ns, parked_ns, put_meta};
+use crate::records::{
+    SenderMeta, StoredEntry, decode, id_key, outbox_ns, parked_ns, put_meta, sender_inbox_ns,
+};
 
 /// How many requests one cleaner write takes at most.
 const MAX_GROUP: usize = 4096;
@@ -37,6 +40,8 @@ pub(super) enum Cleanup {
     Purge(DeliveryId, oneshot::Sender<Result<()>>),
     /// Find out whether these ids' entries are durable.
     Resolve(Vec<DeliveryId>),
+    /// Remember the identity of the inbox that acks for a destination.
+    Inbox(Arc<str>, Uuid),
 }
 
 pub(super) struct Cleaner<M> {
@@ -120,6 +125,13 @@ impl<M: Outgoing> Cleaner<M> {
                     }
                 },
                 Cleanup::Resolve(ids) => resolve.extend(ids),
+                Cleanup::Inbox(destination, inbox) => {
+                    batch = batch.put(
+                        sender_inbox_ns(name),
+                        destination.as_bytes().to_vec(),
+                        inbox.as_bytes().to_vec(),
+                    );
+                }
             }
         }
         let meta = SenderMeta {

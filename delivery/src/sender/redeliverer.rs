@@ -105,11 +105,26 @@ impl<M: Outgoing> Redeliverer<M> {
             tracing::debug!(sender = %shared.sender, from = %ack.sender, "ack for another sender ignored");
             return;
         }
-        let confirmed = shared.lock().outbox.confirm(ack.id);
-        if let Confirmation::Confirmed(_) = confirmed {
-            // A lost delete means one more redelivery, which the receiver
-            // deduplicates; the cleaner writes deletes in order, in groups.
-            let _ = shared.cleanup.send(Cleanup::Confirmed(ack.id));
+        let mut state = shared.lock();
+        let Confirmation::Confirmed(pending) = state.outbox.confirm(ack.id) else {
+            return;
+        };
+        // A lost delete means one more redelivery, which the receiver
+        // deduplicates; the cleaner writes deletes in order, in groups.
+        let _ = shared.cleanup.send(Cleanup::Confirmed(ack.id));
+        if let Some(inbox) = ack.inbox {
+            let known = state.inboxes.get(&pending.destination);
+            if known != Some(&inbox) {
+                if let Some(previous) = known {
+                    tracing::warn!(sender = %shared.sender, destination = %pending.destination, %previous, %inbox, "the destination's inbox changed (it adopted a lost inbox's history)");
+                }
+                state
+                    .inboxes
+                    .insert(Arc::clone(&pending.destination), inbox);
+                let _ = shared
+                    .cleanup
+                    .send(Cleanup::Inbox(Arc::clone(&pending.destination), inbox));
+            }
         }
     }
 
