@@ -53,12 +53,12 @@ pub enum Error {
         source: courier_persistence::Error,
     },
     /// A stored delivery record could not be decoded.
-    #[error("corrupt delivery record for {owner} at {id}: {reason}")]
+    #[error("corrupt delivery record for {owner}{}: {reason}", at(.id))]
     Corrupt {
         /// The sender or receiver.
         owner: String,
-        /// The record's delivery id, if known.
-        id: DeliveryId,
+        /// The record's delivery id, if it has one.
+        id: Option<DeliveryId>,
         /// What is wrong.
         reason: String,
     },
@@ -102,6 +102,10 @@ pub enum Error {
         /// The sender's path.
         path: ActorPath,
     },
+}
+
+fn at(id: &Option<DeliveryId>) -> String {
+    id.map(|id| format!(" at {id}")).unwrap_or_default()
 }
 
 /// The crate's result type.

@@ -52,7 +52,7 @@ pub(crate) fn sender_inbox_ns(sender: &str) -> String {
 pub(crate) fn parse_identity(owner: &str, bytes: &[u8]) -> Result<Uuid> {
     Uuid::from_slice(bytes).map_err(|_| Error::Corrupt {
         owner: owner.to_owned(),
-        id: DeliveryId(0),
+        id: None,
         reason: format!("inbox identity of {} bytes, expected 16", bytes.len()),
     })
 }
@@ -92,7 +92,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     decode_payload(bytes).map_err(|e| Error::Corrupt {
         owner: owner.to_owned(),
-        id,
+        id: Some(id),
         reason: e.to_string(),
     })
 }
@@ -104,7 +104,7 @@ pub(crate) fn id_key(id: DeliveryId) -> [u8; 8] {
 pub(crate) fn key_id(owner: &str, key: &[u8]) -> Result<DeliveryId> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| Error::Corrupt {
         owner: owner.to_owned(),
-        id: DeliveryId(0),
+        id: None,
         reason: format!("key of {} bytes, expected 8", key.len()),
     })?;
     Ok(DeliveryId(u64::from_be_bytes(bytes)))
@@ -148,7 +148,15 @@ pub(crate) async fn load_meta(
         .kv_get(SENDERS, name.as_bytes())
         .await
         .map_err(store_error(name))?;
-    bytes.map(|b| decode(name, DeliveryId(0), &b)).transpose()
+    bytes
+        .map(|b| {
+            decode_payload(&b).map_err(|e| Error::Corrupt {
+                owner: name.to_owned(),
+                id: None,
+                reason: format!("sender record: {e}"),
+            })
+        })
+        .transpose()
 }
 
 pub(crate) fn put_meta(batch: WriteBatch, name: &str, meta: &SenderMeta) -> Result<WriteBatch> {
@@ -187,7 +195,7 @@ pub(crate) fn parse_inbox(
 ) -> Result<Vec<(SenderId, Window)>> {
     let corrupt = |reason: String| Error::Corrupt {
         owner: owner.to_owned(),
-        id: DeliveryId(0),
+        id: None,
         reason,
     };
     let mut windows: Vec<(SenderId, Window)> = Vec::new();

@@ -253,7 +253,7 @@ impl<M: Outgoing> Deliverer<M> {
         for (key, value) in scan_all(&journal, name, &sender_inbox_ns(name)).await? {
             let destination = String::from_utf8(key).map_err(|_| Error::Corrupt {
                 owner: name.to_owned(),
-                id: DeliveryId(0),
+                id: None,
                 reason: "a remembered inbox under a non-UTF-8 destination".into(),
             })?;
             let identity = parse_identity(name, &value)?;
