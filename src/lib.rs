@@ -9,9 +9,10 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
-    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, Mailbox, MessageSink,
-    Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy, SystemConfig,
-    Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast, with_ref_codec,
+    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox,
+    MessageSink, Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy,
+    SystemConfig, Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast,
+    with_ref_codec,
 };
 
 /// The binary codec of every byte courier stores or sends, with a size
