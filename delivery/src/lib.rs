@@ -29,5 +29,5 @@ pub use outbox::{
     Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
 };
 pub use receiver::DedupInbox;
-pub use redelivery::Redelivery;
+pub use redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
 pub use sender::{Deliverer, Outgoing, ParkedDelivery, Prepared, SenderSignal, UnconfirmedWarning};

@@ -1,12 +1,17 @@
-//! Stored and reported bytes that no longer decode as the sender's message
-//! type: parked or ignored with a typed error, never an allocation of what
-//! a misread length prefix claims (which aborts the process, and, because
-//! restored entries are resent first on every start, crash-loops it).
+//! Limits that keep a sender alive: stored and reported bytes that no
+//! longer decode as its message type are parked or ignored with a typed
+//! error, never an allocation of what a misread length prefix claims (which
+//! aborts the process, and, because restored entries are resent first on
+//! every start, crash-loops it); and no redelivery setting built by hand
+//! can overflow its schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::delivery::{Deliverer, Delivery, DeliveryId, Error, OutboxSettings, Outgoing};
+use courier::delivery::{
+    Deliverer, Delivery, DeliveryId, Error, MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing,
+    Redelivery,
+};
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
 use courier::remote::{RejectionReason, RemoteRejection};
@@ -35,6 +40,7 @@ const CLAIMED: u64 = 1 << 50;
 /// An actor that only owns a `Deliverer<M>` under the sender name "typed".
 struct Typed<M> {
     journal: Arc<dyn Journal>,
+    settings: OutboxSettings,
     out: Option<Deliverer<M>>,
 }
 
@@ -42,7 +48,7 @@ impl<M: Outgoing> Actor for Typed<M> {
     type Msg = ReplyTo<Deliverer<M>>;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let settings = OutboxSettings::default();
+        let settings = self.settings.clone();
         self.out = Some(Deliverer::start(ctx, "typed", Arc::clone(&self.journal), settings).await?);
         Ok(())
     }
@@ -57,10 +63,19 @@ async fn typed<M: Outgoing>(
     system: &ActorSystem,
     journal: &Arc<dyn Journal>,
 ) -> (ActorRef<ReplyTo<Deliverer<M>>>, Deliverer<M>) {
+    typed_with(system, journal, OutboxSettings::default()).await
+}
+
+async fn typed_with<M: Outgoing>(
+    system: &ActorSystem,
+    journal: &Arc<dyn Journal>,
+    settings: OutboxSettings,
+) -> (ActorRef<ReplyTo<Deliverer<M>>>, Deliverer<M>) {
     let journal = Arc::clone(journal);
     let actor = system
         .spawn(Props::new(move || Typed::<M> {
             journal: Arc::clone(&journal),
+            settings: settings.clone(),
             out: None,
         }))
         .expect("spawn");
@@ -169,4 +184,37 @@ async fn a_remote_rejection_with_a_hostile_header_is_ignored_and_the_next_one_pa
         reasons.iter().any(|r| r.contains("rejected by")),
         "{reasons:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn redelivery_settings_built_by_hand_cannot_overflow_the_schedule() {
+    let system = ActorSystem::new("test");
+    let journal: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("memory store"));
+    let schedules = [
+        Redelivery::Fixed {
+            interval: Duration::MAX,
+        },
+        Redelivery::Backoff {
+            min: Duration::MAX,
+            max: Duration::MAX,
+            jitter: f64::NAN,
+        },
+    ];
+    for (n, redelivery) in schedules.into_iter().enumerate() {
+        let settings = OutboxSettings {
+            redelivery,
+            ..OutboxSettings::default()
+        };
+        let (actor, out) = typed_with::<u64>(&system, &journal, settings).await;
+        // The first send schedules the next at `now + delay`: clamped to a
+        // day, not an overflow panic in the caller.
+        out.deliver("/user/nobody", |_| n as u64)
+            .await
+            .expect("deliver");
+        tokio::time::sleep(MAX_REDELIVERY_DELAY + SECOND).await;
+        assert_eq!(out.unconfirmed(), 1 + n, "still pending, still scheduled");
+        assert!(out.redelivered() >= 1, "redelivered after at most a day");
+        actor.stop();
+        actor.terminated().await;
+    }
 }
