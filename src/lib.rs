@@ -37,10 +37,10 @@ pub mod persistence {
 pub mod delivery {
     pub use courier_delivery::{
         Ack, BackoffKind, BackoffSettings, Config, Confirmation, DedupInbox, Deliverer, Delivery,
-        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, MAX_REDELIVERY_DELAY,
-        Outbox, OutboxFull, OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending,
-        PersistenceConfig, Prepared, Receipt, Redelivery, RemoteConfig, Result, SenderId,
-        SenderSignal, SnapshotSettings, Tick, UnconfirmedWarning, Window,
+        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, MAX_EXPIRE_AFTER,
+        MAX_REDELIVERY_DELAY, Outbox, OutboxFull, OutboxSettings, Outgoing, ParkReason,
+        ParkedDelivery, Pending, PersistenceConfig, Prepared, Receipt, Redelivery, RemoteConfig,
+        Result, SenderId, SenderSignal, SnapshotSettings, Tick, UnconfirmedWarning, Window,
     };
 
     /// Fault injection for tests (feature `testkit`).

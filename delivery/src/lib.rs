@@ -19,8 +19,8 @@ mod sender;
 pub mod testkit;
 
 pub use config::{
-    BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, RemoteConfig,
-    SnapshotSettings,
+    BackoffKind, BackoffSettings, Config, DeliverySettings, MAX_EXPIRE_AFTER, PersistenceConfig,
+    RemoteConfig, SnapshotSettings,
 };
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
 pub use error::{Error, Result};
