@@ -680,7 +680,7 @@ impl Remote for Inbound {
                 return;
             }
             tracing::debug!(peer = %hello.node, "peer authenticated");
-            serve(&shared, &mut inbound, &tx).await;
+            serve(&shared, &hello.node, &mut inbound, &tx).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -689,6 +689,7 @@ impl Remote for Inbound {
 /// Delivers an authenticated peer's batches until its stream ends.
 async fn serve(
     shared: &Shared,
+    peer: &str,
     inbound: &mut Streaming<proto::Frame>,
     tx: &mpsc::Sender<std::result::Result<proto::Frame, Status>>,
 ) {
@@ -731,7 +732,21 @@ async fn serve(
                 })
             };
             if let Err(r) = result {
-                tracing::debug!(rejection = %r, "envelope rejected");
+                match r.reason {
+                    // Permanent, and a sign of a peer running another
+                    // version of a message type (or of a hostile peer).
+                    RejectionReason::Undecodable => tracing::error!(
+                        peer = %peer,
+                        rejection = %r,
+                        "envelope refused: its payload is not the registered type; if the peer runs another version of it, give the changed type a new manifest"
+                    ),
+                    RejectionReason::Oversized => tracing::error!(
+                        peer = %peer,
+                        rejection = %r,
+                        "envelope refused: larger than max_frame; raise max_frame on both nodes or send smaller messages"
+                    ),
+                    _ => tracing::debug!(rejection = %r, "envelope rejected"),
+                }
                 answers.push(proto::Frame {
                     kind: Some(Kind::Rejection(r.into_proto())),
                 });
