@@ -205,8 +205,7 @@ fn remote(c: &mut Criterion) {
         });
     });
     group.bench_function(BenchmarkId::new("tell", "bare_tonic_stream"), |bench| {
-        let payload =
-            bincode::serde::encode_to_vec(charge(1), bincode::config::standard()).expect("encode");
+        let payload = courier::codec::encode(&charge(1), courier::codec::MAX_LEN).expect("encode");
         let (server, client) = rt.block_on(async {
             let server = courier::remote::bare::serve().await.expect("serve");
             let client = courier::remote::bare::BareClient::connect(server.address)

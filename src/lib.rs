@@ -9,19 +9,26 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
-    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, Mailbox, MessageSink,
-    Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy, SystemConfig,
-    Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast, with_ref_codec,
+    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox,
+    MessageSink, Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy,
+    SystemConfig, Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast,
+    with_ref_codec,
 };
+
+/// The binary codec of every byte courier stores or sends, with a size
+/// limit on every decode (`courier-codec`).
+pub mod codec {
+    pub use courier_codec::{Error, MAX_LEN, Result, budget, decode, decode_prefix, encode};
+}
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`).
 pub mod persistence {
     pub use courier_persistence::{
         Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal, KvWrite,
-        MAX_ID_LEN, Manifest, MemoryEngine, MemoryStore, Persistent, PersistentContext,
-        PersistentSettings, ReplayRange, ReplayStats, Result, SeqNr, SledEngine, SledStore,
-        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store,
-        WriteBatch, decode_payload, encode_payload, now_millis, replay,
+        MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore, Persistent,
+        PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result, SeqNr, SledEngine,
+        SledStore, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore,
+        Store, WriteBatch, decode_payload, encode_payload, now_millis, replay,
     };
 }
 
@@ -30,10 +37,11 @@ pub mod persistence {
 pub mod delivery {
     pub use courier_delivery::{
         Ack, BackoffKind, BackoffSettings, Config, Confirmation, DedupInbox, Deliverer, Delivery,
-        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, InboxWrite, Outbox,
-        OutboxFull, OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending, PendingDelivery,
-        PersistenceConfig, Prepared, Receipt, Redelivery, RemoteConfig, Result, SenderId,
-        SnapshotSettings, Tick, UnconfirmedWarning, Window,
+        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, InboxWrite,
+        MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, Outbox, OutboxFull, OutboxSettings, Outgoing,
+        ParkReason, ParkedDelivery, Pending, PendingDelivery, PersistenceConfig, Prepared, Receipt,
+        Redelivery, RemoteConfig, Result, SenderId, SnapshotSettings, Tick, UnconfirmedWarning,
+        Window,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).
@@ -48,8 +56,9 @@ pub mod delivery {
 /// Remote actors over gRPC (`courier-remote`; in progress).
 pub mod remote {
     pub use courier_remote::{
-        DEFAULT_MAX_FRAME, Error, Node, Registry, RegistryError, Rejection, RejectionReason,
-        RemoteRejection, RemoteSettings, Result, SCHEME, Transport,
+        DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
+        RegistryError, Rejection, RejectionReason, RemoteRejection, RemoteSettings, Result, SCHEME,
+        Transport,
     };
 
     /// A bare stream on courier's protocol, for the benches' limits.

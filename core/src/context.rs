@@ -20,6 +20,13 @@ use crate::path::ActorPath;
 use crate::system::{ActorSystem, Parent};
 use crate::watcher::{SystemMsg, SystemSender, Watcher, WatcherId};
 
+/// The longest a timer waits: 30 years (the bound tokio's own `sleep`
+/// uses). A longer delay or interval is clamped to it, so that no
+/// `Duration`, however large, can overflow the timer's `Instant`
+/// arithmetic (which would panic the timer task and silently stop it); such
+/// a timer fires after 30 years, that is, in practice never.
+pub const MAX_TIMER_DELAY: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// Identifies a timer started with [`Context::schedule_once`] or
 /// [`Context::schedule_repeated`], to cancel it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,12 +158,13 @@ impl<A: Actor> Context<A> {
         self.stop_requested = true;
     }
 
-    /// Delivers `msg` to this actor after `delay`, unless cancelled first.
-    /// A cancelled timer's message is never handled, even if it had already
-    /// fired.
+    /// Delivers `msg` to this actor after `delay` (at most
+    /// [`MAX_TIMER_DELAY`]), unless cancelled first. A cancelled timer's
+    /// message is never handled, even if it had already fired.
     pub fn schedule_once(&mut self, delay: Duration, msg: A::Msg) -> TimerKey {
         let key = self.next_timer_key();
         let cell = Arc::clone(&self.cell);
+        let delay = delay.min(MAX_TIMER_DELAY);
         let handle = self.timers.spawn(async move {
             tokio::time::sleep(delay).await;
             deliver_timer(&cell, key, false, msg).await;
@@ -167,7 +175,8 @@ impl<A: Actor> Context<A> {
 
     /// Delivers `make()` to this actor every `interval` (the first after one
     /// interval), until cancelled or the actor stops. A slow actor delays
-    /// ticks rather than piling them up.
+    /// ticks rather than piling them up. The interval is at least 1 ms and
+    /// at most [`MAX_TIMER_DELAY`].
     pub fn schedule_repeated(
         &mut self,
         interval: Duration,
@@ -175,8 +184,10 @@ impl<A: Actor> Context<A> {
     ) -> TimerKey {
         let key = self.next_timer_key();
         let cell = Arc::clone(&self.cell);
-        let interval = interval.max(Duration::from_millis(1));
+        let interval = interval.clamp(Duration::from_millis(1), MAX_TIMER_DELAY);
         let handle = self.timers.spawn(async move {
+            // Within MAX_TIMER_DELAY of now, each tick's deadline (and
+            // tokio's `deadline + interval` for the next) is representable.
             let mut ticks =
                 tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -213,6 +213,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn any_timeout_is_accepted_without_overflow() {
+        // Unrepresentable, representable but centuries away, and the timer
+        // bound: none may panic the asker or the reaper.
+        for timeout in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 4),
+            crate::MAX_TIMER_DELAY,
+        ] {
+            let deadlines = Arc::new(Deadlines::default());
+            let out = deadlines
+                .timeout(timeout, async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    7
+                })
+                .await;
+            assert_eq!(out, Ok(7), "{timeout:?}");
+            assert_eq!(deadlines.live(), 0);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_ask_leaves_no_entry() {
         let deadlines = Arc::new(Deadlines::default());
         let fut = deadlines.timeout(Duration::from_secs(5), std::future::pending::<()>());

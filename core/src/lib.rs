@@ -34,7 +34,7 @@ mod wire;
 
 pub use actor::{Actor, Props, Terminated};
 pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
-pub use context::{Context, TimerKey};
+pub use context::{Context, MAX_TIMER_DELAY, TimerKey};
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use error::{BoxError, Error, Result, SendError, TryTellError};
 pub use event_stream::EventStream;

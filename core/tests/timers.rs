@@ -144,3 +144,21 @@ async fn timers_end_with_their_actor() {
     // make a dead letter every 10 ms.
     assert!(drain_dead_letters(&mut dead).is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn any_duration_is_a_valid_timer_and_a_huge_one_waits_max_timer_delay() {
+    let system = system();
+    let once = system.spawn(Props::new(Timed::default)).expect("spawn");
+    let every = system.spawn(Props::new(Timed::default)).expect("spawn");
+    // Duration::MAX overflows every `Instant + Duration`: it is clamped, not
+    // a panic in the timer task (which would stop the timer silently).
+    once.tell(Msg::Once(Duration::MAX));
+    every.tell(Msg::Every(Duration::MAX));
+    tokio::time::sleep(courier_core::MAX_TIMER_DELAY - SECOND).await;
+    assert!(ticks(&once).await.is_empty(), "too early");
+    assert!(ticks(&every).await.is_empty(), "too early");
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(ticks(&once).await, vec![0]);
+    assert_eq!(ticks(&every).await, vec![1], "the repeated timer is alive");
+    system.shutdown().await;
+}

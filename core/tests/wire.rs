@@ -32,13 +32,11 @@ impl RefCodec for Loopback {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("encode")
+    courier::codec::encode(value, courier::codec::MAX_LEN).expect("encode")
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(v, _)| v)
-        .map_err(|e| e.to_string())
+    courier::codec::decode(bytes, courier::codec::MAX_LEN).map_err(|e| e.to_string())
 }
 
 #[tokio::test]

@@ -17,6 +17,12 @@
 //! Every key is optional and defaults as documented in
 //! `examples/courier.toml`. Unknown keys, wrong types and invalid values are
 //! errors that name the key and its line.
+//!
+//! Every duration is bounded, so that no value can overflow the timers and
+//! clocks it feeds: `redeliver_interval` and `backoff.max` are at most
+//! [`MAX_REDELIVERY_DELAY`] (1 day), `expire_after` at most
+//! [`MAX_EXPIRE_AFTER`] (10 years), `remote.reconnect_max` at most
+//! [`courier_remote::MAX_RECONNECT_DELAY`] (1 hour).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -29,7 +35,10 @@ use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::outbox::OutboxSettings;
-use crate::redelivery::Redelivery;
+use crate::redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
+
+/// The longest `expire_after`: 10 years (`"10y"`, of 365.25 days each).
+pub const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(10 * 31_557_600);
 
 /// All of courier's settings.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -62,13 +71,15 @@ pub struct RemoteConfig {
     /// Required. Keep the file private.
     pub secret: String,
     /// The largest frame sent or accepted, in bytes. Default 4194304
-    /// (4 MiB), at least 1024.
+    /// (4 MiB), at least 1024, at most 67108864 (64 MiB).
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
-    /// The first delay before reconnecting to a peer. Default `"100ms"`.
+    /// The first delay before reconnecting to a peer. Default `"100ms"`;
+    /// more than zero.
     #[serde(default = "default_reconnect_min", with = "humantime_serde")]
     pub reconnect_min: Duration,
-    /// The longest delay before reconnecting. Default `"10s"`.
+    /// The longest delay before reconnecting. Default `"10s"`; at least
+    /// `reconnect_min`, at most `"1h"`.
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
 }
@@ -195,8 +206,8 @@ pub struct DeliverySettings {
     #[serde(default)]
     pub actor: BTreeMap<String, Spanned<DeliverySettings>>,
     /// Time before an unconfirmed delivery is sent again (with backoff: the
-    /// first delay). Default `"5s"`, more than zero.
-    #[serde(default, deserialize_with = "positive_duration_opt")]
+    /// first delay). Default `"5s"`, more than zero, at most `"1d"`.
+    #[serde(default, deserialize_with = "redelivery_delay_opt")]
     pub redeliver_interval: Option<Duration>,
     /// Fixed interval or exponential backoff. Default fixed.
     #[serde(default)]
@@ -214,8 +225,9 @@ pub struct DeliverySettings {
     /// Park a delivery after this many sends. Default: never.
     #[serde(default, deserialize_with = "positive_u32_opt")]
     pub max_attempts: Option<u32>,
-    /// Park a delivery this long after it was accepted. Default: never.
-    #[serde(default, deserialize_with = "positive_duration_opt")]
+    /// Park a delivery this long after it was accepted. Default: never;
+    /// more than zero, at most `"10y"`.
+    #[serde(default, deserialize_with = "expiry_opt")]
     pub expire_after: Option<Duration>,
 }
 
@@ -226,8 +238,8 @@ pub struct BackoffSettings {
     /// `"fixed"` or `"exponential"`.
     pub kind: BackoffKind,
     /// The longest delay (exponential only). Default `"1m"`; at least
-    /// `redeliver_interval`.
-    #[serde(default, deserialize_with = "positive_duration_opt")]
+    /// `redeliver_interval`, at most `"1d"`.
+    #[serde(default, deserialize_with = "redelivery_delay_opt")]
     pub max: Option<Duration>,
     /// Spread of each delay as a fraction, `0.0..=1.0` (exponential only).
     /// Default 0.2.
@@ -458,8 +470,11 @@ fn positive_u64_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Opti
     positive(d, "at least 1").map(Some)
 }
 
-fn positive_duration_opt<'de, D: Deserializer<'de>>(
+/// A duration more than zero and at most `max` (written `max_text`).
+fn bounded_duration<'de, D: Deserializer<'de>>(
     d: D,
+    max: Duration,
+    max_text: &str,
 ) -> std::result::Result<Option<Duration>, D::Error> {
     let duration: Duration = humantime_serde::deserialize(d)?;
     if duration.is_zero() {
@@ -467,7 +482,22 @@ fn positive_duration_opt<'de, D: Deserializer<'de>>(
             "must be more than zero (for example \"250ms\" or \"5s\")",
         ));
     }
+    if duration > max {
+        return Err(serde::de::Error::custom(format!(
+            "must be at most {max_text}, got {duration:?}"
+        )));
+    }
     Ok(Some(duration))
+}
+
+fn redelivery_delay_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    bounded_duration(d, MAX_REDELIVERY_DELAY, "\"1d\" (1 day)")
+}
+
+fn expiry_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+    bounded_duration(d, MAX_EXPIRE_AFTER, "\"10y\" (10 years)")
 }
 
 fn fraction_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
@@ -481,160 +511,4 @@ fn fraction_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(text: &str) -> String {
-        match Config::from_str(text) {
-            Ok(c) => panic!("accepted: {c:?}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn remote_section_is_validated_with_key_and_line() {
-        let ok = Config::from_str(
-            "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"127.0.0.1:7101\"\n",
-        )
-        .expect("valid");
-        let remote = ok.remote.expect("present");
-        assert_eq!(remote.get_ref().settings().listen.port(), 7101);
-        assert!(Config::from_str("").expect("valid").remote.is_none());
-
-        let short = err("\n[remote]\nnode = \"a\"\nsecret = \"short\"\n");
-        assert!(
-            short.contains("remote.secret") && short.contains("line 2"),
-            "{short}"
-        );
-        let name = err("[remote]\nnode = \"a/b\"\nsecret = \"0123456789abcdef\"\n");
-        assert!(name.contains("remote.node"), "{name}");
-        let listen =
-            err("[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"nowhere\"\n");
-        assert!(
-            listen.contains("listen") && listen.contains("line 4"),
-            "{listen}"
-        );
-        let missing = err("[remote]\nnode = \"a\"\n");
-        assert!(missing.contains("secret"), "{missing}");
-        let backwards = err(
-            "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nreconnect_min = \"5s\"\nreconnect_max = \"1s\"\n",
-        );
-        assert!(backwards.contains("remote.reconnect_max"), "{backwards}");
-    }
-
-    #[test]
-    fn empty_text_gives_akka_defaults() {
-        let config = Config::from_str("").expect("valid");
-        let outbox = config.outbox("any");
-        assert_eq!(outbox, OutboxSettings::default());
-        assert_eq!(config.persistence.path, PathBuf::from("courier-data"));
-        assert_eq!(config.persistent("x"), PersistentSettings::default());
-    }
-
-    #[test]
-    fn every_key_is_read_and_overrides_apply_by_name() {
-        let config = Config::from_str(
-            r#"
-[persistence]
-path = "/tmp/x"
-group_commit_max = 64
-
-[snapshots]
-every = 100
-keep = 3
-delete_events = true
-
-[snapshots.actor.counter]
-every = 7
-
-[delivery]
-redeliver_interval = "250ms"
-backoff = { kind = "exponential", max = "10s", jitter = 0.5 }
-redelivery_burst_limit = 50
-warn_after_attempts = 3
-max_unconfirmed = 1000
-max_attempts = 9
-expire_after = "1h"
-
-[delivery.actor.billing]
-redeliver_interval = "1s"
-backoff = { kind = "fixed" }
-max_unconfirmed = 10
-"#,
-        )
-        .expect("valid");
-        assert_eq!(config.persistence.group_commit_max, 64);
-        let orders = config.outbox("orders");
-        assert_eq!(
-            orders.redelivery,
-            Redelivery::Backoff {
-                min: Duration::from_millis(250),
-                max: Duration::from_secs(10),
-                jitter: 0.5
-            }
-        );
-        assert_eq!(orders.burst_limit, 50);
-        assert_eq!(orders.warn_after_attempts, 3);
-        assert_eq!(orders.max_unconfirmed, 1000);
-        assert_eq!(orders.max_attempts, Some(9));
-        assert_eq!(orders.expire_after, Some(Duration::from_secs(3600)));
-        let billing = config.outbox("billing");
-        assert_eq!(
-            billing.redelivery,
-            Redelivery::Fixed {
-                interval: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(billing.max_unconfirmed, 10);
-        assert_eq!(billing.burst_limit, 50);
-        assert_eq!(
-            config.persistent("counter").snapshots,
-            SnapshotPolicy::every(7).keep(3).delete_events(true)
-        );
-        assert_eq!(
-            config.persistent("other").snapshots,
-            SnapshotPolicy::every(100).keep(3).delete_events(true)
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_named_with_their_line() {
-        let e = err("[delivery]\nredeliver_interval = \"1s\"\nretries = 3\n");
-        assert!(e.contains("retries") && e.contains("line 3"), "{e}");
-        let e = err("[delivery.actor.billing]\nmax_attempt = 3\n");
-        assert!(e.contains("max_attempt") && e.contains("line 2"), "{e}");
-        let e = err("[persistance]\npath = \"x\"\n");
-        assert!(e.contains("persistance") && e.contains("line 1"), "{e}");
-    }
-
-    #[test]
-    fn wrong_types_are_named_with_their_line() {
-        let e = err("[delivery]\n\nmax_unconfirmed = \"lots\"\n");
-        assert!(e.contains("max_unconfirmed") || e.contains("line 3"), "{e}");
-        assert!(e.contains("line 3"), "{e}");
-        let e = err("[delivery]\nredeliver_interval = \"5 parsecs\"\n");
-        assert!(e.contains("line 2"), "{e}");
-    }
-
-    #[test]
-    fn invalid_values_are_named_with_their_line() {
-        let e = err("[delivery]\nredeliver_interval = \"0s\"\n");
-        assert!(e.contains("line 2") && e.contains("more than zero"), "{e}");
-        let e = err("[delivery]\nbackoff = { kind = \"exponential\", jitter = 1.5 }\n");
-        assert!(
-            e.contains("line 2") && e.contains("between 0.0 and 1.0"),
-            "{e}"
-        );
-        let e = err("[delivery]\nredelivery_burst_limit = 0\n");
-        assert!(e.contains("line 2") && e.contains("at least 1"), "{e}");
-        let e = err(
-            "[delivery]\nredeliver_interval = \"10s\"\n\nbackoff = { kind = \"exponential\", max = \"1s\" }\n",
-        );
-        assert!(
-            e.contains("line 4") && e.contains("delivery.backoff.max") && e.contains("below"),
-            "{e}"
-        );
-        let e = err("[delivery.actor.x]\nbackoff = { kind = \"sometimes\" }\n");
-        assert!(e.contains("line 2"), "{e}");
-    }
-}
+mod tests;

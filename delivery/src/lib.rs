@@ -19,8 +19,8 @@ mod sender;
 pub mod testkit;
 
 pub use config::{
-    BackoffKind, BackoffSettings, Config, DeliverySettings, PersistenceConfig, RemoteConfig,
-    SnapshotSettings,
+    BackoffKind, BackoffSettings, Config, DeliverySettings, MAX_EXPIRE_AFTER, PersistenceConfig,
+    RemoteConfig, SnapshotSettings,
 };
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
 pub use error::{Error, Result};
@@ -29,7 +29,7 @@ pub use outbox::{
     Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
 };
 pub use receiver::{DedupInbox, InboxWrite};
-pub use redelivery::Redelivery;
+pub use redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
 pub use sender::{
     Deliverer, Outgoing, ParkedDelivery, PendingDelivery, Prepared, UnconfirmedWarning,
 };

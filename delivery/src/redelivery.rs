@@ -2,10 +2,19 @@
 //!
 //! Pure: the caller passes the attempt number and a random number in
 //! `0.0..1.0` (for jitter), and gets a delay back. No clock, no RNG.
+//!
+//! Every delay is at most [`MAX_REDELIVERY_DELAY`], whatever the settings
+//! say: the configuration file refuses longer ones, and settings built by
+//! hand are clamped, so that `now + delay` can never overflow.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+/// The longest delay between two attempts of a delivery, and the slowest
+/// redelivery tick: 1 day. Longer intervals and backoff caps are clamped to
+/// it.
+pub const MAX_REDELIVERY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 /// How long to wait for an ack before sending a delivery again.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,33 +48,43 @@ impl Default for Redelivery {
 
 impl Redelivery {
     /// The delay before the next attempt, after `attempt` attempts (1 after
-    /// the first send). `random` is a number in `0.0..1.0`; it is ignored by
-    /// [`Fixed`](Self::Fixed).
+    /// the first send), at most [`MAX_REDELIVERY_DELAY`]. `random` is a
+    /// number in `0.0..1.0`; it is ignored by [`Fixed`](Self::Fixed). A
+    /// jitter or random number that is not a number counts as 0.
     pub fn delay(&self, attempt: u32, random: f64) -> Duration {
         match *self {
-            Self::Fixed { interval } => interval,
+            Self::Fixed { interval } => interval.min(MAX_REDELIVERY_DELAY),
             Self::Backoff { min, max, jitter } => {
+                let max = max.min(MAX_REDELIVERY_DELAY);
                 let doublings = attempt.saturating_sub(1).min(32);
                 let base = min.saturating_mul(1u32 << doublings.min(31)).min(max);
-                let spread = jitter.clamp(0.0, 1.0) * (2.0 * random.clamp(0.0, 1.0) - 1.0);
+                let spread = fraction(jitter) * (2.0 * fraction(random) - 1.0);
+                // At most twice a day: `mul_f64` cannot overflow.
                 base.mul_f64(1.0 + spread).min(max)
             }
         }
     }
 
     /// How often the sender looks for overdue deliveries: half the
-    /// interval (or half the backoff's `min`), at least 1 ms. A delivery is
-    /// due at an arbitrary moment between two looks, so it goes out at most
-    /// one tick late: with a fixed interval, between 1× and 1.5× the
-    /// interval after the previous attempt. Looking once per interval
-    /// would make that 1× to 2×.
+    /// interval (or half the backoff's `min`), at most half of
+    /// [`MAX_REDELIVERY_DELAY`] and at least 1 ms. A delivery is due at an
+    /// arbitrary moment between two looks, so it goes out at most one tick
+    /// late: with a fixed interval, between 1× and 1.5× the interval after
+    /// the previous attempt. Looking once per interval would make that 1×
+    /// to 2×.
     pub fn tick(&self) -> Duration {
         let shortest = match *self {
             Self::Fixed { interval } => interval,
             Self::Backoff { min, .. } => min,
         };
-        (shortest / 2).max(Duration::from_millis(1))
+        (shortest.min(MAX_REDELIVERY_DELAY) / 2).max(Duration::from_millis(1))
     }
+}
+
+/// `x` within `0.0..=1.0`; NaN (which `clamp` keeps, and `mul_f64` panics
+/// on) is 0.
+fn fraction(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
 }
 
 #[cfg(test)]
@@ -115,5 +134,27 @@ mod tests {
             jitter: 1.0,
         };
         assert_eq!(capped.delay(3, 0.999), 150 * MS);
+    }
+
+    #[test]
+    fn settings_built_by_hand_cannot_overflow_the_schedule() {
+        let day = MAX_REDELIVERY_DELAY;
+        let fixed = Redelivery::Fixed {
+            interval: Duration::MAX,
+        };
+        assert_eq!(fixed.delay(1, 0.5), day);
+        assert_eq!(fixed.tick(), day);
+        for jitter in [1.0, f64::NAN, f64::INFINITY] {
+            let backoff = Redelivery::Backoff {
+                min: Duration::MAX,
+                max: Duration::MAX,
+                jitter,
+            };
+            for random in [0.0, 0.999, f64::NAN] {
+                let delay = backoff.delay(u32::MAX, random);
+                assert!(delay <= day, "{jitter} {random}: {delay:?}");
+            }
+            assert_eq!(backoff.tick(), day);
+        }
     }
 }

@@ -926,7 +926,7 @@ async fn a_stored_message_that_no_longer_decodes_is_parked_not_retried_forever()
     assert!(reported, "reported as a dead letter with the reason");
     // Listing cannot decode it either: a typed error naming it; purge works.
     match out.parked().await {
-        Err(courier::delivery::Error::Corrupt { id, .. }) => assert_eq!(id, DeliveryId(1)),
+        Err(courier::delivery::Error::Corrupt { id, .. }) => assert_eq!(id, Some(DeliveryId(1))),
         other => panic!("expected a corrupt-record error, got {other:?}"),
     }
     out.purge(DeliveryId(1)).await.expect("purge");

@@ -29,16 +29,17 @@ pub enum Error {
         seq_nr: SeqNr,
         /// The decoder's complaint.
         #[source]
-        source: bincode::error::DecodeError,
+        source: courier_codec::Error,
     },
     /// A payload could not be encoded.
     #[error("cannot encode {what}")]
     Encode {
         /// What was being encoded.
         what: &'static str,
-        /// The encoder's complaint.
+        /// The encoder's complaint (unserializable, or larger than
+        /// [`MAX_RECORD_SIZE`](crate::MAX_RECORD_SIZE)).
         #[source]
-        source: bincode::error::EncodeError,
+        source: courier_codec::Error,
     },
     /// Replay found a hole in the sequence: an event is missing.
     #[error("sequence gap in {persistence_id}: expected {expected}, found {found}")]

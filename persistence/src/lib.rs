@@ -29,8 +29,8 @@ pub use eventsourced::{
 pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
 pub use keys::MAX_ID_LEN;
 pub use record::{
-    EventRecord, Manifest, SeqNr, Snapshot, SnapshotMetadata, decode_payload, encode_payload,
-    now_millis,
+    EventRecord, MAX_RECORD_SIZE, Manifest, SeqNr, Snapshot, SnapshotMetadata, decode_payload,
+    encode_payload, now_millis,
 };
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
 pub use store::{MemoryStore, SledStore, Store};

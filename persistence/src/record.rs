@@ -1,13 +1,19 @@
 //! The stored record formats and their checksummed encoding.
 //!
 //! Every value the stores write is framed as `crc32 (4 bytes, big-endian) ++
-//! body`, where the CRC covers the body. Bodies are encoded with bincode 2's
-//! `standard()` configuration through serde; events and snapshots store
+//! body`, where the CRC covers the body. Bodies are encoded with
+//! [`courier_codec`] (serde + bincode 2, `standard()`); events and snapshots store
 //! their header that way followed by the payload bytes as they are, so a
 //! large payload is copied, not fed through serde byte by byte. Decoding checks the CRC first,
 //! then decodes, then checks that the record is the one its key names; each
 //! step fails with a typed error naming the persistence id and sequence
 //! number, never a panic.
+//!
+//! No body is longer than [`MAX_RECORD_SIZE`]: a larger one is refused when
+//! it is encoded (so nothing is acknowledged that could not be read back),
+//! and every decode runs under the codec's size limit, so a corrupt length
+//! prefix, or a payload written by an older shape of its type, is a typed
+//! error rather than an allocation of what the prefix claims.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -87,41 +93,37 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
+/// The largest record body (an event or snapshot with its header, an
+/// outbox entry, any payload) the store writes or reads: 64 MiB.
+pub const MAX_RECORD_SIZE: usize = courier_codec::MAX_LEN;
 
-/// Encodes a payload with serde + bincode 2 (`standard()`).
+/// Encodes a payload with serde + bincode 2 (`standard()`), through
+/// [`courier_codec`].
 ///
 /// # Errors
 ///
-/// [`Error::Encode`] if the value cannot be serialized.
+/// [`Error::Encode`] if the value cannot be serialized or its encoding is
+/// longer than [`MAX_RECORD_SIZE`].
 pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|source| Error::Encode {
+    courier_codec::encode(value, MAX_RECORD_SIZE).map_err(|source| Error::Encode {
         what: std::any::type_name::<T>(),
         source,
     })
 }
 
-/// Decodes a payload written by [`encode_payload`]. Trailing bytes are an
-/// error: they mean the payload is not what the caller thinks it is.
+/// Decodes a payload written by [`encode_payload`], under the codec's size
+/// limit: bytes of another (older) shape of `T`, or a length prefix that
+/// claims more than the payload holds, are an error, never an allocation
+/// of what they claim. Trailing bytes are an error too: they mean the
+/// payload is not what the caller thinks it is.
 ///
 /// # Errors
 ///
-/// The bincode error, boxed.
+/// The [`courier_codec::Error`], boxed.
 pub fn decode_payload<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> std::result::Result<T, courier_core::BoxError> {
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config())?;
-    if read != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes after a {}",
-            bytes.len() - read,
-            std::any::type_name::<T>()
-        )
-        .into());
-    }
-    Ok(value)
+    Ok(courier_codec::decode(bytes, MAX_RECORD_SIZE)?)
 }
 
 /// Frames `body` as `crc32 ++ body`.
@@ -149,7 +151,7 @@ pub(crate) fn unframe(bytes: &[u8]) -> std::result::Result<&[u8], String> {
 }
 
 pub(crate) fn encode_record<T: Serialize>(record: &T, what: &'static str) -> Result<Vec<u8>> {
-    let body = bincode::serde::encode_to_vec(record, config())
+    let body = courier_codec::encode(record, MAX_RECORD_SIZE)
         .map_err(|source| Error::Encode { what, source })?;
     Ok(frame(body))
 }
@@ -190,8 +192,18 @@ fn encode_with_payload<H: Serialize>(
     payload: &[u8],
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    let mut body = bincode::serde::encode_to_vec(header, config())
+    let mut body = courier_codec::encode(header, MAX_RECORD_SIZE)
         .map_err(|source| Error::Encode { what, source })?;
+    let len = body.len().saturating_add(payload.len());
+    if len > MAX_RECORD_SIZE {
+        return Err(Error::Encode {
+            what,
+            source: courier_codec::Error::TooLarge {
+                len,
+                limit: MAX_RECORD_SIZE,
+            },
+        });
+    }
     body.extend_from_slice(payload);
     Ok(frame(body))
 }
@@ -208,7 +220,7 @@ fn decode_with_payload<H: DeserializeOwned>(
         reason,
     })?;
     let (header, read) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|source| Error::Decode {
+        courier_codec::decode_prefix(body, MAX_RECORD_SIZE).map_err(|source| Error::Decode {
             persistence_id: persistence_id.to_owned(),
             seq_nr,
             source,
@@ -275,20 +287,11 @@ pub(crate) fn decode_record<T: DeserializeOwned>(
         seq_nr,
         reason,
     })?;
-    let (value, read) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|source| Error::Decode {
-            persistence_id: persistence_id.to_owned(),
-            seq_nr,
-            source,
-        })?;
-    if read != body.len() {
-        return Err(Error::Corrupt {
-            persistence_id: persistence_id.to_owned(),
-            seq_nr,
-            reason: format!("{} trailing bytes after the record", body.len() - read),
-        });
-    }
-    Ok(value)
+    courier_codec::decode(body, MAX_RECORD_SIZE).map_err(|source| Error::Decode {
+        persistence_id: persistence_id.to_owned(),
+        seq_nr,
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -348,6 +351,54 @@ mod tests {
         // A valid frame around bytes that are not a record.
         let result = decode_event(&frame(vec![0xff; 9]), "p-1", 7);
         assert!(matches!(result, Err(Error::Decode { .. })), "{result:?}");
+    }
+
+    /// A valid frame whose body starts with a length prefix claiming `len`
+    /// bytes: the first string of every header, as a corrupt or hostile
+    /// record would have it.
+    fn claiming(len: u64) -> Vec<u8> {
+        let mut body = vec![0xfd];
+        body.extend_from_slice(&len.to_le_bytes());
+        body.extend_from_slice(b"p-1");
+        frame(body)
+    }
+
+    #[test]
+    fn crafted_length_prefixes_are_decode_errors_at_every_record_kind() {
+        for len in [u64::MAX, 1 << 63, 1 << 40, 100 << 20] {
+            let bytes = claiming(len);
+            let limited = |e: &Error| matches!(e, Error::Decode { persistence_id, seq_nr: 7, source: courier_codec::Error::LimitExceeded { .. } } if persistence_id == "p-1");
+            let event = decode_event(&bytes, "p-1", 7).expect_err("event");
+            assert!(limited(&event), "{len}: {event:?}");
+            let snapshot = decode_snapshot(&bytes, "p-1", 7).expect_err("snapshot");
+            assert!(limited(&snapshot), "{len}: {snapshot:?}");
+            let record = decode_record::<(String, u64)>(&bytes, "p-1", 7).expect_err("record");
+            assert!(limited(&record), "{len}: {record:?}");
+            let payload = decode_payload::<String>(&bytes[4..]).expect_err("payload");
+            assert!(
+                payload
+                    .downcast_ref::<courier_codec::Error>()
+                    .is_some_and(|e| matches!(e, courier_codec::Error::LimitExceeded { .. })),
+                "{len}: {payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_over_the_maximum_size_are_refused_when_written() {
+        let mut big = record();
+        big.payload = vec![0; MAX_RECORD_SIZE];
+        let refused = encode_event(&big);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Encode {
+                    what: "event",
+                    source: courier_codec::Error::TooLarge { .. }
+                })
+            ),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -219,3 +219,37 @@ async fn corruption_is_still_reported_after_a_reopen() {
     );
     assert_eq!(store.highest_seq_nr(PID).await.expect("highest"), 5);
 }
+
+/// A checksummed body whose first field (every header starts with a
+/// string) claims `len` bytes: an unlimited decode would allocate them.
+fn claiming(len: u64) -> Vec<u8> {
+    let mut body = vec![0xfd];
+    body.extend_from_slice(&len.to_le_bytes());
+    body.extend_from_slice(b"orders");
+    framed(&body)
+}
+
+#[tokio::test]
+async fn a_length_prefix_claiming_more_than_the_record_holds_is_a_decode_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store_with_events(dir.path()).await;
+    // 2^62 bytes aborts an unlimited decode; 2^63 makes it panic.
+    for len in [1 << 62, 1 << 63] {
+        db(&store)
+            .insert(event_key(PID, 3), claiming(len))
+            .expect("insert");
+        db(&store)
+            .insert(snapshot_key(PID, 3), claiming(len))
+            .expect("insert");
+        let result = replay_all(&store).await;
+        assert!(
+            matches!(result, Err(Error::Decode { ref persistence_id, seq_nr: 3, .. }) if persistence_id == PID),
+            "{result:?}"
+        );
+        let snapshot = store.load_snapshot(PID, SnapshotCriteria::latest()).await;
+        assert!(
+            matches!(snapshot, Err(Error::Decode { seq_nr: 3, .. })),
+            "{snapshot:?}"
+        );
+    }
+}

@@ -102,7 +102,10 @@ impl Rejection {
     }
 }
 
-type Dispatch = Box<dyn Fn(&ActorSystem, &ActorPath, &[u8]) -> Result<(), Deny> + Send + Sync>;
+/// Decodes a payload of at most the given size and tells it to the actor at
+/// the path.
+type Dispatch =
+    Box<dyn Fn(&ActorSystem, &ActorPath, &[u8], usize) -> Result<(), Deny> + Send + Sync>;
 
 /// What went wrong for one envelope, before it is framed as a [`Rejection`].
 struct Deny(RejectionReason, String);
@@ -162,8 +165,11 @@ impl Registry {
     }
 
     /// Registers `M` under `manifest`: received payloads with this manifest
-    /// are decoded (serde + bincode 2, standard config) as `M` and told to
-    /// the recipient, which must take `M`.
+    /// are decoded (serde + bincode 2, standard config, through
+    /// `courier-codec` with its size limits) as `M` and told to the
+    /// recipient, which must take `M`. A payload that claims more than it
+    /// holds (a hostile length prefix, or another version of `M` on a node
+    /// mid-upgrade) is rejected as undecodable, never allocated.
     ///
     /// # Errors
     ///
@@ -187,16 +193,14 @@ impl Registry {
         if let Some(other) = self.by_type.get(&TypeId::of::<M>()) {
             return Err(clash(format!("the type is registered as {other:?}")));
         }
-        let dispatch: Dispatch = Box::new(|system, path, payload| {
-            let (message, read): (M, usize) =
-                bincode::serde::decode_from_slice(payload, bincode::config::standard())
-                    .map_err(|e| Deny(RejectionReason::Undecodable, e.to_string()))?;
-            if read != payload.len() {
-                return Err(Deny(
-                    RejectionReason::Undecodable,
-                    format!("{} trailing bytes", payload.len() - read),
-                ));
-            }
+        let dispatch: Dispatch = Box::new(|system, path, payload, max_frame| {
+            let message: M = courier_codec::decode(payload, max_frame).map_err(|e| {
+                let reason = match e {
+                    courier_codec::Error::TooLarge { .. } => RejectionReason::Oversized,
+                    _ => RejectionReason::Undecodable,
+                };
+                Deny(reason, e.to_string())
+            })?;
             let target = system.lookup_path::<M>(path).map_err(|e| match e {
                 CoreError::WrongMessageType { .. } => {
                     Deny(RejectionReason::WrongType, e.to_string())
@@ -264,7 +268,7 @@ impl Registry {
             Some(proto::frame::Kind::Batch(batch)) => batch
                 .envelopes
                 .into_iter()
-                .map(|envelope| self.dispatch(system, envelope))
+                .map(|envelope| self.dispatch(system, envelope, max_frame))
                 .collect(),
             _ => Vec::new(),
         })
@@ -290,10 +294,12 @@ impl Registry {
         self.locals.get(&type_id).map(|lookup| lookup(system, path))
     }
 
+    /// Delivers one envelope whose payload is at most `max_frame` bytes.
     pub(crate) fn dispatch(
         &self,
         system: &ActorSystem,
         envelope: proto::Envelope,
+        max_frame: usize,
     ) -> Result<(), Rejection> {
         let reject = |reason, detail| Rejection {
             seq: envelope.seq,
@@ -316,9 +322,9 @@ impl Registry {
                 "a remote envelope must name a local path".into(),
             ));
         }
-        (registered.dispatch)(system, &path, &envelope.payload).map_err(|Deny(reason, detail)| {
-            reject(reason, format!("{detail} (as {})", registered.manifest))
-        })
+        (registered.dispatch)(system, &path, &envelope.payload, max_frame).map_err(
+            |Deny(reason, detail)| reject(reason, format!("{detail} (as {})", registered.manifest)),
+        )
     }
 
     /// Encodes `message` as an envelope frame for `recipient` (a local path
@@ -339,12 +345,10 @@ impl Registry {
             reason: "the type is not registered".into(),
         })?;
         let payload =
-            bincode::serde::encode_to_vec(message, bincode::config::standard()).map_err(|e| {
-                RegistryError {
-                    manifest: manifest.to_owned(),
-                    type_name: type_name::<M>(),
-                    reason: format!("cannot encode: {e}"),
-                }
+            courier_codec::encode(message, courier_codec::MAX_LEN).map_err(|e| RegistryError {
+                manifest: manifest.to_owned(),
+                type_name: type_name::<M>(),
+                reason: format!("cannot encode: {e}"),
             })?;
         let frame = proto::Frame {
             kind: Some(proto::frame::Kind::Batch(proto::Batch {
@@ -377,17 +381,20 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             return Err(TryTellError::Stopped(msg));
         };
         let type_name = type_name::<M>();
-        let encoded = courier_core::with_ref_codec(&shared.codec, || {
-            bincode::serde::encode_to_vec(&msg, bincode::config::standard())
-        });
+        let limit = shared.settings.max_frame;
+        let encoded =
+            courier_core::with_ref_codec(&shared.codec, || courier_codec::encode(&msg, limit));
         let payload = match encoded {
             Ok(payload) => payload,
+            Err(e @ courier_codec::Error::TooLarge { .. }) => {
+                shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
+                return Ok(());
+            }
             Err(e) => {
                 shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
                 return Ok(());
             }
         };
-        let limit = shared.settings.max_frame;
         if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
             // Refused here, so that one big message never costs the stream.
             shared.dead_letter(

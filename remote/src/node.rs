@@ -61,6 +61,13 @@ pub struct RemoteRejection {
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
 
+/// The largest `max_frame` a node accepts: the codec's limit, 64 MiB.
+pub const MAX_FRAME_LIMIT: usize = courier_codec::MAX_LEN;
+
+/// The longest `reconnect_max` a node accepts: 1 hour. A peer that has been
+/// unreachable longer is still tried once an hour.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(3600);
+
 /// How long each side of a handshake waits for the other.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 
@@ -77,11 +84,14 @@ pub struct RemoteSettings {
     pub listen: SocketAddr,
     /// The secret shared by every node of the cluster.
     pub secret: String,
-    /// The largest frame sent or accepted, in bytes. Default 4 MiB.
+    /// The largest frame sent or accepted, in bytes. Default 4 MiB; from
+    /// 1 KiB to [`MAX_FRAME_LIMIT`] (64 MiB).
     pub max_frame: usize,
-    /// The first delay before reconnecting to a peer. Default 100 ms.
+    /// The first delay before reconnecting to a peer. Default 100 ms; more
+    /// than zero.
     pub reconnect_min: Duration,
-    /// The longest delay before reconnecting. Default 10 s.
+    /// The longest delay before reconnecting. Default 10 s; at least
+    /// `reconnect_min`, at most [`MAX_RECONNECT_DELAY`] (1 hour).
     pub reconnect_max: Duration,
 }
 
@@ -119,11 +129,17 @@ impl RemoteSettings {
         if self.max_frame < 1024 {
             return invalid("max_frame: at least 1024 bytes");
         }
+        if self.max_frame > MAX_FRAME_LIMIT {
+            return invalid("max_frame: at most 67108864 bytes (64 MiB)");
+        }
         if self.reconnect_min.is_zero() {
             return invalid("reconnect_min: more than zero");
         }
         if self.reconnect_max < self.reconnect_min {
             return invalid("reconnect_max: at least reconnect_min");
+        }
+        if self.reconnect_max > MAX_RECONNECT_DELAY {
+            return invalid("reconnect_max: at most \"1h\"");
         }
         Ok(())
     }
@@ -400,9 +416,11 @@ impl Peer {
                 Ended::Lost(reason) => {
                     tracing::warn!(peer = %self.node, address = %self.host_port, %reason, "connection to peer lost");
                     self.lost(&format!("connection to {} lost: {reason}", self.node));
-                    let next = delay.map_or(min, |d: Duration| (d * 2).min(max));
+                    // Saturating, so that no setting can make the delay
+                    // arithmetic panic (validate bounds them anyway).
+                    let next = delay.map_or(min, |d: Duration| d.saturating_mul(2).min(max));
                     let jitter = next.mul_f64(0.2 * fastrand::f64());
-                    delay = Some(next + jitter);
+                    delay = Some(next.saturating_add(jitter));
                 }
             }
         }
@@ -662,7 +680,7 @@ impl Remote for Inbound {
                 return;
             }
             tracing::debug!(peer = %hello.node, "peer authenticated");
-            serve(&shared, &mut inbound, &tx).await;
+            serve(&shared, &hello.node, &mut inbound, &tx).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -671,6 +689,7 @@ impl Remote for Inbound {
 /// Delivers an authenticated peer's batches until its stream ends.
 async fn serve(
     shared: &Shared,
+    peer: &str,
     inbound: &mut Streaming<proto::Frame>,
     tx: &mpsc::Sender<std::result::Result<proto::Frame, Status>>,
 ) {
@@ -707,11 +726,27 @@ async fn serve(
                 })
             } else {
                 with_ref_codec(&shared.codec, || {
-                    shared.registry.dispatch(&shared.system, envelope)
+                    shared
+                        .registry
+                        .dispatch(&shared.system, envelope, max_frame)
                 })
             };
             if let Err(r) = result {
-                tracing::debug!(rejection = %r, "envelope rejected");
+                match r.reason {
+                    // Permanent, and a sign of a peer running another
+                    // version of a message type (or of a hostile peer).
+                    RejectionReason::Undecodable => tracing::error!(
+                        peer = %peer,
+                        rejection = %r,
+                        "envelope refused: its payload is not the registered type; if the peer runs another version of it, give the changed type a new manifest"
+                    ),
+                    RejectionReason::Oversized => tracing::error!(
+                        peer = %peer,
+                        rejection = %r,
+                        "envelope refused: larger than max_frame; raise max_frame on both nodes or send smaller messages"
+                    ),
+                    _ => tracing::debug!(rejection = %r, "envelope rejected"),
+                }
                 answers.push(proto::Frame {
                     kind: Some(Kind::Rejection(r.into_proto())),
                 });

@@ -142,6 +142,47 @@ async fn an_undecodable_payload_is_rejected() {
 }
 
 #[tokio::test]
+async fn hostile_length_prefixes_and_truncated_payloads_are_rejected_as_undecodable() {
+    let n = node();
+    // A charge starts with its account's length: these payloads claim
+    // 2^64-1, 2^62 and 2^50 bytes (which an unlimited decode tries to
+    // allocate, and panics or aborts), or 5 bytes that are not there.
+    #[derive(Serialize, Deserialize)]
+    struct Claim(u64);
+    let mut liar = Registry::new();
+    liar.register::<Claim>("billing.Charge/1")
+        .expect("register");
+    for (seq, claimed) in [u64::MAX, 1 << 62, 1 << 50, 5].into_iter().enumerate() {
+        let frame = liar
+            .encode_frame("/user/billing", seq as u64 + 1, &Claim(claimed))
+            .expect("encode");
+        assert!(frame.len() < 64, "a few bytes suffice: {}", frame.len());
+        let results = n.dispatch(&frame).expect("frame");
+        assert_eq!(
+            results.iter().map(reason).collect::<Vec<_>>(),
+            [Some(RejectionReason::Undecodable)],
+            "claiming {claimed}"
+        );
+    }
+    // A whole charge with a byte after it is not a charge either.
+    #[derive(Serialize, Deserialize)]
+    struct Longer(Charge, u8);
+    let mut longer = Registry::new();
+    longer
+        .register::<Longer>("billing.Charge/1")
+        .expect("register");
+    let frame = longer
+        .encode_frame("/user/billing", 9, &Longer(charge(1), 0))
+        .expect("encode");
+    let results = n.dispatch(&frame).expect("frame");
+    assert_eq!(
+        results.iter().map(reason).collect::<Vec<_>>(),
+        [Some(RejectionReason::Undecodable)]
+    );
+    assert!(n.seen().await.is_empty());
+}
+
+#[tokio::test]
 async fn an_oversized_frame_is_rejected_whole() {
     let n = node();
     let big = Charge {

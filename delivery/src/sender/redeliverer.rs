@@ -349,8 +349,8 @@ pub(super) fn watch_rejections<M: Outgoing>(shared: &Arc<Shared<M>>, signals: Ac
             if rejection.message_type != wanted || !permanent {
                 continue;
             }
-            let header: std::result::Result<(DeliveryHeader, usize), _> =
-                bincode::serde::decode_from_slice(&rejection.payload, bincode::config::standard());
+            let header: courier_codec::Result<(DeliveryHeader, usize)> =
+                courier_codec::decode_prefix(&rejection.payload, courier_codec::MAX_LEN);
             let Ok((header, _)) = header else {
                 continue;
             };

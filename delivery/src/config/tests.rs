@@ -1,0 +1,210 @@
+//! The configuration file: every key, its defaults, and errors that name
+//! the key and its line.
+
+use super::*;
+
+fn err(text: &str) -> String {
+    match Config::from_str(text) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn remote_section_is_validated_with_key_and_line() {
+    let ok = Config::from_str(
+        "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"127.0.0.1:7101\"\n",
+    )
+    .expect("valid");
+    let remote = ok.remote.expect("present");
+    assert_eq!(remote.get_ref().settings().listen.port(), 7101);
+    assert!(Config::from_str("").expect("valid").remote.is_none());
+
+    let short = err("\n[remote]\nnode = \"a\"\nsecret = \"short\"\n");
+    assert!(
+        short.contains("remote.secret") && short.contains("line 2"),
+        "{short}"
+    );
+    let name = err("[remote]\nnode = \"a/b\"\nsecret = \"0123456789abcdef\"\n");
+    assert!(name.contains("remote.node"), "{name}");
+    let listen =
+        err("[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"nowhere\"\n");
+    assert!(
+        listen.contains("listen") && listen.contains("line 4"),
+        "{listen}"
+    );
+    let missing = err("[remote]\nnode = \"a\"\n");
+    assert!(missing.contains("secret"), "{missing}");
+    let backwards = err(
+        "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nreconnect_min = \"5s\"\nreconnect_max = \"1s\"\n",
+    );
+    assert!(backwards.contains("remote.reconnect_max"), "{backwards}");
+}
+
+#[test]
+fn empty_text_gives_akka_defaults() {
+    let config = Config::from_str("").expect("valid");
+    let outbox = config.outbox("any");
+    assert_eq!(outbox, OutboxSettings::default());
+    assert_eq!(config.persistence.path, PathBuf::from("courier-data"));
+    assert_eq!(config.persistent("x"), PersistentSettings::default());
+}
+
+#[test]
+fn every_key_is_read_and_overrides_apply_by_name() {
+    let config = Config::from_str(
+        r#"
+[persistence]
+path = "/tmp/x"
+group_commit_max = 64
+
+[snapshots]
+every = 100
+keep = 3
+delete_events = true
+
+[snapshots.actor.counter]
+every = 7
+
+[delivery]
+redeliver_interval = "250ms"
+backoff = { kind = "exponential", max = "10s", jitter = 0.5 }
+redelivery_burst_limit = 50
+warn_after_attempts = 3
+max_unconfirmed = 1000
+max_attempts = 9
+expire_after = "1h"
+
+[delivery.actor.billing]
+redeliver_interval = "1s"
+backoff = { kind = "fixed" }
+max_unconfirmed = 10
+"#,
+    )
+    .expect("valid");
+    assert_eq!(config.persistence.group_commit_max, 64);
+    let orders = config.outbox("orders");
+    assert_eq!(
+        orders.redelivery,
+        Redelivery::Backoff {
+            min: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+            jitter: 0.5
+        }
+    );
+    assert_eq!(orders.burst_limit, 50);
+    assert_eq!(orders.warn_after_attempts, 3);
+    assert_eq!(orders.max_unconfirmed, 1000);
+    assert_eq!(orders.max_attempts, Some(9));
+    assert_eq!(orders.expire_after, Some(Duration::from_secs(3600)));
+    let billing = config.outbox("billing");
+    assert_eq!(
+        billing.redelivery,
+        Redelivery::Fixed {
+            interval: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(billing.max_unconfirmed, 10);
+    assert_eq!(billing.burst_limit, 50);
+    assert_eq!(
+        config.persistent("counter").snapshots,
+        SnapshotPolicy::every(7).keep(3).delete_events(true)
+    );
+    assert_eq!(
+        config.persistent("other").snapshots,
+        SnapshotPolicy::every(100).keep(3).delete_events(true)
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let e = err("[delivery]\nredeliver_interval = \"1s\"\nretries = 3\n");
+    assert!(e.contains("retries") && e.contains("line 3"), "{e}");
+    let e = err("[delivery.actor.billing]\nmax_attempt = 3\n");
+    assert!(e.contains("max_attempt") && e.contains("line 2"), "{e}");
+    let e = err("[persistance]\npath = \"x\"\n");
+    assert!(e.contains("persistance") && e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn wrong_types_are_named_with_their_line() {
+    let e = err("[delivery]\n\nmax_unconfirmed = \"lots\"\n");
+    assert!(e.contains("max_unconfirmed") || e.contains("line 3"), "{e}");
+    assert!(e.contains("line 3"), "{e}");
+    let e = err("[delivery]\nredeliver_interval = \"5 parsecs\"\n");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn invalid_values_are_named_with_their_line() {
+    let e = err("[delivery]\nredeliver_interval = \"0s\"\n");
+    assert!(e.contains("line 2") && e.contains("more than zero"), "{e}");
+    let e = err("[delivery]\nbackoff = { kind = \"exponential\", jitter = 1.5 }\n");
+    assert!(
+        e.contains("line 2") && e.contains("between 0.0 and 1.0"),
+        "{e}"
+    );
+    let e = err("[delivery]\nredelivery_burst_limit = 0\n");
+    assert!(e.contains("line 2") && e.contains("at least 1"), "{e}");
+    let e = err(
+        "[delivery]\nredeliver_interval = \"10s\"\n\nbackoff = { kind = \"exponential\", max = \"1s\" }\n",
+    );
+    assert!(
+        e.contains("line 4") && e.contains("delivery.backoff.max") && e.contains("below"),
+        "{e}"
+    );
+    let e = err("[delivery.actor.x]\nbackoff = { kind = \"sometimes\" }\n");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn every_duration_is_bounded_and_the_error_names_key_and_line() {
+    // The issue's value: accepted before, it panicked the redelivery timer.
+    for (text, key, line) in [
+        (
+            "[delivery]\nredeliver_interval = \"500000000000y\"\n",
+            "redeliver_interval",
+            2,
+        ),
+        (
+            "[delivery]\n\nredeliver_interval = \"25h\"\n",
+            "redeliver_interval",
+            3,
+        ),
+        (
+            "[delivery]\nbackoff = { kind = \"exponential\", max = \"2d\" }\n",
+            "max",
+            2,
+        ),
+        ("[delivery]\nexpire_after = \"11y\"\n", "expire_after", 2),
+        (
+            "[delivery.actor.billing]\nredeliver_interval = \"1000d\"\n",
+            "redeliver_interval",
+            2,
+        ),
+    ] {
+        let e = err(text);
+        assert!(
+            e.contains(key) && e.contains(&format!("line {line}")) && e.contains("at most"),
+            "{text}: {e}"
+        );
+    }
+    let e = err("[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nreconnect_max = \"2h\"\n");
+    assert!(
+        e.contains("remote.reconnect_max") && e.contains("line 1"),
+        "{e}"
+    );
+    let e = err("[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nmax_frame = 100000000\n");
+    assert!(
+        e.contains("remote.max_frame") && e.contains("at most"),
+        "{e}"
+    );
+    // The bounds themselves are accepted.
+    let config = Config::from_str(
+        "[delivery]\nredeliver_interval = \"1d\"\nexpire_after = \"10y\"\nbackoff = { kind = \"exponential\", max = \"24h\" }\n\n[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nreconnect_max = \"1h\"\nmax_frame = 67108864\n",
+    )
+    .expect("valid");
+    let outbox = config.outbox("any");
+    assert_eq!(outbox.redelivery.tick(), MAX_REDELIVERY_DELAY);
+    assert_eq!(outbox.expire_after, Some(MAX_EXPIRE_AFTER));
+}
