@@ -205,6 +205,6 @@ fn every_duration_is_bounded_and_the_error_names_key_and_line() {
     )
     .expect("valid");
     let outbox = config.outbox("any");
-    assert_eq!(outbox.redelivery.tick(), MAX_REDELIVERY_DELAY);
+    assert_eq!(outbox.redelivery.delay(1, 0.5), MAX_REDELIVERY_DELAY);
     assert_eq!(outbox.expire_after, Some(MAX_EXPIRE_AFTER));
 }
