@@ -76,8 +76,10 @@ pub struct ParkedDelivery<M> {
     pub id: DeliveryId,
     /// Where it was going.
     pub destination: String,
-    /// The message.
-    pub message: M,
+    /// The message; `None` when the stored bytes no longer decode as `M`
+    /// (the message type changed, which is itself a reason to park): the
+    /// entry is still listed, and can be purged.
+    pub message: Option<M>,
     /// Why it was parked.
     pub reason: String,
 }
@@ -469,11 +471,13 @@ impl<M: Outgoing> Deliverer<M> {
         }
     }
 
-    /// The parked deliveries, oldest first.
+    /// The parked deliveries, oldest first. One whose message no longer
+    /// decodes is listed with `message: None`.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] or [`Error::Corrupt`] when they cannot be read.
+    /// [`Error::Store`] when they cannot be read, [`Error::Corrupt`] when a
+    /// record itself (not its message) is damaged.
     pub async fn parked(&self) -> Result<Vec<ParkedDelivery<M>>> {
         let name = &self.shared.sender.name;
         let mut parked = Vec::new();
@@ -483,7 +487,7 @@ impl<M: Outgoing> Deliverer<M> {
             parked.push(ParkedDelivery {
                 id,
                 destination: stored.destination,
-                message: decode(name, id, &stored.payload)?,
+                message: decode(name, id, &stored.payload).ok(),
                 reason: stored.parked.unwrap_or_default(),
             });
         }
