@@ -11,7 +11,9 @@
 //!   meets a bad checksum, an undecodable record or a sequence gap fails
 //!   with a typed error naming the persistence id and sequence number.
 
+mod commit_file;
 mod engine;
+mod epoch;
 mod error;
 mod eventsourced;
 mod journal;
@@ -21,7 +23,9 @@ mod snapshot;
 mod store;
 pub mod tck;
 
+pub use commit_file::COMMIT_FILE;
 pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine, Visitor};
+pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
@@ -33,4 +37,4 @@ pub use record::{
     now_millis,
 };
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
-pub use store::{MemoryStore, SledStore, Store};
+pub use store::{MemoryStore, SledStore, Store, StoreOptions};

@@ -58,8 +58,8 @@ async fn replay_all(store: &SledStore) -> courier_persistence::Result<Vec<u64>> 
     Ok(seen)
 }
 
-fn db(store: &SledStore) -> &sled::Db {
-    store.engine().db()
+fn db(store: &SledStore) -> sled::Db {
+    store.engine().expect("open").db().clone()
 }
 
 #[tokio::test]
@@ -186,7 +186,13 @@ async fn a_corrupt_snapshot_and_kv_record_are_reported() {
         "{snapshot:?}"
     );
     let record = store.kv_get("outbox", b"1").await;
-    assert!(matches!(record, Err(Error::Corrupt { .. })), "{record:?}");
+    assert!(
+        matches!(record, Err(Error::CorruptKv { ref namespace, ref key, .. }) if namespace == "outbox" && key == "\"1\""),
+        "{record:?}"
+    );
+    let scanned = store.kv_scan("outbox", None, 10).await;
+    let message = scanned.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("outbox/\"1\""), "{message}");
 }
 
 #[tokio::test]
