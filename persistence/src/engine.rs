@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -265,14 +266,28 @@ impl SledEngine {
     /// # Errors
     ///
     /// [`Error::EngineCorrupt`](crate::Error::EngineCorrupt) naming the
-    /// directory if sled finds its files damaged; sled's error if the
+    /// directory if sled finds its files damaged (or panics recovering
+    /// them, which sled 0.34 does on some truncated logs); sled's error if the
     /// directory cannot be opened (locked by another process, unreadable).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| Error::from_sled(&path, e))?;
+        // sled 0.34 indexes out of bounds while recovering some truncated
+        // logs: a damaged store must be a typed error, not a crash.
+        let opened =
+            std::panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(&path).open()));
+        let db = match opened {
+            Ok(result) => result.map_err(|e| Error::from_sled(&path, e))?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                let detail = format!("sled panicked while recovering its log: {why}");
+                tracing::error!(path = %path.display(), %detail, "the storage engine reports corruption");
+                return Err(Error::EngineCorrupt { path, detail });
+            }
+        };
         Ok(Self { db, path })
     }
 
