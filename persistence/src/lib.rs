@@ -7,6 +7,12 @@
 //!   that commits concurrent writes in groups and answers only after the
 //!   flush: `Ok` means durable. [`MemoryStore`] for tests, [`SledStore`] for
 //!   the embedded durable default.
+//! - The store knows what it acknowledged independently of the engine: a
+//!   commit number in every engine batch and a commit record outside the
+//!   engine, compared on open ([`Error::RolledBack`]); a store epoch
+//!   ([`store_epoch`]) that changes only when a loss is accepted; and
+//!   [`Store::close`], which releases the engine (and sled's file lock)
+//!   without ever blocking a runtime worker.
 //! - Records carry a manifest, writer id, timestamp and CRC32; replay that
 //!   meets a bad checksum, an undecodable record or a sequence gap fails
 //!   with a typed error naming the persistence id and sequence number.

@@ -225,3 +225,43 @@ async fn corruption_is_still_reported_after_a_reopen() {
     );
     assert_eq!(store.highest_seq_nr(PID).await.expect("highest"), 5);
 }
+
+#[tokio::test]
+async fn sled_reporting_corruption_on_open_names_the_directory_and_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    for seq in 1..=20 {
+        let mut event = tck::event(PID, seq);
+        event.payload = format!("<payload {seq:04}>").repeat(8).into_bytes();
+        store
+            .write(WriteBatch::new().event(event))
+            .await
+            .expect("write");
+    }
+    store.close().await.expect("close");
+    // A bad byte under event 10, below sled rather than through it.
+    let db_file = dir.path().join("db");
+    let mut bytes = std::fs::read(&db_file).expect("read");
+    let needle = b"<payload 0010>";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("event 10 is in sled's log");
+    bytes[at + 5] ^= 0x20;
+    std::fs::write(&db_file, bytes).expect("write");
+
+    let opened = SledStore::open(dir.path());
+    match opened {
+        Err(Error::EngineCorrupt { ref path, .. }) => assert_eq!(path, dir.path()),
+        Err(Error::RolledBack { .. }) => {}
+        other => panic!(
+            "a damaged log must be refused, got {:?}",
+            other.map(|_| "an open store")
+        ),
+    }
+    let message = opened.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains(&dir.path().display().to_string()) && message.contains("backup"),
+        "{message}"
+    );
+}
