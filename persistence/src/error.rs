@@ -38,9 +38,9 @@ pub enum Error {
     /// acknowledged: writes that were acknowledged are gone (sled, for
     /// one, silently ends its recovery at the first damaged log message).
     #[error(
-        "the store at {path} acknowledged commit {acknowledged} but its engine came back \
-         with commit {found}: every write acknowledged after commit {found} is lost; \
-         restore the store from a backup, or open it accepting the loss \
+        "the commit record {path} says commit {acknowledged} was acknowledged, but the \
+         storage engine came back with commit {found}: every write acknowledged after commit \
+         {found} is lost; restore the store from a backup, or open it accepting the loss \
          (`SledStore::open_accepting_loss`), which starts a new store epoch"
     )]
     RolledBack {
