@@ -260,7 +260,7 @@ impl<E: Engine> Store<E> {
             });
         }
         let writer = writer::Writer {
-            engine: Arc::clone(&engine),
+            engine: close::Releaser::new(Arc::clone(&engine)),
             highest: HashMap::new(),
             max_group: options.max_group.max(1),
             requests: rx,

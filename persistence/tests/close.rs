@@ -322,3 +322,42 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
         Err(e) => panic!("close: {e}"),
     }
 }
+
+#[test]
+fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
+    let dropped_on = Arc::new(Mutex::new(None));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let engine = StuckEngine {
+            stuck_flush: true,
+            _dropped_on: DropProbe(Arc::clone(&dropped_on)),
+            ..StuckEngine::default()
+        };
+        // The store's first flush (of its new epoch) never returns.
+        let store = Store::with_engine(engine).expect("store");
+        let weak = Arc::downgrade(&store.engine().expect("open"));
+        // The store, the writer task and its flush hold the engine ...
+        eventually(|| (weak.strong_count() == 3).then_some(())).await;
+        drop(store);
+        // ... and then only the writer task and its flush.
+        eventually(|| (weak.strong_count() == 2).then_some(())).await;
+    });
+    // Shutting the runtime down drops the writer task mid-flush, and with
+    // it the last handles to the engine: they must not be dropped here.
+    drop(runtime);
+    let name = {
+        let mut name = None;
+        for _ in 0..2000 {
+            name = dropped_on.lock().expect("lock").clone();
+            if name.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        name.expect("the engine was dropped")
+    };
+    assert_eq!(name, "courier-store-release");
+}

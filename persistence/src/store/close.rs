@@ -87,7 +87,7 @@ impl<E: Engine> Store<E> {
             tracing::error!(%error, "the store did not close");
             error
         };
-        let guard = Releaser(Some(engine));
+        let guard = Releaser::new(engine);
         let (done, stopped) = oneshot::channel();
         let sent = self.shared.requests.send(Pending {
             request: Request::Close,
@@ -134,11 +134,28 @@ impl<E: Engine> Store<E> {
     }
 }
 
-/// The engine taken from a closing store: released off the runtime if
-/// closing gives up (or its future is dropped) before the engine is closed.
-struct Releaser<E: Engine>(Option<Arc<E>>);
+/// A handle to the engine that is released off the runtime when dropped:
+/// the writer task's (which the runtime may drop at shutdown, mid-flush),
+/// its flush's, and the one a closing store holds until the engine is
+/// closed or closing gives up.
+pub(super) struct Releaser<E: Engine>(Option<Arc<E>>);
 
 impl<E: Engine> Releaser<E> {
+    pub(super) fn new(engine: Arc<E>) -> Self {
+        Self(Some(engine))
+    }
+
+    /// Another handle to the same engine.
+    pub(super) fn share(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// The engine. Only a closing store takes it out, and it never lends
+    /// its handle, so this never sees `None`.
+    fn get(&self) -> Option<&E> {
+        self.0.as_deref()
+    }
+
     /// The engine itself once this is the only handle left, or how many
     /// others remain at `deadline`.
     async fn wait_for_sole_owner(mut self, deadline: Instant) -> std::result::Result<E, usize> {
@@ -168,6 +185,19 @@ impl<E: Engine> Drop for Releaser<E> {
     fn drop(&mut self) {
         if let Some(engine) = self.0.take() {
             release(engine);
+        }
+    }
+}
+
+impl<E: Engine> std::ops::Deref for Releaser<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        match self.get() {
+            Some(engine) => engine,
+            // Unreachable by construction (see `get`); a panic here beats
+            // reading from an engine that was handed over.
+            None => unreachable!("an engine handle used after it was taken"),
         }
     }
 }

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
+use super::close::Releaser;
 use super::{
     DELETE_CHUNK, Done, HIGHEST_CACHE, LINGER_ROUNDS, Pending, Request, chain, decode_snapshot,
-    read_highest, read_meta, release, snapshots_below,
+    read_highest, read_meta, snapshots_below,
 };
 use crate::commit_file::CommitFile;
 use crate::engine::{Engine, EngineOp};
@@ -43,7 +44,9 @@ struct Staged {
 
 /// The single task that writes: validates, applies, flushes, answers.
 pub(super) struct Writer<E: Engine> {
-    pub(super) engine: Arc<E>,
+    /// Released off the runtime when the writer ends, or when the runtime
+    /// drops the task at shutdown.
+    pub(super) engine: Releaser<E>,
     /// Highest sequence number per persistence id. The writer is the only
     /// one that writes, so the cache cannot go stale.
     pub(super) highest: HashMap<String, SeqNr>,
@@ -117,12 +120,10 @@ impl<E: Engine> Writer<E> {
                 }
             }
         }
-        let Self {
-            engine, closers, ..
-        } = self;
+        let closers = std::mem::take(&mut self.closers);
         // The last handle to the engine may be this one: sled's drop can
         // block (forever, after an I/O error), so it happens off the runtime.
-        release(engine);
+        drop(self);
         for done in closers {
             let _ = done.send(Ok(()));
         }
@@ -134,7 +135,7 @@ impl<E: Engine> Writer<E> {
     /// only after that, so the record never claims more than the engine
     /// holds after a crash, and always as much as was acknowledged.
     fn flush(&self) -> FlushFuture {
-        let engine = Arc::clone(&self.engine);
+        let engine = self.engine.share();
         let record = self.commit_file.clone();
         let commit = self.commit;
         Box::pin(async move {
