@@ -103,9 +103,16 @@ impl CommitFile {
     ///
     /// # Errors
     ///
-    /// [`Error::CommitRecord`] with the I/O error.
+    /// [`Error::Storage`] with the I/O error.
     pub(crate) fn create(path: &Path, commit: u64) -> Result<Self> {
-        let fail = |what: &str, e: io::Error| unreadable(path, format!("cannot {what}: {e}"));
+        // Not `CommitRecord`: the record is fine, the disk refuses to write.
+        let fail = |what: &str, e: io::Error| {
+            let context = format!(
+                "cannot {what} for the commit record {}: {e}",
+                path.display()
+            );
+            Error::Storage(Box::new(io::Error::new(e.kind(), context)))
+        };
         let tmp = path.with_extension("commit.tmp");
         let mut bytes = [0u8; LEN];
         bytes[..SLOT].copy_from_slice(&slot(commit));
@@ -141,8 +148,8 @@ impl CommitFile {
     ///
     /// # Errors
     ///
-    /// [`Error::CommitRecord`] with the I/O error.
-    pub(crate) fn record(&self, commit: u64) -> Result<()> {
+    /// The I/O error.
+    pub(crate) fn record(&self, commit: u64) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (file, recorded) = &mut *state;
         if commit <= *recorded {
@@ -150,8 +157,7 @@ impl CommitFile {
         }
         let offset = (commit % 2) * SLOT as u64;
         file.write_all_at(&slot(commit), offset)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| unreadable(&self.path, format!("cannot update it: {e}")))?;
+            .and_then(|()| file.sync_data())?;
         *recorded = commit;
         Ok(())
     }
