@@ -24,11 +24,12 @@ pub mod codec {
 /// Journals, snapshots and event-sourced actors (`courier-persistence`).
 pub mod persistence {
     pub use courier_persistence::{
-        Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal, KvWrite,
-        MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore, Persistent,
-        PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result, SeqNr, SledEngine,
-        SledStore, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore,
-        Store, WriteBatch, decode_payload, encode_payload, now_millis, replay,
+        COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
+        KvWrite, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore, Persistent,
+        PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result, STORE_EPOCH_KEY,
+        STORE_NAMESPACE, SeqNr, SledEngine, SledStore, Snapshot, SnapshotCriteria,
+        SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch,
+        decode_payload, encode_payload, now_millis, replay, store_epoch,
     };
 }
 

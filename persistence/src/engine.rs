@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::Path;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One change in an atomic engine batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +98,21 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Whether reads may block on disk (and so run on `spawn_blocking`).
     fn blocking(&self) -> bool;
+
+    /// Releases the engine: its files, locks and threads. Called once, off
+    /// the runtime, by [`Store::close`](crate::Store::close) (which bounds
+    /// how long it waits for it); may block. The default drops the engine.
+    ///
+    /// # Errors
+    ///
+    /// The engine's errors while letting go.
+    fn close(self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        drop(self);
+        Ok(())
+    }
 }
 
 /// An in-memory engine: nothing survives the process.
@@ -241,6 +257,7 @@ impl Engine for MemoryEngine {
 /// `apply_batch`, and `flush_async` for durability.
 pub struct SledEngine {
     db: sled::Db,
+    path: PathBuf,
 }
 
 impl SledEngine {
@@ -248,11 +265,39 @@ impl SledEngine {
     ///
     /// # Errors
     ///
-    /// sled's error if the directory cannot be opened (locked by another
-    /// process, unreadable, corrupt).
+    /// [`Error::EngineCorrupt`](crate::Error::EngineCorrupt) naming the
+    /// directory if sled finds its files damaged (or panics recovering
+    /// them, which sled 0.34 does on some truncated logs); sled's error if the
+    /// directory cannot be opened (locked by another process, unreadable).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = sled::Config::new().path(path.as_ref()).open()?;
-        Ok(Self { db })
+        let path = path.as_ref().to_owned();
+        // sled 0.34 indexes out of bounds while recovering some truncated
+        // logs: a damaged store must be a typed error, not a crash.
+        let opened =
+            std::panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(&path).open()));
+        let db = match opened {
+            Ok(result) => result.map_err(|e| Error::from_sled(&path, e))?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                let detail = format!("sled panicked while recovering its log: {why}");
+                tracing::error!(path = %path.display(), %detail, "the storage engine reports corruption");
+                return Err(Error::EngineCorrupt { path, detail });
+            }
+        };
+        Ok(Self { db, path })
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: sled::Error) -> Error {
+        Error::from_sled(&self.path, e)
     }
 
     /// The underlying database. Writing to it directly bypasses every check
@@ -265,7 +310,11 @@ impl SledEngine {
 #[async_trait]
 impl Engine for SledEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -279,7 +328,7 @@ impl Engine for SledEngine {
         let range = self.db.range::<&[u8], _>((Bound::Included(start), upper));
         let mut out = Vec::new();
         let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool> {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(|e| self.err(e))?;
             out.push((k.to_vec(), v.to_vec()));
             Ok(out.len() < limit)
         };
@@ -314,7 +363,7 @@ impl Engine for SledEngine {
             .range::<&[u8], _>((Bound::Included(start), upper))
             .take(limit)
         {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(|e| self.err(e))?;
             visit(&k, &v)?;
         }
         Ok(())
@@ -328,16 +377,26 @@ impl Engine for SledEngine {
                 EngineOp::Delete(k) => batch.remove(k),
             }
         }
-        self.db.apply_batch(batch)?;
+        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
         Ok(())
     }
 
     async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     fn blocking(&self) -> bool {
         true
+    }
+
+    /// Flushes, then drops the database, which releases its file lock once
+    /// sled's flusher thread has stopped. After an I/O error sled's drop may
+    /// never return (its flush can wait for a write that failed): the store
+    /// calls this on a thread of its own and gives up waiting after a while.
+    fn close(self) -> Result<()> {
+        let flushed = self.db.flush().map(drop).map_err(|e| self.err(e));
+        drop(self.db);
+        flushed
     }
 }

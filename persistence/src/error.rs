@@ -1,5 +1,8 @@
 //! Errors of the persistence layer.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use crate::record::SeqNr;
 
 /// The result type of the persistence layer.
@@ -18,6 +21,71 @@ pub enum Error {
         /// The sequence number (0 where the record has none).
         seq_nr: SeqNr,
         /// What is wrong.
+        reason: String,
+    },
+    /// A stored key–value record failed its checksum or does not decode.
+    #[error("corrupt key-value record {namespace}/{key}: {reason}")]
+    CorruptKv {
+        /// Its namespace.
+        namespace: String,
+        /// Its key, printable (non-printable keys in hex) and cut to a
+        /// bounded length.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The engine came back with fewer commits than the store had
+    /// acknowledged: writes that were acknowledged are gone (sled, for
+    /// one, silently ends its recovery at the first damaged log message).
+    #[error(
+        "the commit record {path} says commit {acknowledged} was acknowledged, but the \
+         storage engine came back with commit {found}: every write acknowledged after commit \
+         {found} is lost; restore the store from a backup, or open it accepting the loss \
+         (`SledStore::open_accepting_loss`), which starts a new store epoch"
+    )]
+    RolledBack {
+        /// The commit record that says what was acknowledged.
+        path: PathBuf,
+        /// The highest commit acknowledged.
+        acknowledged: u64,
+        /// The highest commit the engine holds.
+        found: u64,
+    },
+    /// The commit record outside the engine is missing (while the engine
+    /// has commits) or unreadable, so the store cannot tell whether its
+    /// engine lost acknowledged writes.
+    #[error(
+        "the commit record {path} cannot be used: {reason}; if the store's files were \
+         restored or copied without it, open the store accepting possible loss \
+         (`SledStore::open_accepting_loss`), which starts a new store epoch"
+    )]
+    CommitRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The storage engine reports that its own files are corrupt.
+    #[error(
+        "the storage engine reports corruption in {path}: {detail}; restore it from a backup, \
+         or move it aside and create a new store there (nothing of the old one is kept)"
+    )]
+    EngineCorrupt {
+        /// The engine's directory.
+        path: PathBuf,
+        /// The engine's description.
+        detail: String,
+    },
+    /// [`Store::close`](crate::Store::close) could not release the engine:
+    /// its files may stay locked until the process exits.
+    #[error(
+        "the store could not be closed within {waited:?}: {reason}; its files may stay \
+         locked until this process exits: restart the process to reopen the store"
+    )]
+    CloseFailed {
+        /// How long close waited.
+        waited: Duration,
+        /// What did not finish.
         reason: String,
     },
     /// A record's checksum is fine but its contents do not decode.
@@ -96,6 +164,27 @@ pub enum Error {
         #[source]
         source: courier_core::BoxError,
     },
+}
+
+impl Error {
+    /// Maps a sled error of the database in `path`, naming the directory
+    /// when sled reports corruption.
+    pub(crate) fn from_sled(path: &std::path::Path, e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => {
+                let detail = match at {
+                    Some(at) => format!("sled found a damaged record at {at}"),
+                    None => "sled found damaged data".to_owned(),
+                };
+                tracing::error!(path = %path.display(), %detail, "the storage engine reports corruption");
+                Self::EngineCorrupt {
+                    path: path.to_owned(),
+                    detail,
+                }
+            }
+            other => Self::from(other),
+        }
+    }
 }
 
 impl From<sled::Error> for Error {

@@ -91,6 +91,27 @@ pub(crate) fn seq_of(key: &[u8]) -> Option<SeqNr> {
     Some(SeqNr::from_be_bytes(tail.try_into().ok()?))
 }
 
+/// The most key bytes [`printable`] shows.
+const SHOWN: usize = 64;
+
+/// A key for messages: as text if it is printable UTF-8 (quoted, escaped),
+/// in hex otherwise, cut to its first 64 bytes with the full length noted.
+pub(crate) fn printable(key: &[u8]) -> String {
+    let shown = key.get(..SHOWN).unwrap_or(key);
+    let text = match std::str::from_utf8(shown) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
+        _ => {
+            let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    };
+    if key.len() > SHOWN {
+        format!("{text}… ({} bytes)", key.len())
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +131,15 @@ mod tests {
         let a_end = prefix_end(&prefixed(EVENT, "a", 0)).expect("end");
         assert!(event("ab", 1) >= a_end || event("ab", 1) < prefixed(EVENT, "a", 0));
         assert!(event("a", u64::MAX) < a_end);
+    }
+
+    #[test]
+    fn keys_are_printed_as_text_or_hex_and_bounded() {
+        assert_eq!(printable(b"order-7"), "\"order-7\"");
+        assert_eq!(printable(&[0, 0, 0, 9]), "0x00000009");
+        let long = printable(&[b'a'; 300]);
+        assert!(long.ends_with("… (300 bytes)"), "{long}");
+        assert!(long.len() < 100, "{long}");
     }
 
     #[test]

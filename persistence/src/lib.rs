@@ -7,11 +7,19 @@
 //!   that commits concurrent writes in groups and answers only after the
 //!   flush: `Ok` means durable. [`MemoryStore`] for tests, [`SledStore`] for
 //!   the embedded durable default.
+//! - The store knows what it acknowledged independently of the engine: a
+//!   commit number in every engine batch and a commit record outside the
+//!   engine, compared on open ([`Error::RolledBack`]); a store epoch
+//!   ([`store_epoch`]) that changes only when a loss is accepted; and
+//!   [`Store::close`], which releases the engine (and sled's file lock)
+//!   without ever blocking a runtime worker.
 //! - Records carry a manifest, writer id, timestamp and CRC32; replay that
 //!   meets a bad checksum, an undecodable record or a sequence gap fails
 //!   with a typed error naming the persistence id and sequence number.
 
+mod commit_file;
 mod engine;
+mod epoch;
 mod error;
 mod eventsourced;
 mod journal;
@@ -21,7 +29,9 @@ mod snapshot;
 mod store;
 pub mod tck;
 
+pub use commit_file::COMMIT_FILE;
 pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine, Visitor};
+pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
@@ -33,4 +43,4 @@ pub use record::{
     encode_payload, now_millis,
 };
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
-pub use store::{MemoryStore, SledStore, Store};
+pub use store::{MemoryStore, SledStore, Store, StoreOptions};

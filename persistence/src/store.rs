@@ -15,6 +15,13 @@
 //! 5. only when the flush covering a request has returned is its waiter
 //!    answered `Ok`.
 //!
+//! Every engine batch also sets the store's commit number, and once a flush
+//! has returned the writer records that number in a file outside the engine
+//! (for sled, `courier.commit` in the store's directory) before it answers:
+//! on open, an engine that holds fewer commits than the record says were
+//! acknowledged is refused ([`Error::RolledBack`]), because the engine's own
+//! recovery lost acknowledged writes.
+//!
 //! A failed apply or flush poisons the store: every waiter of that group and
 //! every later write gets [`Error::Poisoned`], because after a failed flush
 //! nobody can say what is durable. Reads go straight to the engine (on
@@ -22,17 +29,25 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine};
+use crate::commit_file::COMMIT_FILE;
+use crate::engine::{Engine, Entry, MemoryEngine, SledEngine};
 use crate::error::{Error, Result};
-use crate::journal::{Journal, KvWrite, WriteBatch};
+use crate::journal::{Journal, WriteBatch};
 use crate::keys;
 use crate::record::{self, EventRecord, SeqNr, Snapshot};
 use crate::snapshot::{SnapshotCriteria, SnapshotStore};
+
+mod close;
+mod open;
+mod writer;
+
+pub(crate) use close::release;
+pub use open::StoreOptions;
 
 /// How many waiting requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -43,7 +58,8 @@ const LINGER_ROUNDS: usize = 8;
 /// How many persistence ids the writer remembers the highest of.
 const HIGHEST_CACHE: usize = 100_000;
 
-/// A journal and snapshot store over an [`Engine`]. Cheap to clone.
+/// A journal and snapshot store over an [`Engine`]. Cheap to clone: clones
+/// share one writer task and one engine.
 ///
 /// # Examples
 ///
@@ -55,21 +71,39 @@ const HIGHEST_CACHE: usize = 100_000;
 /// let store = MemoryStore::memory()?;
 /// store.write(WriteBatch::new().put("settings", "mode", "fast")).await?;
 /// assert_eq!(store.kv_get("settings", b"mode").await?, Some(b"fast".to_vec()));
+/// store.close().await?;
 /// # Ok(())
 /// # }
 /// ```
 pub struct Store<E: Engine> {
-    engine: Arc<E>,
+    shared: Arc<Shared<E>>,
+}
+
+/// What every clone of a store shares.
+struct Shared<E: Engine> {
+    /// The engine, until [`Store::close`] takes it.
+    engine: RwLock<Option<Arc<E>>>,
     requests: mpsc::UnboundedSender<Pending>,
     poison: Arc<Mutex<Option<String>>>,
+}
+
+impl<E: Engine> Drop for Shared<E> {
+    fn drop(&mut self) {
+        let engine = self
+            .engine
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(engine) = engine {
+            release(engine);
+        }
+    }
 }
 
 impl<E: Engine> Clone for Store<E> {
     fn clone(&self) -> Self {
         Self {
-            engine: Arc::clone(&self.engine),
-            requests: self.requests.clone(),
-            poison: Arc::clone(&self.poison),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -91,15 +125,20 @@ impl Store<MemoryEngine> {
 }
 
 impl Store<SledEngine> {
-    /// Opens (or creates) a sled store in directory `path`. Must be called
-    /// within a tokio runtime.
+    /// Opens (or creates) a sled store in directory `path`, with its commit
+    /// record in `path/courier.commit`. Must be called within a tokio
+    /// runtime.
     ///
     /// # Errors
     ///
-    /// sled's error if the directory cannot be opened; [`Error::Invalid`]
-    /// outside a tokio runtime.
+    /// [`Error::RolledBack`] if sled came back with fewer commits than the
+    /// store acknowledged; [`Error::CommitRecord`] if the commit record is
+    /// missing while the database has commits, or unreadable;
+    /// [`Error::EngineCorrupt`] if sled finds its files damaged; sled's
+    /// error if the directory cannot be opened; [`Error::Invalid`] outside a
+    /// tokio runtime.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_engine(SledEngine::open(path)?)
+        Self::open_sled(path.as_ref(), StoreOptions::new())
     }
 
     /// [`open`](Self::open) with `max_group` as the most writes that share
@@ -109,10 +148,32 @@ impl Store<SledEngine> {
     ///
     /// As [`open`](Self::open).
     pub fn open_with_max_group(path: impl AsRef<Path>, max_group: usize) -> Result<Self> {
-        Self::with_engine_and_max_group(SledEngine::open(path)?, max_group)
+        Self::open_sled(path.as_ref(), StoreOptions::new().max_group(max_group))
+    }
+
+    /// Opens the sled store in `path` even if its engine lost acknowledged
+    /// writes or its commit record is gone: logs at ERROR what was lost,
+    /// rewrites the commit record from what the engine holds, and starts a
+    /// new store epoch (see [`store_epoch`](crate::store_epoch)), so that
+    /// layers above can tell the history before the loss from the history
+    /// after it. Use it after [`Error::RolledBack`] or
+    /// [`Error::CommitRecord`] once you decided not to restore a backup, and
+    /// after restoring a backup (which is a rollback the store cannot see).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), except the two it accepts.
+    pub fn open_accepting_loss(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_sled(path.as_ref(), StoreOptions::new().accept_loss(true))
+    }
+
+    fn open_sled(path: &Path, options: StoreOptions) -> Result<Self> {
+        let options = options.commit_file(path.join(COMMIT_FILE));
+        Self::with_options(SledEngine::open(path)?, options)
     }
 }
 
+/// A request to the writer task.
 enum Request {
     Write(WriteBatch),
     DeleteEventsTo {
@@ -124,34 +185,18 @@ enum Request {
         persistence_id: String,
         criteria: SnapshotCriteria,
     },
+    /// Nothing to apply (it was applied when the store opened): answered
+    /// after the next flush.
+    Sync,
+    /// Stop taking requests, finish those before, let go of the engine.
+    Close,
 }
 
 type Done = oneshot::Sender<Result<()>>;
-type FlushFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
-
-enum Step {
-    Requests(usize),
-    Flushed(Result<()>),
-}
-
-/// The flush in flight, or a future that never completes when there is none.
-async fn in_flight(flush: &mut Option<FlushFuture>) -> Result<()> {
-    match flush {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
 
 struct Pending {
     request: Request,
     done: Done,
-}
-
-/// Writes of a group planned but not yet applied to the engine.
-#[derive(Default)]
-struct Staged {
-    ops: Vec<EngineOp>,
-    dones: Vec<Done>,
 }
 
 /// A journal's bookkeeping, written only when events are deleted: the
@@ -166,13 +211,14 @@ struct Meta {
 
 impl<E: Engine> Store<E> {
     /// A store over `engine`, with its writer task spawned on the current
-    /// tokio runtime.
+    /// tokio runtime, and no commit record (see [`StoreOptions`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] outside a tokio runtime.
+    /// [`Error::Invalid`] outside a tokio runtime; the engine's errors while
+    /// reading or writing the store's own records.
     pub fn with_engine(engine: E) -> Result<Self> {
-        Self::with_engine_and_max_group(engine, MAX_GROUP)
+        Self::with_options(engine, StoreOptions::new())
     }
 
     /// [`with_engine`](Self::with_engine) with `max_group` as the most
@@ -180,38 +226,75 @@ impl<E: Engine> Store<E> {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] outside a tokio runtime.
+    /// As [`with_engine`](Self::with_engine).
     pub fn with_engine_and_max_group(engine: E, max_group: usize) -> Result<Self> {
+        Self::with_options(engine, StoreOptions::new().max_group(max_group))
+    }
+
+    /// A store over `engine` as `options` say: checks the engine against the
+    /// commit record (if there is one), writes the store epoch if the
+    /// engine has none, and spawns the writer task on the current tokio
+    /// runtime. The few engine reads and the one batch this takes run on
+    /// the calling thread, as the engine's own open does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RolledBack`] and [`Error::CommitRecord`] as for
+    /// [`SledStore::open`](Store::open); [`Error::Invalid`] outside a
+    /// tokio runtime; the engine's errors.
+    pub fn with_options(engine: E, options: StoreOptions) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Invalid {
             what: "runtime",
             reason: "a store must be opened within a tokio runtime".into(),
         })?;
+        let opened = open::prepare(&engine, &options)?;
         let engine = Arc::new(engine);
         let poison = Arc::new(Mutex::new(None));
         let (requests, rx) = mpsc::unbounded_channel();
-        let writer = Writer {
-            engine: Arc::clone(&engine),
+        if opened.unflushed {
+            // Its waiter is nobody: a failed flush poisons the store anyway.
+            let (done, _) = oneshot::channel();
+            let _ = requests.send(Pending {
+                request: Request::Sync,
+                done,
+            });
+        }
+        let writer = writer::Writer {
+            engine: close::Releaser::new(Arc::clone(&engine)),
             highest: HashMap::new(),
-            max_group: max_group.max(1),
+            max_group: options.max_group.max(1),
             requests: rx,
             poison: Arc::clone(&poison),
+            commit: opened.commit,
+            commit_file: opened.commit_file,
+            open: true,
+            closers: Vec::new(),
         };
         runtime.spawn(writer.run());
         Ok(Self {
-            engine,
-            requests,
-            poison,
+            shared: Arc::new(Shared {
+                engine: RwLock::new(Some(engine)),
+                requests,
+                poison,
+            }),
         })
     }
 
-    /// The engine underneath.
-    pub fn engine(&self) -> &E {
-        &self.engine
+    /// The engine underneath, or `None` once the store is closed. Holding
+    /// the handle keeps the engine open: [`close`](Self::close) waits for
+    /// it to be dropped.
+    pub fn engine(&self) -> Option<Arc<E>> {
+        self.shared
+            .engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Why the store refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
-        self.poison
+        self.shared
+            .poison
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -222,7 +305,8 @@ impl<E: Engine> Store<E> {
             return Err(Error::Poisoned { reason });
         }
         let (done, rx) = oneshot::channel();
-        self.requests
+        self.shared
+            .requests
             .send(Pending { request, done })
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -234,13 +318,13 @@ impl<E: Engine> Store<E> {
         T: Send + 'static,
         F: FnOnce(&E) -> Result<T> + Send + 'static,
     {
-        if self.engine.blocking() {
-            let engine = Arc::clone(&self.engine);
+        let engine = self.engine().ok_or(Error::Closed)?;
+        if engine.blocking() {
             tokio::task::spawn_blocking(move || f(&engine))
                 .await
                 .map_err(|e| Error::Storage(Box::new(e)))?
         } else {
-            f(&self.engine)
+            f(&engine)
         }
     }
 }
@@ -267,12 +351,13 @@ fn read_highest<E: Engine>(engine: &E, pid: &str) -> Result<SeqNr> {
     Ok(meta.highest.max(last))
 }
 
-fn decode_kv(namespace: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+/// Checks a key–value record's frame; an error names the record.
+pub(crate) fn decode_kv(namespace: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
     record::unframe(bytes)
         .map(<[u8]>::to_vec)
-        .map_err(|reason| Error::Corrupt {
-            persistence_id: format!("kv:{namespace}"),
-            seq_nr: 0,
+        .map_err(|reason| Error::CorruptKv {
+            namespace: namespace.to_owned(),
+            key: keys::printable(key),
             reason,
         })
 }
@@ -362,11 +447,12 @@ impl<E: Engine> Journal for Store<E> {
     async fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         keys::check_id("namespace", namespace)?;
         let ns = namespace.to_owned();
-        let full = keys::kv(namespace, key);
+        let key = key.to_vec();
+        let full = keys::kv(namespace, &key);
         self.read(move |engine| {
             engine
                 .get(&full)?
-                .map(|bytes| decode_kv(&ns, &bytes))
+                .map(|bytes| decode_kv(&ns, &key, &bytes))
                 .transpose()
         })
         .await
@@ -395,7 +481,10 @@ impl<E: Engine> Journal for Store<E> {
             engine
                 .scan(&start, end.as_deref(), limit, false)?
                 .into_iter()
-                .map(|(k, v)| Ok((keys::kv_suffix(&ns, &k).to_vec(), decode_kv(&ns, &v)?)))
+                .map(|(k, v)| {
+                    let key = keys::kv_suffix(&ns, &k);
+                    Ok((key.to_vec(), decode_kv(&ns, key, &v)?))
+                })
                 .collect()
         })
         .await
@@ -505,342 +594,4 @@ fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
         });
     }
     Ok(snapshot)
-}
-
-/// The single task that writes: validates, applies, flushes, answers.
-struct Writer<E: Engine> {
-    engine: Arc<E>,
-    /// Highest sequence number per persistence id. The writer is the only
-    /// one that writes, so the cache cannot go stale.
-    highest: HashMap<String, SeqNr>,
-    /// The most requests applied (and so flushed) as one group.
-    max_group: usize,
-    requests: mpsc::UnboundedReceiver<Pending>,
-    poison: Arc<Mutex<Option<String>>>,
-}
-
-impl<E: Engine> Writer<E> {
-    /// Applies requests as they come and keeps one flush in flight at a
-    /// time: requests applied while a flush runs wait for the next one, which
-    /// starts as soon as the current one returns. So the disk is kept busy
-    /// and a group is everything that arrived during the previous flush.
-    async fn run(mut self) {
-        let mut group = Vec::new();
-        // Applied, waiting for a flush that has not started yet.
-        let mut waiting: Vec<Done> = Vec::new();
-        // The flush in flight and the waiters it covers.
-        let mut flush: Option<FlushFuture> = None;
-        let mut flushing: Vec<Done> = Vec::new();
-        let mut open = true;
-        while open || flush.is_some() || !waiting.is_empty() {
-            if flush.is_none() && !waiting.is_empty() {
-                self.linger(&mut group, &mut waiting).await;
-                let engine = Arc::clone(&self.engine);
-                flush = Some(Box::pin(async move { engine.flush().await }));
-                flushing = std::mem::take(&mut waiting);
-            }
-            let step = tokio::select! {
-                n = self.requests.recv_many(&mut group, self.max_group), if open => Step::Requests(n),
-                result = in_flight(&mut flush) => Step::Flushed(result),
-            };
-            match step {
-                // Every store handle is gone: finish what is in flight.
-                Step::Requests(0) => open = false,
-                Step::Requests(_) => {
-                    let applied = self.apply_group(std::mem::take(&mut group));
-                    waiting.extend(applied);
-                }
-                Step::Flushed(result) => {
-                    flush = None;
-                    let dones = std::mem::take(&mut flushing);
-                    match result {
-                        Ok(()) => {
-                            for done in dones {
-                                let _ = done.send(Ok(()));
-                            }
-                        }
-                        Err(e) => {
-                            let reason = self.poison(format!("flush failed: {}", chain(&e)));
-                            tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
-                            // Nothing applied since can be made durable either.
-                            for done in dones.into_iter().chain(waiting.drain(..)) {
-                                let _ = done.send(Err(Error::Poisoned {
-                                    reason: reason.clone(),
-                                }));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Before a flush, gives writers that were just answered a moment to
-    /// send their next request, so that it joins this flush instead of
-    /// waiting for the next one: without this, writers that each keep one
-    /// write in flight split into two cohorts that alternate between
-    /// flushes, halving what each flush carries. Yields while requests keep
-    /// arriving, a bounded number of times; a lone writer pays one yield.
-    async fn linger(&mut self, group: &mut Vec<Pending>, waiting: &mut Vec<Done>) {
-        for _ in 0..LINGER_ROUNDS {
-            tokio::task::yield_now().await;
-            while group.len() < self.max_group {
-                match self.requests.try_recv() {
-                    Ok(pending) => group.push(pending),
-                    Err(_) => break,
-                }
-            }
-            if group.is_empty() {
-                return;
-            }
-            let applied = self.apply_group(std::mem::take(group));
-            waiting.extend(applied);
-        }
-    }
-
-    fn poison(&self, reason: String) -> String {
-        let mut poison = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
-        poison.get_or_insert(reason).clone()
-    }
-
-    fn poisoned(&self) -> Option<String> {
-        self.poison
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Validates and applies a group of requests: their writes go to the
-    /// engine as one atomic batch (more than one only around a deletion,
-    /// which must see what came before it). Returns the waiters of what was
-    /// applied, to be answered after the next flush; the others are answered
-    /// here with their error.
-    fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
-        let mut staged = Staged::default();
-        let mut applied = Vec::with_capacity(group.len());
-        for Pending { request, done } in group {
-            if let Some(reason) = self.poisoned() {
-                let _ = done.send(Err(Error::Poisoned { reason }));
-                continue;
-            }
-            let deletion = matches!(
-                request,
-                Request::DeleteEventsTo { .. } | Request::DeleteSnapshots { .. }
-            );
-            let result = match &request {
-                Request::Write(batch) => self.plan_write(batch, &mut staged),
-                Request::SaveSnapshot(snapshot) => {
-                    let md = &snapshot.metadata;
-                    record::encode_snapshot(snapshot).map(|value| {
-                        staged.ops.push(EngineOp::Put(
-                            keys::snapshot(&md.persistence_id, md.seq_nr),
-                            value,
-                        ));
-                    })
-                }
-                Request::DeleteEventsTo { persistence_id, to } => {
-                    self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_events(persistence_id, *to)
-                        .and_then(|chunks| self.apply_chunks(chunks))
-                }
-                Request::DeleteSnapshots {
-                    persistence_id,
-                    criteria,
-                } => {
-                    self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_snapshots(persistence_id, criteria)
-                        .and_then(|chunks| self.apply_chunks(chunks))
-                }
-            };
-            match result {
-                Err(e) => {
-                    let _ = done.send(Err(e));
-                }
-                Ok(()) if deletion => applied.push(done),
-                Ok(()) => staged.dones.push(done),
-            }
-        }
-        self.apply_staged(&mut staged, &mut applied);
-        applied
-    }
-
-    /// Applies what is staged as one atomic engine batch; its waiters move
-    /// to `applied`, or get the error (and the store is poisoned).
-    fn apply_staged(&self, staged: &mut Staged, applied: &mut Vec<Done>) {
-        let ops = std::mem::take(&mut staged.ops);
-        let dones = std::mem::take(&mut staged.dones);
-        if ops.is_empty() {
-            applied.extend(dones);
-            return;
-        }
-        match self.engine.apply(ops) {
-            Ok(()) => applied.extend(dones),
-            Err(e) => {
-                let reason = self.poison(format!("apply failed: {}", chain(&e)));
-                tracing::error!(%reason, "store poisoned");
-                for done in dones {
-                    let _ = done.send(Err(Error::Poisoned {
-                        reason: reason.clone(),
-                    }));
-                }
-            }
-        }
-    }
-
-    fn apply_chunks(&self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
-        for ops in chunks {
-            if let Err(e) = self.engine.apply(ops) {
-                let reason = self.poison(format!("apply failed: {}", chain(&e)));
-                tracing::error!(%reason, "store poisoned");
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Stages the operations of a write. Validates against the journal's
-    /// highest sequence numbers as everything applied and staged so far
-    /// leaves them; on error nothing is staged.
-    fn plan_write(&mut self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
-        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len());
-        // Highest per persistence id as this batch advances it.
-        let mut advanced: HashMap<&str, SeqNr> = HashMap::new();
-        for event in &batch.events {
-            let pid = event.persistence_id.as_str();
-            keys::check_id("persistence id", pid)?;
-            let highest = match advanced.get_mut(pid) {
-                Some(highest) => highest,
-                None => {
-                    let current = self.highest(pid)?;
-                    advanced.entry(pid).or_insert(current)
-                }
-            };
-            let expected = highest.saturating_add(1);
-            if event.seq_nr != expected {
-                return Err(Error::SequenceConflict {
-                    persistence_id: pid.to_owned(),
-                    expected,
-                    got: event.seq_nr,
-                });
-            }
-            *highest = event.seq_nr;
-            ops.push(EngineOp::Put(
-                keys::event(pid, event.seq_nr),
-                record::encode_event(event)?,
-            ));
-        }
-        for kv in &batch.kv {
-            match kv {
-                KvWrite::Put {
-                    namespace,
-                    key,
-                    value,
-                } => {
-                    keys::check_id("namespace", namespace)?;
-                    ops.push(EngineOp::Put(
-                        keys::kv(namespace, key),
-                        record::frame(value.clone()),
-                    ));
-                }
-                KvWrite::Delete { namespace, key } => {
-                    keys::check_id("namespace", namespace)?;
-                    ops.push(EngineOp::Delete(keys::kv(namespace, key)));
-                }
-            }
-        }
-        // Staged writes either apply or poison the store, so the cache may
-        // move ahead now.
-        for (pid, highest) in advanced {
-            self.remember_highest(pid, highest);
-        }
-        staged.ops.extend(ops);
-        Ok(())
-    }
-
-    /// The highest sequence number of `pid`, from the cache or the engine.
-    fn highest(&mut self, pid: &str) -> Result<SeqNr> {
-        if let Some(highest) = self.highest.get(pid) {
-            return Ok(*highest);
-        }
-        let highest = read_highest(&*self.engine, pid)?;
-        self.remember_highest(pid, highest);
-        Ok(highest)
-    }
-
-    fn remember_highest(&mut self, pid: &str, highest: SeqNr) {
-        if self.highest.len() >= HIGHEST_CACHE && !self.highest.contains_key(pid) {
-            // Crude but bounded: start over rather than grow without limit.
-            self.highest.clear();
-        }
-        self.highest.insert(pid.to_owned(), highest);
-    }
-
-    fn plan_delete_events(&mut self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
-        let mut meta = read_meta(&*self.engine, pid)?;
-        meta.highest = self.highest(pid)?;
-        let to = to.min(meta.highest);
-        if to <= meta.deleted_to {
-            return Ok(Vec::new());
-        }
-        meta.deleted_to = to;
-        // The metadata goes first: once it is applied, the events below are
-        // invisible even if a crash stops the physical deletes half way; the
-        // scan starts at the journal's first key, so a later delete finishes
-        // the job.
-        let mut chunks = vec![vec![EngineOp::Put(
-            keys::meta(pid),
-            record::encode_record(&meta, "journal metadata")?,
-        )]];
-        let start = keys::event(pid, 0);
-        let end = keys::event(pid, to.saturating_add(1));
-        let mut from = start;
-        loop {
-            let entries = self.engine.scan(&from, Some(&end), DELETE_CHUNK, false)?;
-            let Some((last, _)) = entries.last() else {
-                break;
-            };
-            let mut next = last.clone();
-            next.push(0);
-            let full = entries.len() == DELETE_CHUNK;
-            chunks.push(
-                entries
-                    .into_iter()
-                    .map(|(k, _)| EngineOp::Delete(k))
-                    .collect(),
-            );
-            if !full {
-                break;
-            }
-            from = next;
-        }
-        Ok(chunks)
-    }
-
-    fn plan_delete_snapshots(
-        &self,
-        pid: &str,
-        criteria: &SnapshotCriteria,
-    ) -> Result<Vec<Vec<EngineOp>>> {
-        let entries = snapshots_below(
-            &*self.engine,
-            pid,
-            criteria.max_seq_nr,
-            criteria.min_seq_nr,
-            usize::MAX,
-        )?;
-        let any_time = criteria.min_timestamp == 0 && criteria.max_timestamp == u64::MAX;
-        let mut ops = Vec::new();
-        for entry in entries {
-            let matches = any_time
-                || match decode_snapshot(pid, &entry) {
-                    Ok(s) => criteria.matches(s.metadata.seq_nr, s.metadata.timestamp),
-                    // Its timestamp cannot be read: keep it rather than guess.
-                    Err(_) => false,
-                };
-            if matches {
-                ops.push(EngineOp::Delete(entry.0));
-            }
-        }
-        Ok(vec![ops])
-    }
 }

@@ -277,11 +277,12 @@ async fn snapshots_every_n_keep_k_and_optionally_delete_events() {
 /// Overwrites the stored value of every key that `pick` selects.
 fn corrupt(store: &MemoryStore, pick: impl Fn(&[u8]) -> bool) -> usize {
     let mut n = 0;
-    for (key, mut value) in store.engine().raw_entries() {
+    let engine = store.engine().expect("open");
+    for (key, mut value) in engine.raw_entries() {
         if pick(&key) {
             let last = value.len() - 1;
             value[last] ^= 0xff;
-            store.engine().put_raw(&key, &value);
+            engine.put_raw(&key, &value);
             n += 1;
         }
     }

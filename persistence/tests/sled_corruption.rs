@@ -58,8 +58,8 @@ async fn replay_all(store: &SledStore) -> courier_persistence::Result<Vec<u64>> 
     Ok(seen)
 }
 
-fn db(store: &SledStore) -> &sled::Db {
-    store.engine().db()
+fn db(store: &SledStore) -> sled::Db {
+    store.engine().expect("open").db().clone()
 }
 
 #[tokio::test]
@@ -186,7 +186,13 @@ async fn a_corrupt_snapshot_and_kv_record_are_reported() {
         "{snapshot:?}"
     );
     let record = store.kv_get("outbox", b"1").await;
-    assert!(matches!(record, Err(Error::Corrupt { .. })), "{record:?}");
+    assert!(
+        matches!(record, Err(Error::CorruptKv { ref namespace, ref key, .. }) if namespace == "outbox" && key == "\"1\""),
+        "{record:?}"
+    );
+    let scanned = store.kv_scan("outbox", None, 10).await;
+    let message = scanned.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("outbox/\"1\""), "{message}");
 }
 
 #[tokio::test]
@@ -252,4 +258,44 @@ async fn a_length_prefix_claiming_more_than_the_record_holds_is_a_decode_error()
             "{snapshot:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn sled_reporting_corruption_on_open_names_the_directory_and_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path()).expect("open");
+    for seq in 1..=20 {
+        let mut event = tck::event(PID, seq);
+        event.payload = format!("<payload {seq:04}>").repeat(8).into_bytes();
+        store
+            .write(WriteBatch::new().event(event))
+            .await
+            .expect("write");
+    }
+    store.close().await.expect("close");
+    // A bad byte under event 10, below sled rather than through it.
+    let db_file = dir.path().join("db");
+    let mut bytes = std::fs::read(&db_file).expect("read");
+    let needle = b"<payload 0010>";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("event 10 is in sled's log");
+    bytes[at + 5] ^= 0x20;
+    std::fs::write(&db_file, bytes).expect("write");
+
+    let opened = SledStore::open(dir.path());
+    match opened {
+        Err(Error::EngineCorrupt { ref path, .. }) => assert_eq!(path, dir.path()),
+        Err(Error::RolledBack { .. }) => {}
+        other => panic!(
+            "a damaged log must be refused, got {:?}",
+            other.map(|_| "an open store")
+        ),
+    }
+    let message = opened.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains(&dir.path().display().to_string()) && message.contains("backup"),
+        "{message}"
+    );
 }

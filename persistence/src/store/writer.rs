@@ -1,0 +1,478 @@
+//! The store's single writer task: validates, applies, flushes, records the
+//! commit, answers (the write path of `docs/architecture.md`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
+
+use super::close::Releaser;
+use super::{
+    DELETE_CHUNK, Done, HIGHEST_CACHE, LINGER_ROUNDS, Pending, Request, chain, decode_snapshot,
+    read_highest, read_meta, snapshots_below,
+};
+use crate::commit_file::CommitFile;
+use crate::engine::{Engine, EngineOp};
+use crate::epoch;
+use crate::error::{Error, Result};
+use crate::journal::{KvWrite, WriteBatch};
+use crate::keys;
+use crate::record::{self, SeqNr};
+use crate::snapshot::SnapshotCriteria;
+
+type FlushFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+enum Step {
+    Requests(usize),
+    Flushed(Result<()>),
+}
+
+/// The flush in flight, or a future that never completes when there is none.
+async fn in_flight(flush: &mut Option<FlushFuture>) -> Result<()> {
+    match flush {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes of a group planned but not yet applied to the engine.
+#[derive(Default)]
+struct Staged {
+    ops: Vec<EngineOp>,
+    dones: Vec<Done>,
+}
+
+/// The single task that writes: validates, applies, flushes, answers.
+pub(super) struct Writer<E: Engine> {
+    /// Released off the runtime when the writer ends, or when the runtime
+    /// drops the task at shutdown.
+    pub(super) engine: Releaser<E>,
+    /// Highest sequence number per persistence id. The writer is the only
+    /// one that writes, so the cache cannot go stale.
+    pub(super) highest: HashMap<String, SeqNr>,
+    /// The most requests applied (and so flushed) as one group.
+    pub(super) max_group: usize,
+    pub(super) requests: mpsc::UnboundedReceiver<Pending>,
+    pub(super) poison: Arc<Mutex<Option<String>>>,
+    /// The number of the last engine batch applied; every batch writes it
+    /// (see [`Writer::apply`]).
+    pub(super) commit: u64,
+    /// Where the highest acknowledged commit is recorded outside the engine.
+    pub(super) commit_file: Option<Arc<CommitFile>>,
+    /// Whether new requests are still taken (until a close arrives or every
+    /// handle is gone).
+    pub(super) open: bool,
+    /// The callers of `close`, answered once everything before them is
+    /// flushed and the writer has let go of the engine.
+    pub(super) closers: Vec<Done>,
+}
+
+impl<E: Engine> Writer<E> {
+    /// Applies requests as they come and keeps one flush in flight at a
+    /// time: requests applied while a flush runs wait for the next one, which
+    /// starts as soon as the current one returns. So the disk is kept busy
+    /// and a group is everything that arrived during the previous flush.
+    pub(super) async fn run(mut self) {
+        let mut group = Vec::new();
+        // Applied, waiting for a flush that has not started yet.
+        let mut waiting: Vec<Done> = Vec::new();
+        // The flush in flight and the waiters it covers.
+        let mut flush: Option<FlushFuture> = None;
+        let mut flushing: Vec<Done> = Vec::new();
+        while self.open || flush.is_some() || !waiting.is_empty() {
+            if flush.is_none() && !waiting.is_empty() {
+                self.linger(&mut group, &mut waiting).await;
+                flush = Some(self.flush());
+                flushing = std::mem::take(&mut waiting);
+            }
+            let open = self.open;
+            let step = tokio::select! {
+                n = self.requests.recv_many(&mut group, self.max_group), if open => Step::Requests(n),
+                result = in_flight(&mut flush) => Step::Flushed(result),
+            };
+            match step {
+                // Every store handle is gone: finish what is in flight.
+                Step::Requests(0) => self.open = false,
+                Step::Requests(_) => {
+                    let applied = self.apply_group(std::mem::take(&mut group));
+                    waiting.extend(applied);
+                }
+                Step::Flushed(result) => {
+                    flush = None;
+                    let dones = std::mem::take(&mut flushing);
+                    match result {
+                        Ok(()) => {
+                            for done in dones {
+                                let _ = done.send(Ok(()));
+                            }
+                        }
+                        Err(e) => {
+                            let reason = self.poison(format!("flush failed: {}", chain(&e)));
+                            tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                            // Nothing applied since can be made durable either.
+                            for done in dones.into_iter().chain(waiting.drain(..)) {
+                                let _ = done.send(Err(Error::Poisoned {
+                                    reason: reason.clone(),
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let closers = std::mem::take(&mut self.closers);
+        // The last handle to the engine may be this one: sled's drop can
+        // block (forever, after an I/O error), so it happens off the runtime.
+        drop(self);
+        for done in closers {
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    /// The engine flush covering every batch applied so far, followed by the
+    /// update of the commit record: a commit is recorded as acknowledged
+    /// only once the engine holds it durably, and its writes are answered
+    /// only after that, so the record never claims more than the engine
+    /// holds after a crash, and always as much as was acknowledged.
+    fn flush(&self) -> FlushFuture {
+        let engine = self.engine.share();
+        let record = self.commit_file.clone();
+        let commit = self.commit;
+        Box::pin(async move {
+            engine.flush().await?;
+            if let Some(file) = record {
+                tokio::task::spawn_blocking(move || {
+                    file.record(commit).map_err(|e| {
+                        Error::Storage(
+                            format!(
+                                "cannot update the commit record {}: {e}",
+                                file.path().display()
+                            )
+                            .into(),
+                        )
+                    })
+                })
+                .await
+                .map_err(|e| Error::Storage(Box::new(e)))??;
+            }
+            Ok(())
+        })
+    }
+
+    /// Before a flush, gives writers that were just answered a moment to
+    /// send their next request, so that it joins this flush instead of
+    /// waiting for the next one: without this, writers that each keep one
+    /// write in flight split into two cohorts that alternate between
+    /// flushes, halving what each flush carries. Yields while requests keep
+    /// arriving, a bounded number of times; a lone writer pays one yield.
+    async fn linger(&mut self, group: &mut Vec<Pending>, waiting: &mut Vec<Done>) {
+        for _ in 0..LINGER_ROUNDS {
+            if !self.open {
+                return;
+            }
+            tokio::task::yield_now().await;
+            while group.len() < self.max_group {
+                match self.requests.try_recv() {
+                    Ok(pending) => group.push(pending),
+                    Err(_) => break,
+                }
+            }
+            if group.is_empty() {
+                return;
+            }
+            let applied = self.apply_group(std::mem::take(group));
+            waiting.extend(applied);
+        }
+    }
+
+    fn poison(&self, reason: String) -> String {
+        let mut poison = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
+        poison.get_or_insert(reason).clone()
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.poison
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Validates and applies a group of requests: their writes go to the
+    /// engine as one atomic batch (more than one only around a deletion,
+    /// which must see what came before it). Returns the waiters of what was
+    /// applied, to be answered after the next flush; the others are answered
+    /// here with their error.
+    fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
+        let mut staged = Staged::default();
+        let mut applied = Vec::with_capacity(group.len());
+        for Pending { request, done } in group {
+            if !self.open {
+                // A close came before this request in the same group.
+                let _ = done.send(Err(Error::Closed));
+                continue;
+            }
+            match request {
+                Request::Close => {
+                    self.open = false;
+                    self.closers.push(done);
+                    continue;
+                }
+                // Applied at open: it only needs the next flush.
+                Request::Sync => {
+                    applied.push(done);
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(reason) = self.poisoned() {
+                let _ = done.send(Err(Error::Poisoned { reason }));
+                continue;
+            }
+            let deletion = matches!(
+                request,
+                Request::DeleteEventsTo { .. } | Request::DeleteSnapshots { .. }
+            );
+            let result = match &request {
+                Request::Write(batch) => self.plan_write(batch, &mut staged),
+                Request::SaveSnapshot(snapshot) => {
+                    let md = &snapshot.metadata;
+                    record::encode_snapshot(snapshot).map(|value| {
+                        staged.ops.push(EngineOp::Put(
+                            keys::snapshot(&md.persistence_id, md.seq_nr),
+                            value,
+                        ));
+                    })
+                }
+                Request::DeleteEventsTo { persistence_id, to } => {
+                    self.apply_staged(&mut staged, &mut applied);
+                    self.plan_delete_events(persistence_id, *to)
+                        .and_then(|chunks| self.apply_chunks(chunks))
+                }
+                Request::DeleteSnapshots {
+                    persistence_id,
+                    criteria,
+                } => {
+                    self.apply_staged(&mut staged, &mut applied);
+                    self.plan_delete_snapshots(persistence_id, criteria)
+                        .and_then(|chunks| self.apply_chunks(chunks))
+                }
+                Request::Close | Request::Sync => Ok(()),
+            };
+            match result {
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+                Ok(()) if deletion => applied.push(done),
+                Ok(()) => staged.dones.push(done),
+            }
+        }
+        self.apply_staged(&mut staged, &mut applied);
+        applied
+    }
+
+    /// Applies what is staged as one atomic engine batch; its waiters move
+    /// to `applied`, or get the error (and the store is poisoned).
+    fn apply_staged(&mut self, staged: &mut Staged, applied: &mut Vec<Done>) {
+        let ops = std::mem::take(&mut staged.ops);
+        let dones = std::mem::take(&mut staged.dones);
+        if ops.is_empty() {
+            applied.extend(dones);
+            return;
+        }
+        match self.apply(ops) {
+            Ok(()) => applied.extend(dones),
+            Err(e) => {
+                let reason = self.poison(format!("apply failed: {}", chain(&e)));
+                tracing::error!(%reason, "store poisoned");
+                for done in dones {
+                    let _ = done.send(Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Applies `ops` as one atomic engine batch that also sets the commit
+    /// number to the next one. Every batch carries it, so the engine's
+    /// commit number counts exactly the batches it holds: if the engine's
+    /// recovery drops a batch that a flush had covered, it drops that
+    /// batch's commit number with it (or a later one), and the engine comes
+    /// back below what the commit record says was acknowledged.
+    fn apply(&mut self, mut ops: Vec<EngineOp>) -> Result<()> {
+        let commit = self.commit.saturating_add(1);
+        ops.push(epoch::commit_op(commit));
+        self.engine.apply(ops)?;
+        self.commit = commit;
+        Ok(())
+    }
+
+    fn apply_chunks(&mut self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
+        for ops in chunks {
+            if let Err(e) = self.apply(ops) {
+                let reason = self.poison(format!("apply failed: {}", chain(&e)));
+                tracing::error!(%reason, "store poisoned");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the operations of a write. Validates against the journal's
+    /// highest sequence numbers as everything applied and staged so far
+    /// leaves them; on error nothing is staged.
+    fn plan_write(&mut self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
+        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len());
+        // Highest per persistence id as this batch advances it.
+        let mut advanced: HashMap<&str, SeqNr> = HashMap::new();
+        for event in &batch.events {
+            let pid = event.persistence_id.as_str();
+            keys::check_id("persistence id", pid)?;
+            let highest = match advanced.get_mut(pid) {
+                Some(highest) => highest,
+                None => {
+                    let current = self.highest(pid)?;
+                    advanced.entry(pid).or_insert(current)
+                }
+            };
+            let expected = highest.saturating_add(1);
+            if event.seq_nr != expected {
+                return Err(Error::SequenceConflict {
+                    persistence_id: pid.to_owned(),
+                    expected,
+                    got: event.seq_nr,
+                });
+            }
+            *highest = event.seq_nr;
+            ops.push(EngineOp::Put(
+                keys::event(pid, event.seq_nr),
+                record::encode_event(event)?,
+            ));
+        }
+        for kv in &batch.kv {
+            match kv {
+                KvWrite::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    check_namespace(namespace)?;
+                    ops.push(EngineOp::Put(
+                        keys::kv(namespace, key),
+                        record::frame(value.clone()),
+                    ));
+                }
+                KvWrite::Delete { namespace, key } => {
+                    check_namespace(namespace)?;
+                    ops.push(EngineOp::Delete(keys::kv(namespace, key)));
+                }
+            }
+        }
+        // Staged writes either apply or poison the store, so the cache may
+        // move ahead now.
+        for (pid, highest) in advanced {
+            self.remember_highest(pid, highest);
+        }
+        staged.ops.extend(ops);
+        Ok(())
+    }
+
+    /// The highest sequence number of `pid`, from the cache or the engine.
+    fn highest(&mut self, pid: &str) -> Result<SeqNr> {
+        if let Some(highest) = self.highest.get(pid) {
+            return Ok(*highest);
+        }
+        let highest = read_highest(&*self.engine, pid)?;
+        self.remember_highest(pid, highest);
+        Ok(highest)
+    }
+
+    fn remember_highest(&mut self, pid: &str, highest: SeqNr) {
+        if self.highest.len() >= HIGHEST_CACHE && !self.highest.contains_key(pid) {
+            // Crude but bounded: start over rather than grow without limit.
+            self.highest.clear();
+        }
+        self.highest.insert(pid.to_owned(), highest);
+    }
+
+    fn plan_delete_events(&mut self, pid: &str, to: SeqNr) -> Result<Vec<Vec<EngineOp>>> {
+        let mut meta = read_meta(&*self.engine, pid)?;
+        meta.highest = self.highest(pid)?;
+        let to = to.min(meta.highest);
+        if to <= meta.deleted_to {
+            return Ok(Vec::new());
+        }
+        meta.deleted_to = to;
+        // The metadata goes first: once it is applied, the events below are
+        // invisible even if a crash stops the physical deletes half way; the
+        // scan starts at the journal's first key, so a later delete finishes
+        // the job.
+        let mut chunks = vec![vec![EngineOp::Put(
+            keys::meta(pid),
+            record::encode_record(&meta, "journal metadata")?,
+        )]];
+        let start = keys::event(pid, 0);
+        let end = keys::event(pid, to.saturating_add(1));
+        let mut from = start;
+        loop {
+            let entries = self.engine.scan(&from, Some(&end), DELETE_CHUNK, false)?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            let mut next = last.clone();
+            next.push(0);
+            let full = entries.len() == DELETE_CHUNK;
+            chunks.push(
+                entries
+                    .into_iter()
+                    .map(|(k, _)| EngineOp::Delete(k))
+                    .collect(),
+            );
+            if !full {
+                break;
+            }
+            from = next;
+        }
+        Ok(chunks)
+    }
+
+    fn plan_delete_snapshots(
+        &self,
+        pid: &str,
+        criteria: &SnapshotCriteria,
+    ) -> Result<Vec<Vec<EngineOp>>> {
+        let entries = snapshots_below(
+            &*self.engine,
+            pid,
+            criteria.max_seq_nr,
+            criteria.min_seq_nr,
+            usize::MAX,
+        )?;
+        let any_time = criteria.min_timestamp == 0 && criteria.max_timestamp == u64::MAX;
+        let mut ops = Vec::new();
+        for entry in entries {
+            let matches = any_time
+                || match decode_snapshot(pid, &entry) {
+                    Ok(s) => criteria.matches(s.metadata.seq_nr, s.metadata.timestamp),
+                    // Its timestamp cannot be read: keep it rather than guess.
+                    Err(_) => false,
+                };
+            if matches {
+                ops.push(EngineOp::Delete(entry.0));
+            }
+        }
+        Ok(vec![ops])
+    }
+}
+
+/// Checks a namespace a caller writes to: the store's own is not one.
+fn check_namespace(namespace: &str) -> Result<()> {
+    keys::check_id("namespace", namespace)?;
+    if namespace == epoch::STORE_NAMESPACE {
+        return Err(Error::Invalid {
+            what: "namespace",
+            reason: format!("{namespace:?} is reserved for the store's own records"),
+        });
+    }
+    Ok(())
+}
