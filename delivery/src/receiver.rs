@@ -50,8 +50,8 @@ use crate::envelope::{Ack, Delivery, SenderId};
 use crate::error::{Error, Result};
 use crate::inbox::{Inbox, InboxChange, Receipt};
 use crate::records::{
-    INBOX_IDS, done_key, inbox_alias_ns, inbox_ns, parse_identity, parse_inbox, scan_all,
-    watermark_key,
+    INBOX_IDS, done_key, identity_record, inbox_alias_ns, inbox_ns, parse_identity,
+    parse_identity_record, parse_inbox, scan_all, watermark_key,
 };
 
 struct State {
@@ -122,23 +122,42 @@ impl DedupInbox {
         for (sender, window) in parse_inbox(name, records)? {
             inbox.restore(sender, window);
         }
-        let identity = match journal
+        let epoch = courier_persistence::store_epoch(journal.as_ref())
+            .await
+            .map_err(store_error)?;
+        let recorded = journal
             .kv_get(INBOX_IDS, name.as_bytes())
             .await
             .map_err(store_error)?
-        {
-            Some(bytes) => parse_identity(name, &bytes)?,
-            None => {
-                let identity = Uuid::now_v7();
-                let batch = WriteBatch::new().put(
-                    INBOX_IDS,
-                    name.as_bytes().to_vec(),
-                    identity.as_bytes().to_vec(),
+            .map(|bytes| parse_identity_record(name, &bytes))
+            .transpose()?;
+        let (identity, write) = match recorded {
+            Some((old, Some(was))) if epoch.is_some_and(|now| now != was) => {
+                // The store lost acknowledged writes (and the loss was
+                // accepted): this inbox may have lost records. A new
+                // identity makes senders that knew the old one be refused
+                // until an operator adopts it.
+                let fresh = Uuid::now_v7();
+                tracing::error!(
+                    receiver = name,
+                    old_identity = %old,
+                    new_identity = %fresh,
+                    "the store lost acknowledged writes: this inbox takes a new identity and refuses senders that knew the old one until opened with DedupInbox::open_adopting"
                 );
-                journal.write(batch).await.map_err(store_error)?;
-                identity
+                (fresh, true)
             }
+            // A record from before epochs learns the store's.
+            Some((identity, was)) => (identity, was.is_none() && epoch.is_some()),
+            None => (Uuid::now_v7(), true),
         };
+        if write {
+            let batch = WriteBatch::new().put(
+                INBOX_IDS,
+                name.as_bytes().to_vec(),
+                identity_record(identity, epoch),
+            );
+            journal.write(batch).await.map_err(store_error)?;
+        }
         let mut aliases = HashSet::new();
         for (key, _) in scan_all(&journal, name, &inbox_alias_ns(name)).await? {
             aliases.insert(parse_identity(name, &key)?);

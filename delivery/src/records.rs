@@ -6,7 +6,8 @@
 //! | `courier.outbox/<sender>` | id (BE u64) | [`StoredEntry`] |
 //! | `courier.parked/<sender>` | id (BE u64) | [`StoredEntry`] with a reason |
 //! | `courier.inbox/<receiver>` | sender name, 0, incarnation (16 bytes), tag, id (BE u64) | watermark (BE u64) or empty |
-//! | `courier.inbox-id` | receiver name | the inbox's identity (16 bytes) |
+//! | `courier.sender-epoch` | sender name | the store epoch of its incarnation (16 bytes) |
+//! | `courier.inbox-id` | receiver name | the inbox's identity (16 bytes), then the store epoch it belongs to (16 bytes, nil if none) |
 //! | `courier.inbox-alias/<receiver>` | an adopted identity (16 bytes) | empty |
 //! | `courier.sender-inbox/<sender>` | destination path | identity of the inbox that acked it (16 bytes) |
 //!
@@ -40,12 +41,41 @@ pub(crate) fn inbox_ns(receiver: &str) -> String {
 
 pub(crate) const INBOX_IDS: &str = "courier.inbox-id";
 
+/// Per sender, the store epoch its incarnation belongs to.
+pub(crate) const SENDER_EPOCHS: &str = "courier.sender-epoch";
+
 pub(crate) fn inbox_alias_ns(receiver: &str) -> String {
     format!("courier.inbox-alias/{receiver}")
 }
 
 pub(crate) fn sender_inbox_ns(sender: &str) -> String {
     format!("courier.sender-inbox/{sender}")
+}
+
+/// An inbox's identity record: its identity and the store epoch it belongs
+/// to (`None`: a store without epochs, or a record from before epochs).
+pub(crate) fn parse_identity_record(owner: &str, bytes: &[u8]) -> Result<(Uuid, Option<Uuid>)> {
+    match bytes.len() {
+        16 => Ok((parse_identity(owner, bytes)?, None)),
+        32 => {
+            let epoch = parse_identity(owner, &bytes[16..])?;
+            Ok((
+                parse_identity(owner, &bytes[..16])?,
+                (!epoch.is_nil()).then_some(epoch),
+            ))
+        }
+        n => Err(Error::Corrupt {
+            owner: owner.to_owned(),
+            id: None,
+            reason: format!("inbox identity record of {n} bytes, expected 16 or 32"),
+        }),
+    }
+}
+
+pub(crate) fn identity_record(identity: Uuid, epoch: Option<Uuid>) -> Vec<u8> {
+    let mut bytes = identity.as_bytes().to_vec();
+    bytes.extend_from_slice(epoch.unwrap_or_else(Uuid::nil).as_bytes());
+    bytes
 }
 
 /// An inbox identity as stored: exactly 16 bytes.

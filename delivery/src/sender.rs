@@ -30,6 +30,7 @@
 //! skip a delivery.
 
 mod cleaner;
+mod recovery;
 mod redeliverer;
 
 use std::collections::HashMap;
@@ -48,10 +49,7 @@ use uuid::Uuid;
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::{Error, Result};
 use crate::outbox::{Dispatch, Outbox, OutboxSettings};
-use crate::records::{
-    SenderMeta, StoredEntry, decode, encode, id_key, key_id, load_meta, outbox_ns, parked_ns,
-    parse_identity, put_meta, scan_all, sender_inbox_ns,
-};
+use crate::records::{StoredEntry, decode, encode, id_key, key_id, outbox_ns, parked_ns, scan_all};
 
 use cleaner::{Cleaner, Cleanup};
 use redeliverer::{AckInbox, Redeliverer, Signal};
@@ -230,64 +228,11 @@ impl<M: Outgoing> Deliverer<M> {
                 reason: "a sender name must be non-empty, without '/' or NUL".into(),
             });
         }
-        let meta = match load_meta(&journal, name).await? {
-            Some(meta) => meta,
-            None => {
-                let meta = SenderMeta {
-                    incarnation: Uuid::now_v7(),
-                    next_id: 1,
-                };
-                let batch = put_meta(WriteBatch::new(), name, &meta)?;
-                journal.write(batch).await.map_err(|source| Error::Store {
-                    owner: name.to_owned(),
-                    source,
-                })?;
-                meta
-            }
-        };
-        let mut state = State {
-            outbox: Outbox::new(settings.clone()),
-            destinations: HashMap::new(),
-            rng: fastrand::Rng::new(),
-            last_warn: None,
-            inboxes: HashMap::new(),
-        };
-        for (key, value) in scan_all(&journal, name, &sender_inbox_ns(name)).await? {
-            let destination = String::from_utf8(key).map_err(|_| Error::Corrupt {
-                owner: name.to_owned(),
-                id: None,
-                reason: "a remembered inbox under a non-UTF-8 destination".into(),
-            })?;
-            let identity = parse_identity(name, &value)?;
-            let destination = state.intern(&destination);
-            state.inboxes.insert(destination, identity);
-        }
-        let mut entries = Vec::new();
-        for (key, value) in scan_all(&journal, name, &outbox_ns(name)).await? {
-            let id = key_id(name, &key)?;
-            // The message itself is decoded when it is sent; one that no
-            // longer decodes is parked then.
-            let stored: StoredEntry = decode(name, id, &value)?;
-            entries.push((
-                id,
-                state.intern(&stored.destination),
-                (),
-                Duration::from_millis(stored.created_ms),
-            ));
-        }
-        // Ids are never reused: the next one is above every id the store
-        // still holds, outbox or parked, and above the cleaner's mark for
-        // the ones it deleted.
-        let parked_above = scan_all(&journal, name, &parked_ns(name))
-            .await?
-            .last()
-            .map(|(key, _)| key_id(name, key))
-            .transpose()?
-            .map_or(1, |id| id.0.saturating_add(1));
-        let restored = entries.len();
-        state
-            .outbox
-            .restore(DeliveryId(meta.next_id.max(parked_above)), entries);
+        let recovery::Recovered {
+            meta,
+            state,
+            restored,
+        } = recovery::recover(&journal, name, &settings).await?;
         let (cleanup, cleanups) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             sender: SenderId {
