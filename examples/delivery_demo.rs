@@ -29,8 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
-use courier::delivery::{Config, DedupInbox, Deliverer, Delivery, Error, Receipt};
+use courier::delivery::{DedupInbox, Deliverer, Delivery, Error, Receipt};
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, SledStore,
 };

@@ -10,9 +10,9 @@
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
     DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox,
-    MessageSink, Props, RefCodec, ReplyTo, Resolver, Result, SendError, SupervisorStrategy,
-    SystemConfig, Terminated, TimerKey, TryTellError, Watcher, WatcherId, broadcast,
-    with_ref_codec,
+    MessageSink, Props, RefCodec, Refusal, ReplyTo, Resolver, Result, SendError,
+    SupervisorStrategy, SystemConfig, Terminated, TimerKey, TryTellError, Watcher, WatcherId,
+    broadcast, with_ref_codec,
 };
 
 /// The binary codec of every byte courier stores or sends, with a size
@@ -33,16 +33,16 @@ pub mod persistence {
     };
 }
 
-/// At-least-once delivery, the dedup inbox and TOML configuration
-/// (`courier-delivery`).
+/// courier's settings from one TOML file, for every layer.
+pub mod config;
+
+/// At-least-once delivery and the dedup inbox (`courier-delivery`).
 pub mod delivery {
     pub use courier_delivery::{
-        Ack, BackoffKind, BackoffSettings, Config, Confirmation, DedupInbox, Deliverer, Delivery,
-        DeliveryId, DeliverySettings, Dispatch, Error, Inbox, InboxChange, InboxWrite,
-        MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, Outbox, OutboxFull, OutboxSettings, Outgoing,
-        ParkReason, ParkedDelivery, Pending, PendingDelivery, PersistenceConfig, Prepared, Receipt,
-        Redelivery, RemoteConfig, Result, SenderId, SnapshotSettings, Tick, UnconfirmedWarning,
-        Window,
+        Ack, Confirmation, DedupInbox, Deliverer, Delivery, DeliveryId, Dispatch, Error, Inbox,
+        InboxChange, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, Outbox, OutboxFull,
+        OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending, PendingDelivery, Prepared,
+        Receipt, Redelivery, Result, SenderId, Tick, UnconfirmedWarning, Window,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).
@@ -58,8 +58,7 @@ pub mod delivery {
 pub mod remote {
     pub use courier_remote::{
         DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
-        RegistryError, Rejection, RejectionReason, RemoteRejection, RemoteSettings, Result, SCHEME,
-        Transport,
+        RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME, Transport,
     };
 
     /// A bare stream on courier's protocol, for the benches' limits.

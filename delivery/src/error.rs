@@ -8,23 +8,6 @@ use crate::envelope::DeliveryId;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration is not valid; the message names the key and line.
-    #[error("invalid configuration in {origin}: {message}")]
-    Config {
-        /// The file, or `<string>`.
-        origin: String,
-        /// What is wrong, where.
-        message: String,
-    },
-    /// A file could not be read.
-    #[error("{context}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// `max_unconfirmed` deliveries are pending: nothing was accepted.
     #[error(
         "sender {sender} has {max_unconfirmed} unconfirmed deliveries, its limit; try again later"

@@ -1,12 +1,12 @@
 //! courier-delivery: at-least-once delivery on top of courier's actors and
-//! persistence, a deduplicating inbox for receivers, and TOML configuration.
+//! persistence, and a deduplicating inbox for receivers. (The TOML file
+//! that configures it is read by the facade, `courier::config`.)
 //!
 //! The logic is pure and lives in plain structs: [`Outbox`] (what the sender
 //! has not had confirmed), [`Redelivery`] (when to send again) and [`Inbox`]
 //! (what the receiver has applied). The actor adapters around them add the
 //! journal, the timer and the network.
 
-mod config;
 mod envelope;
 mod error;
 mod inbox;
@@ -18,15 +18,12 @@ mod sender;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use config::{
-    BackoffKind, BackoffSettings, Config, DeliverySettings, MAX_EXPIRE_AFTER, PersistenceConfig,
-    RemoteConfig, SnapshotSettings,
-};
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
 pub use error::{Error, Result};
 pub use inbox::{Inbox, InboxChange, Receipt, Window};
 pub use outbox::{
-    Confirmation, Dispatch, Outbox, OutboxFull, OutboxSettings, ParkReason, Pending, Tick,
+    Confirmation, Dispatch, MAX_EXPIRE_AFTER, Outbox, OutboxFull, OutboxSettings, ParkReason,
+    Pending, Tick,
 };
 pub use receiver::{DedupInbox, InboxWrite};
 pub use redelivery::{MAX_REDELIVERY_DELAY, Redelivery};

@@ -33,6 +33,11 @@ use std::time::Duration;
 use crate::envelope::DeliveryId;
 use crate::redelivery::Redelivery;
 
+/// The longest `expire_after` the configuration accepts: 10 years (`"10y"`,
+/// of 365.25 days each). The outbox itself only compares with it, so a
+/// longer one set in code cannot overflow anything.
+pub const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(10 * 31_557_600);
+
 /// The outbox's limits and schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxSettings {

@@ -271,7 +271,7 @@ impl<M: Outgoing> Deliverer<M> {
         tokio::spawn(
             Cleaner::new(Arc::clone(&shared), cleanups, meta.next_id).run(signals.clone()),
         );
-        redeliverer::watch_rejections(&shared, signals);
+        redeliverer::watch_refusals(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");
         Ok(Self { shared })
     }

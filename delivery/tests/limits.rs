@@ -13,7 +13,6 @@ use courier::delivery::{
 };
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
-use courier::remote::{RejectionReason, RemoteRejection};
 use courier::{DeadLetter, DeadLetterReason};
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +150,7 @@ async fn an_outbox_entry_of_an_older_shape_is_parked_and_the_process_lives_on() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_remote_rejection_with_a_hostile_header_is_ignored_and_the_next_one_parks() {
+async fn a_transport_refusal_with_a_hostile_header_is_ignored_and_the_next_one_parks() {
     let system = ActorSystem::new("test");
     let journal: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("memory store"));
     let mut dead_letters = system.event_stream().subscribe::<DeadLetter>();
@@ -163,11 +162,11 @@ async fn a_remote_rejection_with_a_hostile_header_is_ignored_and_the_next_one_pa
         })
         .await
         .expect("deliver");
-    let rejection = |payload: Vec<u8>| RemoteRejection {
+    let rejection = |payload: Vec<u8>| courier::Refusal {
         recipient: courier::ActorPath::parse("/user/nobody").expect("path"),
         message_type: std::any::type_name::<Delivery<NewShape>>(),
-        reason: RejectionReason::Undecodable,
-        detail: "test".into(),
+        permanent: true,
+        detail: "rejected by test: undecodable".into(),
         payload: payload.into(),
     };
     // The header starts with the sender's name: a prefix claiming 2^50

@@ -290,55 +290,6 @@ async fn a_destination_found_to_take_another_type_later_is_parked_with_the_cause
     assert!(parked[0].reason.contains("takes"), "{}", parked[0].reason);
 }
 
-/// Collects what the `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_unreachable_destination_is_retried_with_a_repeated_warning_naming_it() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let system = ActorSystem::new("test");
-    let journal = memory();
-    let out = deliverer(&system, &journal, "lonely", settings(SECOND)).await;
-    out.deliver("/user/nobody", |_| 1).await.expect("deliver");
-    tokio::time::sleep(SECOND * 95).await;
-    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    let warnings: Vec<_> = log
-        .lines()
-        .filter(|l| l.contains("deliveries still unconfirmed"))
-        .collect();
-    // Once at the first failed attempt, then at most every 30 s.
-    assert!(
-        (3..=4).contains(&warnings.len()),
-        "{} warnings:\n{log}",
-        warnings.len()
-    );
-    for warning in &warnings {
-        assert!(warning.contains("#1 to /user/nobody"), "{warning}");
-        assert!(warning.contains("no actor at /user/nobody"), "{warning}");
-    }
-    assert_eq!(out.unconfirmed(), 1, "still retried");
-    assert!(out.pending(None, 10)[0].attempts > 50);
-}
-
 /// Records when each attempt arrives; never acks.
 struct Deaf {
     arrivals: Arc<Mutex<Vec<Instant>>>,

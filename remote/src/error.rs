@@ -4,9 +4,14 @@
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The settings are invalid; the message names the setting.
-    #[error("invalid remote settings: {0}")]
-    Settings(String),
+    /// A setting is invalid.
+    #[error("invalid remote setting `{setting}`: must be {reason}")]
+    Settings {
+        /// The setting's name, as in the `[remote]` TOML section.
+        setting: &'static str,
+        /// What it must be.
+        reason: String,
+    },
     /// A socket could not be bound or read.
     #[error("{context}")]
     Io {

@@ -44,6 +44,15 @@ pub enum RejectionReason {
     WrongType,
 }
 
+impl RejectionReason {
+    /// Whether sending the same bytes again can never succeed: they do not
+    /// decode at the receiving node, or are too large for it. The others may
+    /// heal (the actor may start, the type may be registered).
+    pub fn is_permanent(self) -> bool {
+        matches!(self, Self::Undecodable | Self::Oversized)
+    }
+}
+
 impl fmt::Display for RejectionReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -23,7 +23,5 @@ mod proto {
 
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason};
-pub use node::{
-    MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, RemoteRejection, RemoteSettings, SCHEME,
-};
+pub use node::{MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, RemoteSettings, SCHEME};
 pub use transport::{Io, Transport};

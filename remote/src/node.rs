@@ -40,24 +40,6 @@ use crate::proto::remote_server::{Remote, RemoteServer};
 use crate::proto::{self, frame::Kind};
 use crate::transport::Transport;
 
-/// Published on the sending node's event stream when a peer rejects a
-/// message (as well as the dead letter): what was rejected, why, and the
-/// message's encoded bytes, so that a layer above can tell which message
-/// it was (the delivery layer parks a rejected delivery at once).
-#[derive(Clone, Debug)]
-pub struct RemoteRejection {
-    /// Where the message was going.
-    pub recipient: ActorPath,
-    /// Its Rust type.
-    pub message_type: &'static str,
-    /// Why it was refused.
-    pub reason: RejectionReason,
-    /// The peer's details.
-    pub detail: String,
-    /// The message as encoded (serde + bincode 2, standard config).
-    pub payload: Bytes,
-}
-
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
 
@@ -112,34 +94,39 @@ impl RemoteSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::Settings`], whose message starts with the setting's name.
+    /// [`Error::Settings`] naming the setting and what it must be.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |reason: &str| Err(Error::Settings(reason.to_owned()));
+        let invalid = |setting: &'static str, reason: &str| {
+            Err(Error::Settings {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
         if self.node.is_empty()
             || !self
                 .node
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
-            return invalid("node: a name of ASCII letters, digits, '-', '_' or '.'");
+            return invalid("node", "a name of ASCII letters, digits, '-', '_' or '.'");
         }
         if self.secret.len() < 16 {
-            return invalid("secret: at least 16 bytes");
+            return invalid("secret", "at least 16 bytes");
         }
         if self.max_frame < 1024 {
-            return invalid("max_frame: at least 1024 bytes");
+            return invalid("max_frame", "at least 1024 bytes");
         }
         if self.max_frame > MAX_FRAME_LIMIT {
-            return invalid("max_frame: at most 67108864 bytes (64 MiB)");
+            return invalid("max_frame", "at most 67108864 bytes (64 MiB)");
         }
         if self.reconnect_min.is_zero() {
-            return invalid("reconnect_min: more than zero");
+            return invalid("reconnect_min", "more than zero");
         }
         if self.reconnect_max < self.reconnect_min {
-            return invalid("reconnect_max: at least reconnect_min");
+            return invalid("reconnect_max", "at least reconnect_min");
         }
         if self.reconnect_max > MAX_RECONNECT_DELAY {
-            return invalid("reconnect_max: at most \"1h\"");
+            return invalid("reconnect_max", "at most \"1h\"");
         }
         Ok(())
     }
@@ -583,12 +570,13 @@ impl Peer {
                 sent.type_name,
                 format!("rejected by {}: {reason}: {}", self.node, r.detail),
             );
-            shared.system.event_stream().publish(RemoteRejection {
+            // Transport-neutral, so that layers above need not know remote.
+            shared.system.event_stream().publish(courier_core::Refusal {
                 recipient: sent.path,
                 message_type: sent.type_name,
-                reason,
-                detail: r.detail,
-                payload: sent.payload,
+                permanent: reason.is_permanent(),
+                detail: format!("rejected by {}: {reason}: {}", self.node, r.detail),
+                payload: std::sync::Arc::from(sent.payload.as_ref()),
             });
         }
     }

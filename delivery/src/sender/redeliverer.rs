@@ -316,51 +316,45 @@ struct DeliveryHeader {
     id: DeliveryId,
 }
 
-/// Watches the system's remote rejections for this sender's deliveries and
-/// hands the permanent ones (the message does not decode on the receiving
-/// node, or is too large for it) to the child actor, which parks them.
-/// Other rejections (no such actor yet, a type the peer does not know yet)
-/// may heal, so those deliveries keep being retried.
-pub(super) fn watch_rejections<M: Outgoing>(shared: &Arc<Shared<M>>, signals: ActorRef<Signal>) {
-    let mut rejections = shared
+/// Watches the system's transport refusals for this sender's deliveries and
+/// hands the permanent ones (the message does not decode at the receiving
+/// end, or is too large for it) to the child actor, which parks them. Other
+/// refusals (no such actor yet, a type the peer does not know yet) may heal,
+/// so those deliveries keep being retried.
+pub(super) fn watch_refusals<M: Outgoing>(shared: &Arc<Shared<M>>, signals: ActorRef<Signal>) {
+    let mut refusals = shared
         .system
         .event_stream()
-        .subscribe::<courier_remote::RemoteRejection>();
+        .subscribe::<courier_core::Refusal>();
     let sender = shared.sender.clone();
     tokio::spawn(async move {
         let wanted = std::any::type_name::<Delivery<M>>();
         loop {
-            let rejection = tokio::select! {
+            let refusal = tokio::select! {
                 () = signals.terminated() => return,
-                next = rejections.recv() => match next {
-                    Ok(rejection) => rejection,
+                next = refusals.recv() => match next {
+                    Ok(refusal) => refusal,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(%sender, missed, "missed remote rejections; those deliveries are retried");
+                        tracing::warn!(%sender, missed, "missed transport refusals; those deliveries are retried");
                         continue;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             };
-            let permanent = matches!(
-                rejection.reason,
-                courier_remote::RejectionReason::Undecodable
-                    | courier_remote::RejectionReason::Oversized
-            );
-            if rejection.message_type != wanted || !permanent {
+            if refusal.message_type != wanted || !refusal.permanent {
                 continue;
             }
+            // The transport's bytes are a serde encoding of the delivery; its
+            // first fields say whose and which.
             let header: courier_codec::Result<(DeliveryHeader, usize)> =
-                courier_codec::decode_prefix(&rejection.payload, courier_codec::MAX_LEN);
+                courier_codec::decode_prefix(&refusal.payload, courier_codec::MAX_LEN);
             let Ok((header, _)) = header else {
                 continue;
             };
             if header.sender == sender {
                 signals.tell(Signal::Park {
                     id: header.id,
-                    reason: format!(
-                        "rejected by {}: {}: {}",
-                        rejection.recipient, rejection.reason, rejection.detail
-                    ),
+                    reason: format!("refused by {}: {}", refusal.recipient, refusal.detail),
                 });
             }
         }

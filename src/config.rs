@@ -1,4 +1,9 @@
-//! [`Config`]: courier's settings from a TOML file.
+//! [`Config`]: courier's settings from one TOML file, for every layer.
+//!
+//! The file spans the layers (persistence, delivery, remote), so it is read
+//! here, in the facade; each crate keeps its own typed settings
+//! ([`OutboxSettings`], [`PersistentSettings`],
+//! [`RemoteSettings`](courier_remote::RemoteSettings)) with its own checks.
 //!
 //! ```toml
 //! [persistence]
@@ -22,23 +27,42 @@
 //! clocks it feeds: `redeliver_interval` and `backoff.max` are at most
 //! [`MAX_REDELIVERY_DELAY`] (1 day), `expire_after` at most
 //! [`MAX_EXPIRE_AFTER`] (10 years), `remote.reconnect_max` at most
-//! [`courier_remote::MAX_RECONNECT_DELAY`] (1 hour).
+//! [`MAX_RECONNECT_DELAY`](courier_remote::MAX_RECONNECT_DELAY) (1 hour).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use courier_delivery::{MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Redelivery};
 use courier_persistence::{PersistentSettings, SledStore, SnapshotPolicy};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::error::{Error, Result};
-use crate::outbox::OutboxSettings;
-use crate::redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
+/// Why a configuration could not be read.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration is not valid; the message names the key and line.
+    #[error("invalid configuration in {origin}: {message}")]
+    Invalid {
+        /// The file, or `<string>`.
+        origin: String,
+        /// What is wrong, where.
+        message: String,
+    },
+    /// The file could not be read.
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
-/// The longest `expire_after`: 10 years (`"10y"`, of 365.25 days each).
-pub const MAX_EXPIRE_AFTER: Duration = Duration::from_secs(10 * 31_557_600);
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// All of courier's settings.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -115,13 +139,10 @@ impl RemoteConfig {
     fn validate(&self, text: &str, span: Range<usize>) -> std::result::Result<(), String> {
         match self.settings().validate() {
             Ok(()) => Ok(()),
-            Err(courier_remote::Error::Settings(reason)) => {
-                let (key, what) = reason.split_once(": ").unwrap_or(("", reason.as_str()));
-                Err(format!(
-                    "invalid value in `[remote]` at line {}: `remote.{key}` must be {what}",
-                    line_of(text, span)
-                ))
-            }
+            Err(courier_remote::Error::Settings { setting, reason }) => Err(format!(
+                "invalid value in `[remote]` at line {}: `remote.{setting}` must be {reason}",
+                line_of(text, span)
+            )),
             Err(other) => Err(format!(
                 "invalid `[remote]` at line {}: {other}",
                 line_of(text, span)
@@ -159,14 +180,10 @@ impl PersistenceConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if sled cannot open the directory.
-    pub fn open(&self) -> Result<SledStore> {
-        SledStore::open_with_max_group(&self.path, self.group_commit_max).map_err(|source| {
-            Error::Store {
-                owner: self.path.display().to_string(),
-                source,
-            }
-        })
+    /// The store's error if sled cannot open the directory, or if it finds
+    /// acknowledged writes missing.
+    pub fn open(&self) -> courier_persistence::Result<SledStore> {
+        SledStore::open_with_max_group(&self.path, self.group_commit_max)
     }
 }
 
@@ -262,15 +279,16 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the file cannot be read, [`Error::Config`] (naming
-    /// the file, key and line) if it is not valid.
+    /// [`ConfigError::Io`] if the file cannot be read,
+    /// [`ConfigError::Invalid`] (naming the file, key and line) if it is not
+    /// valid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             context: format!("reading config file {}", path.display()),
             source,
         })?;
-        Self::parse(&text).map_err(|message| Error::Config {
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
             origin: path.display().to_string(),
             message,
         })
@@ -280,10 +298,11 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`], naming the key and line, if it is not valid.
+    /// [`ConfigError::Invalid`], naming the key and line, if it is not
+    /// valid.
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Result<Self> {
-        Self::parse(text).map_err(|message| Error::Config {
+        Self::parse(text).map_err(|message| ConfigError::Invalid {
             origin: "<string>".to_owned(),
             message,
         })

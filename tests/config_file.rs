@@ -11,14 +11,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use courier::delivery::{
-    BackoffKind, Config, DeliverySettings, OutboxSettings, PersistenceConfig, Redelivery,
-    SnapshotSettings,
-};
+use courier::config::{BackoffKind, Config, DeliverySettings, PersistenceConfig, SnapshotSettings};
+use courier::delivery::{OutboxSettings, Redelivery};
 use courier::persistence::PersistentSettings;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/courier.toml");
-const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/delivery.md");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/courier.toml");
+const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/delivery.md");
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
