@@ -9,7 +9,7 @@
 //! sender's unconfirmed deliveries get through once it is back.
 //!
 //! ```text
-//! cargo run --release --example two_nodes -- [--messages N]
+//! cargo run --release --features remote --example two_nodes -- [--messages N]
 //! ```
 //!
 //! It ends with `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.

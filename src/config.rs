@@ -35,7 +35,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use courier_delivery::{MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Redelivery};
-use courier_persistence::{PersistentSettings, SledStore, SnapshotPolicy};
+#[cfg(feature = "sled")]
+use courier_persistence::SledStore;
+use courier_persistence::{PersistentSettings, SnapshotPolicy};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
@@ -77,12 +79,15 @@ pub struct Config {
     /// `[delivery]`: at-least-once delivery.
     #[serde(default)]
     pub delivery: DeliverySettings,
-    /// `[remote]`: this process as a node of a cluster (absent: no node).
+    /// `[remote]`: this process as a node of a cluster (absent: no node;
+    /// feature `remote`).
+    #[cfg(feature = "remote")]
     #[serde(default)]
     pub remote: Option<Spanned<RemoteConfig>>,
 }
 
 /// `[remote]`: a node's name, address, credentials and limits.
+#[cfg(feature = "remote")]
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
@@ -108,22 +113,27 @@ pub struct RemoteConfig {
     pub reconnect_max: Duration,
 }
 
+#[cfg(feature = "remote")]
 fn default_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+#[cfg(feature = "remote")]
 fn default_max_frame() -> usize {
     courier_remote::DEFAULT_MAX_FRAME
 }
 
+#[cfg(feature = "remote")]
 fn default_reconnect_min() -> Duration {
     Duration::from_millis(100)
 }
 
+#[cfg(feature = "remote")]
 fn default_reconnect_max() -> Duration {
     Duration::from_secs(10)
 }
 
+#[cfg(feature = "remote")]
 impl RemoteConfig {
     /// These settings as the remote crate takes them.
     pub fn settings(&self) -> courier_remote::RemoteSettings {
@@ -182,6 +192,7 @@ impl PersistenceConfig {
     ///
     /// The store's error if sled cannot open the directory, or if it finds
     /// acknowledged writes missing.
+    #[cfg(feature = "sled")]
     pub fn open(&self) -> courier_persistence::Result<SledStore> {
         SledStore::open_with_max_group(&self.path, self.group_commit_max)
     }
@@ -333,6 +344,7 @@ impl Config {
                 ));
             }
         }
+        #[cfg(feature = "remote")]
         if let Some(remote) = &self.remote {
             remote.get_ref().validate(text, remote.span())?;
         }
@@ -529,5 +541,6 @@ fn fraction_opt<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<f
     Ok(Some(value))
 }
 
-#[cfg(test)]
+// The tests cover the `[remote]` section too.
+#[cfg(all(test, feature = "remote"))]
 mod tests;

@@ -1,9 +1,18 @@
 //! courier: actors that must not lose messages.
 //!
 //! This is the facade crate. The actor core is re-exported at the root
-//! (`courier::ActorSystem`, `courier::ActorRef`, …); the durable layers live
-//! under their own modules as they arrive. Most programs start with
-//! `use courier::prelude::*;`.
+//! (`courier::ActorSystem`, `courier::ActorRef`, …); the other layers live
+//! under their own modules, each behind a feature:
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `sled` (default) | the embedded durable engine; implies `delivery` |
+//! | `delivery` | `courier::persistence` (journals, snapshots, event-sourced actors, the in-memory engine), `courier::delivery` (at-least-once delivery, the dedup inbox) and `courier::config` (the TOML file) |
+//! | `remote` | `courier::remote`: nodes over gRPC |
+//! | `testkit` | `courier::delivery::testkit`: fault injection and a history checker |
+//!
+//! `default-features = false` gives the actor core alone. Most programs
+//! start with `use courier::prelude::*;`.
 //!
 //! See `docs/semantics.md` in the repository for the delivery contract.
 
@@ -17,26 +26,35 @@ pub use courier_core::{
 
 /// The binary codec of every byte courier stores or sends, with a size
 /// limit on every decode (`courier-codec`).
+#[cfg(any(feature = "delivery", feature = "remote"))]
 pub mod codec {
     pub use courier_codec::{Error, MAX_LEN, Result, budget, decode, decode_prefix, encode};
 }
 
-/// Journals, snapshots and event-sourced actors (`courier-persistence`).
+/// Journals, snapshots and event-sourced actors (`courier-persistence`;
+/// feature `delivery`, with the sled engine under feature `sled`).
+#[cfg(feature = "delivery")]
 pub mod persistence {
     pub use courier_persistence::{
         COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
         KvWrite, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore, Persistent,
         PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result, STORE_EPOCH_KEY,
-        STORE_NAMESPACE, SeqNr, SledEngine, SledStore, Snapshot, SnapshotCriteria,
-        SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch,
-        decode_payload, encode_payload, now_millis, replay, store_epoch,
+        STORE_NAMESPACE, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy,
+        SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload, encode_payload, now_millis,
+        replay, store_epoch,
     };
+    #[cfg(feature = "sled")]
+    pub use courier_persistence::{SledEngine, SledStore};
 }
 
-/// courier's settings from one TOML file, for every layer.
+/// courier's settings from one TOML file, for every layer (feature
+/// `delivery`).
+#[cfg(feature = "delivery")]
 pub mod config;
 
-/// At-least-once delivery and the dedup inbox (`courier-delivery`).
+/// At-least-once delivery and the dedup inbox (`courier-delivery`; feature
+/// `delivery`).
+#[cfg(feature = "delivery")]
 pub mod delivery {
     pub use courier_delivery::{
         Ack, Confirmation, DedupInbox, Deliverer, Delivery, DeliveryId, Dispatch, Error, Inbox,
@@ -54,7 +72,8 @@ pub mod delivery {
     }
 }
 
-/// Remote actors over gRPC (`courier-remote`; in progress).
+/// Remote actors over gRPC (`courier-remote`; feature `remote`).
+#[cfg(feature = "remote")]
 pub mod remote {
     pub use courier_remote::{
         DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
@@ -80,20 +99,18 @@ pub mod prelude {
 pub struct ReadmeDoctests;
 
 /// The remote guide's examples, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "remote", feature = "sled"))]
 #[doc = include_str!("../docs/remote.md")]
 pub struct RemoteGuideDoctests;
 
 /// The persistence guide's examples, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "sled"))]
 #[doc = include_str!("../docs/persistence.md")]
 pub struct PersistenceGuideDoctests;
 
 /// The delivery guide's examples, compiled and run as doctests. The
 /// `testkit` section's example needs that feature, so it sits in a
-/// `#[cfg(feature = "testkit")]` block: a bare `cargo test` at the root
-/// enables the feature (courier-delivery's dev-dependency on
-/// `courier[testkit]` unifies it), `cargo test -p courier` alone does not.
-#[cfg(doctest)]
+/// `#[cfg(feature = "testkit")]` block.
+#[cfg(all(doctest, feature = "sled", feature = "remote"))]
 #[doc = include_str!("../docs/delivery.md")]
 pub struct DeliveryGuideDoctests;

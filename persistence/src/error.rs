@@ -169,6 +169,7 @@ pub enum Error {
 impl Error {
     /// Maps a sled error of the database in `path`, naming the directory
     /// when sled reports corruption.
+    #[cfg(feature = "sled")]
     pub(crate) fn from_sled(path: &std::path::Path, e: sled::Error) -> Self {
         match e {
             sled::Error::Corruption { at, .. } => {
@@ -187,6 +188,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "sled")]
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         Self::Storage(Box::new(e))

@@ -25,12 +25,14 @@ mod eventsourced;
 mod journal;
 mod keys;
 mod record;
+#[cfg(feature = "sled")]
+mod sled_engine;
 mod snapshot;
 mod store;
 pub mod tck;
 
 pub use commit_file::COMMIT_FILE;
-pub use engine::{Engine, EngineOp, Entry, MemoryEngine, SledEngine, Visitor};
+pub use engine::{Engine, EngineOp, Entry, MemoryEngine, Visitor};
 pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
@@ -42,5 +44,9 @@ pub use record::{
     EventRecord, MAX_RECORD_SIZE, Manifest, SeqNr, Snapshot, SnapshotMetadata, decode_payload,
     encode_payload, now_millis,
 };
+#[cfg(feature = "sled")]
+pub use sled_engine::SledEngine;
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
-pub use store::{MemoryStore, SledStore, Store, StoreOptions};
+#[cfg(feature = "sled")]
+pub use store::SledStore;
+pub use store::{MemoryStore, Store, StoreOptions};

@@ -28,18 +28,22 @@
 //! `spawn_blocking` for engines that block).
 
 use std::collections::HashMap;
+#[cfg(feature = "sled")]
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(feature = "sled")]
 use crate::commit_file::COMMIT_FILE;
-use crate::engine::{Engine, Entry, MemoryEngine, SledEngine};
+use crate::engine::{Engine, Entry, MemoryEngine};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, WriteBatch};
 use crate::keys;
 use crate::record::{self, EventRecord, SeqNr, Snapshot};
+#[cfg(feature = "sled")]
+use crate::sled_engine::SledEngine;
 use crate::snapshot::{SnapshotCriteria, SnapshotStore};
 
 mod close;
@@ -111,6 +115,7 @@ impl<E: Engine> Clone for Store<E> {
 /// The in-memory store: for tests and examples.
 pub type MemoryStore = Store<MemoryEngine>;
 /// The sled store: the embedded durable default.
+#[cfg(feature = "sled")]
 pub type SledStore = Store<SledEngine>;
 
 impl Store<MemoryEngine> {
@@ -124,6 +129,7 @@ impl Store<MemoryEngine> {
     }
 }
 
+#[cfg(feature = "sled")]
 impl Store<SledEngine> {
     /// Opens (or creates) a sled store in directory `path`, with its commit
     /// record in `path/courier.commit`. Must be called within a tokio

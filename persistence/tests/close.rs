@@ -4,6 +4,8 @@
 //! fail in bounded time instead of hanging; dropping a store never drops a
 //! blocking engine on a runtime worker.
 
+#![cfg(feature = "sled")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;

@@ -7,6 +7,8 @@
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
 
+#![cfg(feature = "sled")]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

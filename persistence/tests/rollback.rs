@@ -4,6 +4,8 @@
 //! upgraded. The engine here is the memory engine rolled back by hand, so
 //! the check is shown to live in the store, not in an engine.
 
+#![cfg(feature = "sled")]
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! them fails with a typed error naming the persistence id and sequence
 //! number — no panic, no skip, no empty start — also after a reopen.
 
+#![cfg(feature = "sled")]
+
 use courier_persistence::{
     Error, Journal, Manifest, ReplayRange, SledStore, Snapshot, SnapshotCriteria, SnapshotMetadata,
     SnapshotStore, WriteBatch, replay, tck,

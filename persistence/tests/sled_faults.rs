@@ -13,6 +13,8 @@
 //! Seeds are fixed and printed; `COURIER_FAULT_SEED=<n>` replays one run,
 //! `COURIER_FAULT_CASES=<n>` changes the number of cases (default 160).
 
+#![cfg(feature = "sled")]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,158 @@
+//! [`SledEngine`]: the embedded durable default (feature `sled`).
+
+use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::engine::{Engine, EngineOp, Entry, Visitor};
+use crate::error::{Error, Result};
+
+/// The sled 0.34 engine: one `sled::Db`, its default tree, atomic
+/// `apply_batch`, and `flush_async` for durability.
+pub struct SledEngine {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl SledEngine {
+    /// Opens (or creates) the database in `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EngineCorrupt`](crate::Error::EngineCorrupt) naming the
+    /// directory if sled finds its files damaged (or panics recovering
+    /// them, which sled 0.34 does on some truncated logs); sled's error if the
+    /// directory cannot be opened (locked by another process, unreadable).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        // sled 0.34 indexes out of bounds while recovering some truncated
+        // logs: a damaged store must be a typed error, not a crash.
+        let opened =
+            std::panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(&path).open()));
+        let db = match opened {
+            Ok(result) => result.map_err(|e| Error::from_sled(&path, e))?,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                let detail = format!("sled panicked while recovering its log: {why}");
+                tracing::error!(path = %path.display(), %detail, "the storage engine reports corruption");
+                return Err(Error::EngineCorrupt { path, detail });
+            }
+        };
+        Ok(Self { db, path })
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: sled::Error) -> Error {
+        Error::from_sled(&self.path, e)
+    }
+
+    /// The underlying database. Writing to it directly bypasses every check
+    /// the store makes; tests use it to corrupt records on purpose.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl Engine for SledEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .db
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Entry>> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self.db.range::<&[u8], _>((Bound::Included(start), upper));
+        let mut out = Vec::new();
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<bool> {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(out.len() < limit)
+        };
+        if limit > 0 {
+            if reverse {
+                for item in range.rev() {
+                    if !push(item)? {
+                        break;
+                    }
+                }
+            } else {
+                for item in range {
+                    if !push(item)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in self
+            .db
+            .range::<&[u8], _>((Bound::Included(start), upper))
+            .take(limit)
+        {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            visit(&k, &v)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match op {
+                EngineOp::Put(k, v) => batch.insert(k, v),
+                EngineOp::Delete(k) => batch.remove(k),
+            }
+        }
+        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    /// Flushes, then drops the database, which releases its file lock once
+    /// sled's flusher thread has stopped. After an I/O error sled's drop may
+    /// never return (its flush can wait for a write that failed): the store
+    /// calls this on a thread of its own and gives up waiting after a while.
+    fn close(self) -> Result<()> {
+        let flushed = self.db.flush().map(drop).map_err(|e| self.err(e));
+        drop(self.db);
+        flushed
+    }
+}
