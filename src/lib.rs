@@ -10,19 +10,30 @@
 //! | `delivery` | `courier::persistence` (journals, snapshots, event-sourced actors, the in-memory engine), `courier::delivery` (at-least-once delivery, the dedup inbox) and `courier::config` (the TOML file) |
 //! | `remote` | `courier::remote`: nodes over gRPC |
 //! | `testkit` | `courier::delivery::testkit`: fault injection and a history checker |
+//! | `tck` | `courier::persistence::tck`: the conformance suite for journal backends |
 //!
 //! `default-features = false` gives the actor core alone. Most programs
-//! start with `use courier::prelude::*;`.
+//! start with `use courier::prelude::*;`; extension points for transports
+//! are in [`transport`].
 //!
 //! See `docs/semantics.md` in the repository for the delivery contract.
 
 pub use courier_core::{
-    Actor, ActorPath, ActorRef, ActorSystem, BoxError, BoxFuture, ChildFailure, Context,
-    DeadLetter, DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox,
-    MessageSink, Props, RefCodec, Refusal, ReplyTo, Resolver, Result, SendError,
-    SupervisorStrategy, SystemConfig, Terminated, TimerKey, TryTellError, Watcher, WatcherId,
-    broadcast, with_ref_codec,
+    Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,
+    DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox, Props,
+    ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig, Terminated, TimerKey,
+    TryTellError, broadcast,
 };
+
+/// What a transport (such as `courier::remote`) plugs into: message sinks
+/// behind `ActorRef`s, resolvers for path schemes, the codec hook that turns
+/// references into paths, watch registrations, and the event by which a
+/// transport reports a refused message.
+pub mod transport {
+    pub use courier_core::{
+        BoxFuture, MessageSink, RefCodec, Refusal, Resolver, Watcher, WatcherId, with_ref_codec,
+    };
+}
 
 /// The binary codec of every byte courier stores or sends, with a size
 /// limit on every decode (`courier-codec`).
@@ -35,6 +46,10 @@ pub mod codec {
 /// feature `delivery`, with the sled engine under feature `sled`).
 #[cfg(feature = "delivery")]
 pub mod persistence {
+    /// The conformance suite every journal backend must pass (feature
+    /// `tck`).
+    #[cfg(feature = "tck")]
+    pub use courier_persistence::tck;
     pub use courier_persistence::{
         COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
         KvWrite, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore, Persistent,
@@ -57,10 +72,9 @@ pub mod config;
 #[cfg(feature = "delivery")]
 pub mod delivery {
     pub use courier_delivery::{
-        Ack, Confirmation, DedupInbox, Deliverer, Delivery, DeliveryId, Dispatch, Error, Inbox,
-        InboxChange, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, Outbox, OutboxFull,
-        OutboxSettings, Outgoing, ParkReason, ParkedDelivery, Pending, PendingDelivery, Prepared,
-        Receipt, Redelivery, Result, SenderId, Tick, UnconfirmedWarning, Window,
+        Ack, DedupInbox, Deliverer, Delivery, DeliveryId, Error, InboxWrite, MAX_EXPIRE_AFTER,
+        MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing, ParkedDelivery, PendingDelivery, Prepared,
+        Receipt, Redelivery, Result, SenderId, UnconfirmedWarning, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use courier::ActorPath;
 use courier::prelude::*;
-use courier::{ActorPath, RefCodec, with_ref_codec};
+use courier::transport::{RefCodec, with_ref_codec};
 
 struct Sink;
 

@@ -26,6 +26,24 @@ pub enum Error {
         /// Why it is not valid.
         reason: String,
     },
+    /// A sender name that cannot name a sender.
+    #[error("invalid sender name {name:?}: {reason}")]
+    InvalidSenderName {
+        /// What was given.
+        name: String,
+        /// Why it is not valid.
+        reason: &'static str,
+    },
+    /// The sender's child actors could not be spawned (the system is
+    /// shutting down, or the owner is stopping).
+    #[error("cannot start sender {sender}")]
+    Spawn {
+        /// The sender's name.
+        sender: String,
+        /// Why.
+        #[source]
+        source: courier_core::Error,
+    },
     /// The sender's or receiver's durable state could not be read or written.
     #[error("delivery store failed for {owner}")]
     Store {

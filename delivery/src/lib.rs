@@ -2,10 +2,12 @@
 //! persistence, and a deduplicating inbox for receivers. (The TOML file
 //! that configures it is read by the facade, `courier::config`.)
 //!
-//! The logic is pure and lives in plain structs: [`Outbox`] (what the sender
-//! has not had confirmed), [`Redelivery`] (when to send again) and [`Inbox`]
-//! (what the receiver has applied). The actor adapters around them add the
-//! journal, the timer and the network.
+//! Users work with the adapters: [`Deliverer`] (the sender side) and
+//! [`DedupInbox`] (the receiver side). The logic under them is pure and
+//! lives in plain structs in [`model`]: `Outbox` (what the sender has not had
+//! confirmed) and `Inbox` (what the receiver has applied); [`Redelivery`]
+//! says when to send again. The adapters add the journal, the timer and the
+//! network.
 
 mod envelope;
 mod error;
@@ -20,13 +22,20 @@ pub mod testkit;
 
 pub use envelope::{Ack, Delivery, DeliveryId, SenderId};
 pub use error::{Error, Result};
-pub use inbox::{Inbox, InboxChange, Receipt, Window};
-pub use outbox::{
-    Confirmation, Dispatch, MAX_EXPIRE_AFTER, Outbox, OutboxFull, OutboxSettings, ParkReason,
-    Pending, Tick,
-};
+pub use inbox::Receipt;
+pub use outbox::{MAX_EXPIRE_AFTER, OutboxSettings};
 pub use receiver::{DedupInbox, InboxWrite};
 pub use redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
 pub use sender::{
     Deliverer, Outgoing, ParkedDelivery, PendingDelivery, Prepared, UnconfirmedWarning,
 };
+
+/// The pure logic under the adapters, for models, property tests and
+/// custom adapters: no runtime, no clock, no I/O. Most programs need none
+/// of it.
+pub mod model {
+    pub use crate::inbox::{Inbox, InboxChange, Window};
+    pub use crate::outbox::{
+        Confirmation, Dispatch, Outbox, OutboxFull, ParkReason, Pending, Tick,
+    };
+}

@@ -213,9 +213,10 @@ impl<M: Outgoing> Deliverer<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidDestination`] for an empty name or one containing
+    /// [`Error::InvalidSenderName`] for an empty name or one containing
     /// `'\0'` or `'/'`, [`Error::Store`] or [`Error::Corrupt`] when the
-    /// outbox cannot be read; nothing is sent then.
+    /// outbox cannot be read, [`Error::Spawn`] when its child actors cannot
+    /// be spawned; nothing is sent then.
     pub async fn start<A: Actor>(
         ctx: &mut Context<A>,
         name: &str,
@@ -223,9 +224,9 @@ impl<M: Outgoing> Deliverer<M> {
         settings: OutboxSettings,
     ) -> Result<Self> {
         if name.is_empty() || name.contains(['\0', '/']) {
-            return Err(Error::InvalidDestination {
-                destination: name.to_owned(),
-                reason: "a sender name must be non-empty, without '/' or NUL".into(),
+            return Err(Error::InvalidSenderName {
+                name: name.to_owned(),
+                reason: "a sender name must be non-empty, without '/' or NUL",
             });
         }
         let recovery::Recovered {
@@ -251,9 +252,9 @@ impl<M: Outgoing> Deliverer<M> {
             redelivered: AtomicU64::new(0),
             message: PhantomData,
         });
-        let spawn_failed = |e: courier_core::Error| Error::InvalidDestination {
-            destination: name.to_owned(),
-            reason: format!("cannot spawn the sender's child actor: {e}"),
+        let spawn_failed = |source: courier_core::Error| Error::Spawn {
+            sender: name.to_owned(),
+            source,
         };
         let child = Arc::clone(&shared);
         let tick = settings.redelivery.tick();

@@ -162,7 +162,7 @@ async fn a_transport_refusal_with_a_hostile_header_is_ignored_and_the_next_one_p
         })
         .await
         .expect("deliver");
-    let rejection = |payload: Vec<u8>| courier::Refusal {
+    let rejection = |payload: Vec<u8>| courier::transport::Refusal {
         recipient: courier::ActorPath::parse("/user/nobody").expect("path"),
         message_type: std::any::type_name::<Delivery<NewShape>>(),
         permanent: true,

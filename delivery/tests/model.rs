@@ -15,10 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use courier_delivery::{
-    Confirmation, DeliveryId, Dispatch, Inbox, InboxChange, Outbox, OutboxSettings, Receipt,
-    Redelivery, SenderId, Window,
-};
+use courier_delivery::model::{Confirmation, Dispatch, Inbox, InboxChange, Outbox, Window};
+use courier_delivery::{DeliveryId, OutboxSettings, Receipt, Redelivery, SenderId};
 use proptest::prelude::*;
 use uuid::Uuid;
 

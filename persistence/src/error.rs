@@ -151,6 +151,16 @@ pub enum Error {
     /// The store's writer task is gone (the runtime is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// Bytes given to [`decode_payload`](crate::decode_payload) do not
+    /// decode as the type asked for.
+    #[error("cannot decode a {type_name}")]
+    Undecodable {
+        /// The type asked for.
+        type_name: &'static str,
+        /// The codec's complaint.
+        #[source]
+        source: courier_codec::Error,
+    },
     /// An event or snapshot payload could not be turned into the actor's types.
     #[error("cannot read {what} for {persistence_id} at sequence number {seq_nr}")]
     Payload {

@@ -158,7 +158,7 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
             )
             .into());
         }
-        decode_payload(payload)
+        Ok(decode_payload(payload)?)
     }
 
     /// Reads a stored snapshot of any version. The default reads only the
@@ -177,7 +177,7 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
             )
             .into());
         }
-        decode_payload(payload)
+        Ok(decode_payload(payload)?)
     }
 
     /// Runs once recovery has rebuilt the state, before the first command.

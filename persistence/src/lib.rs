@@ -29,6 +29,7 @@ mod record;
 mod sled_engine;
 mod snapshot;
 mod store;
+#[cfg(feature = "tck")]
 pub mod tck;
 
 pub use commit_file::COMMIT_FILE;

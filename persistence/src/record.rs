@@ -119,11 +119,13 @@ pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// The [`courier_codec::Error`], boxed.
-pub fn decode_payload<T: DeserializeOwned>(
-    bytes: &[u8],
-) -> std::result::Result<T, courier_core::BoxError> {
-    Ok(courier_codec::decode(bytes, MAX_RECORD_SIZE)?)
+/// [`Error::Undecodable`] naming the type, with the codec's complaint
+/// (garbage, trailing bytes, a length past the limit).
+pub fn decode_payload<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    courier_codec::decode(bytes, MAX_RECORD_SIZE).map_err(|source| Error::Undecodable {
+        type_name: std::any::type_name::<T>(),
+        source,
+    })
 }
 
 /// Frames `body` as `crc32 ++ body`.
@@ -376,9 +378,13 @@ mod tests {
             assert!(limited(&record), "{len}: {record:?}");
             let payload = decode_payload::<String>(&bytes[4..]).expect_err("payload");
             assert!(
-                payload
-                    .downcast_ref::<courier_codec::Error>()
-                    .is_some_and(|e| matches!(e, courier_codec::Error::LimitExceeded { .. })),
+                matches!(
+                    payload,
+                    Error::Undecodable {
+                        source: courier_codec::Error::LimitExceeded { .. },
+                        ..
+                    }
+                ),
                 "{len}: {payload:?}"
             );
         }

@@ -465,7 +465,7 @@ impl EventSourced for LedgerV2 {
 
     fn upcast_event(manifest: &Manifest, payload: &[u8]) -> Result<AppendedV2, BoxError> {
         match (manifest.version, manifest.type_name.as_str()) {
-            (2, "ledger.Appended") => decode_payload(payload),
+            (2, "ledger.Appended") => Ok(decode_payload(payload)?),
             (1, _) => {
                 let Appended(value) = decode_payload(payload)?;
                 Ok(AppendedV2 {
