@@ -100,7 +100,11 @@ fn notes(store: &Arc<MemoryStore>) -> courier::Props<Persistent<Notes>> {
 #[test]
 fn an_older_shape_is_a_decode_error() {
     let refused = decode_payload::<Note>(&old_payload()).expect_err("older shape");
-    assert!(refused.to_string().contains("length prefix"), "{refused}");
+    let cause = std::error::Error::source(&refused).map(ToString::to_string);
+    assert!(
+        refused.to_string().contains("Note") && cause.is_some_and(|c| c.contains("length prefix")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
