@@ -6,6 +6,7 @@
 //! has not had confirmed), [`Redelivery`] (when to send again) and [`Inbox`]
 //! (what the receiver has applied). The actor adapters around them add the
 //! journal, the timer and the network.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod envelope;
 mod error;
