@@ -1,4 +1,4 @@
-//! Delivery benchmarks (issue 4): end-to-end durable at-least-once delivery,
+//! Delivery benchmarks: end-to-end durable at-least-once delivery,
 //! each message going through the outbox write (flushed), the send, the
 //! receiver's inbox write (flushed), the ack and the confirm, against the
 //! raw sled limit in the same run:

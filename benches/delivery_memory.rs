@@ -1,4 +1,4 @@
-//! Memory with 100,000 unconfirmed deliveries (issue 4): the process's
+//! Memory with 100,000 unconfirmed deliveries: the process's
 //! resident set size before and after a sender accepts 100,000 deliveries of
 //! about 200 bytes that nobody confirms, on the sled store.
 //!

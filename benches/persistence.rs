@@ -1,4 +1,4 @@
-//! Persistence benchmarks (issue 3), each against its limit in the same run:
+//! Persistence benchmarks, each against its limit in the same run:
 //!
 //! - `persist/one_actor`: one event-sourced actor awaiting each persist,
 //!   against raw sled inserting one entry of the same size + `flush_async`;

@@ -1,4 +1,4 @@
-//! Remote benchmarks (issue 5), each against its limit in the same run:
+//! Remote benchmarks, each against its limit in the same run:
 //!
 //! - `remote/tell`: node A tells 20,000 messages of about 200 bytes to an
 //!   actor on node B over loopback, until all have arrived; the limit is a

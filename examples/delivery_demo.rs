@@ -17,18 +17,24 @@
 //!     [--messages N] [--config FILE] [--seed S]
 //! ```
 //!
+//! `--help` lists the options. Logs go to standard error (warnings and
+//! errors unless `RUST_LOG` says otherwise, e.g.
+//! `RUST_LOG=courier_delivery=debug`), so standard output stays the report.
+//!
 //! Settings come from the TOML file (default `examples/courier.toml`); the
 //! store lives in `<persistence.path>/delivery-demo`, cleared at the start.
 //! The last line reads
 //! `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use clap::Parser;
 use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
 use courier::delivery::{DedupInbox, Deliverer, Delivery, Error, Receipt};
@@ -37,6 +43,8 @@ use courier::persistence::{
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 const SENDER: &str = "orders";
 const RECEIVER: &str = "warehouse";
@@ -406,40 +414,50 @@ async fn open(config: &Config, path: &Path) -> anyhow::Result<Arc<SledStore>> {
     }
 }
 
+/// courier's main job: orders delivered at least once through a link that
+/// drops, duplicates and reorders, with a restart halfway, and applied
+/// exactly once.
+///
+/// The last line of standard output reads
+/// `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`; the
+/// exit status is non-zero if any order was lost or applied twice.
+#[derive(Parser)]
+#[command(name = "delivery_demo", after_help = LOGS_HELP)]
 struct Args {
+    /// How many orders to place.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
+    /// The TOML configuration file; the store lives in
+    /// `<persistence.path>/delivery-demo`, cleared at the start.
+    #[arg(long, value_name = "FILE")]
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/courier.toml"))]
     config: PathBuf,
-    seed: u64,
+    /// Seed of the faulty link, to replay a run [default: from the clock,
+    /// printed on the first line].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        messages: 10_000,
-        config: PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/courier.toml"
-        )),
-        seed: fastrand_seed(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--messages" => args.messages = value()?.parse().context("--messages")?,
-            "--config" => args.config = PathBuf::from(value()?),
-            "--seed" => args.seed = value()?.parse().context("--seed")?,
-            other => {
-                bail!("unknown argument {other:?} (use --messages N, --config FILE, --seed S)")
-            }
-        }
-    }
-    if args.messages == 0 {
-        bail!("--messages must be at least 1");
-    }
-    Ok(args)
+const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
+set RUST_LOG to see more, e.g. RUST_LOG=courier_delivery=debug,courier_persistence=info.";
+
+/// Logs to standard error (standard output is the demo's report), filtered
+/// by `RUST_LOG`; an invalid `RUST_LOG` is an error rather than ignored.
+fn init_tracing() -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env()
+        .context("RUST_LOG is not a valid filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
 }
 
-fn fastrand_seed() -> u64 {
+fn clock_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
@@ -447,7 +465,9 @@ fn fastrand_seed() -> u64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
+    init_tracing()?;
+    let seed = args.seed.unwrap_or_else(clock_seed);
     let config = Config::from_file(&args.config)?;
     let path = config.persistence.path.join("delivery-demo");
     if path.exists() {
@@ -458,7 +478,7 @@ async fn main() -> anyhow::Result<()> {
         args.messages,
         args.config.display(),
         path.display(),
-        args.seed
+        seed
     );
     let started = Instant::now();
     let duplicates = Arc::new(AtomicU64::new(0));
@@ -467,7 +487,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("first half: orders 1..={half}");
     let store = open(&config, &path).await?;
-    let node = start(&store, &config, args.seed, &duplicates)?;
+    let node = start(&store, &config, seed, &duplicates)?;
     node.place(1..=half, &mut history).await?;
     let unconfirmed = node.outbox().await?.unconfirmed();
     println!("  placed {half}; {unconfirmed} still unconfirmed; restarting both sides");
@@ -476,7 +496,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("second half: orders {}..={}", half + 1, args.messages);
     let store = open(&config, &path).await?;
-    let node = start(&store, &config, args.seed.wrapping_add(2), &duplicates)?;
+    let node = start(&store, &config, seed.wrapping_add(2), &duplicates)?;
     node.place(half + 1..=args.messages, &mut history).await?;
     node.drain(Duration::from_secs(300)).await?;
     for (number, times) in node.warehouse.ask(WarehouseCmd::Applied, ASK).await? {

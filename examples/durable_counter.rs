@@ -9,17 +9,25 @@
 //! ```text
 //! cargo run --release --example durable_counter -- [--path DIR] [--count N] [--snapshot-every N]
 //! ```
+//!
+//! `--help` lists the options. Logs go to standard error (warnings and
+//! errors unless `RUST_LOG` says otherwise, e.g.
+//! `RUST_LOG=courier_persistence=debug`).
 
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use clap::Parser;
 use courier::persistence::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SledStore,
     SnapshotPolicy,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 #[derive(Default)]
 struct Counter {
@@ -68,38 +76,46 @@ impl EventSourced for Counter {
     }
 }
 
+/// A persistent counter on the embedded sled store: kill it at any moment
+/// and run it again; it resumes from the last increment whose persist
+/// returned.
+#[derive(Parser)]
+#[command(name = "durable_counter", after_help = LOGS_HELP)]
 struct Args {
+    /// The store directory.
+    #[arg(long, value_name = "DIR", default_value = "target/durable-counter")]
     path: String,
+    /// How many increments this run makes.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     count: u64,
+    /// Take a snapshot every N events (keeping two, deleting the events
+    /// they cover).
+    #[arg(long, value_name = "N", default_value_t = 100)]
     snapshot_every: u64,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        path: "target/durable-counter".into(),
-        count: 1000,
-        snapshot_every: 100,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--path" => args.path = value()?,
-            "--count" => args.count = value()?.parse().context("--count")?,
-            "--snapshot-every" => {
-                args.snapshot_every = value()?.parse().context("--snapshot-every")?
-            }
-            other => anyhow::bail!(
-                "unknown argument {other:?} (use --path DIR, --count N, --snapshot-every N)"
-            ),
-        }
-    }
-    Ok(args)
+const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
+set RUST_LOG to see more, e.g. RUST_LOG=courier_persistence=debug.";
+
+/// Logs to standard error, filtered by `RUST_LOG`; an invalid `RUST_LOG` is
+/// an error rather than ignored.
+fn init_tracing() -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env()
+        .context("RUST_LOG is not a valid filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
+    init_tracing()?;
     let store = Arc::new(
         SledStore::open(&args.path).with_context(|| format!("opening store in {}", args.path))?,
     );

@@ -2,11 +2,17 @@
 //!
 //! `ponger` answers every `Ping` with a `Pong` to whoever sent it; `pinger`
 //! serves a number of rounds, then reports how long they took through an
-//! `ask`. Run with `cargo run --release --example ping_pong -- [rounds]`.
+//! `ask`. Run with `cargo run --release --example ping_pong -- [ROUNDS]`
+//! (`--help` for the options). Logs go to standard error (warnings and
+//! errors unless `RUST_LOG` says otherwise, e.g. `RUST_LOG=courier_core=debug`).
 
+use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use courier::prelude::*;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 enum PongMsg {
     Ping { n: u64, reply_to: ActorRef<PingMsg> },
@@ -75,14 +81,37 @@ impl Actor for Pinger {
     }
 }
 
+/// Two actors play ping-pong; prints how long the rounds took.
+#[derive(Parser)]
+#[command(name = "ping_pong", after_help = LOGS_HELP)]
+struct Args {
+    /// How many ping-pong rounds to play.
+    #[arg(default_value_t = 100_000)]
+    rounds: u64,
+}
+
+const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
+set RUST_LOG to see more, e.g. RUST_LOG=courier_core=debug.";
+
+/// Logs to standard error, filtered by `RUST_LOG`; an invalid `RUST_LOG` is
+/// an error rather than ignored.
+fn init_tracing() -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env()
+        .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid filter: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let rounds: u64 = match std::env::args().nth(1) {
-        Some(arg) => arg
-            .parse()
-            .map_err(|e| anyhow::anyhow!("rounds must be a whole number, got {arg:?}: {e}"))?,
-        None => 100_000,
-    };
+    let Args { rounds } = Args::parse();
+    init_tracing()?;
     let system = ActorSystem::new("ping-pong");
     system.spawn(Props::new(|| Ponger).with_name("ponger"))?;
     // Resolve by path, as a durable layer would after a restart.

@@ -12,10 +12,14 @@
 //! cargo run --release --features remote --example two_nodes -- [--messages N]
 //! ```
 //!
+//! `--help` lists the options. Logs of all three processes go to standard
+//! error (warnings and errors unless `RUST_LOG` says otherwise, e.g.
+//! `RUST_LOG=courier_remote=debug`); the children inherit `RUST_LOG`.
+//!
 //! It ends with `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use clap::Parser;
 use courier::delivery::{
     Ack, DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery,
 };
@@ -30,6 +35,8 @@ use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 const SECRET: &str = "two nodes share this secret";
 
@@ -346,31 +353,76 @@ fn ledger(path: &Path) -> anyhow::Result<BTreeMap<u64, u32>> {
     })
 }
 
+/// At-least-once delivery between two processes over gRPC, with the
+/// receiver killed (SIGKILL) halfway and restarted on the same store.
+///
+/// The last line of standard output reads
+/// `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`; the
+/// exit status is non-zero if any order was lost or applied twice.
+#[derive(Parser)]
+#[command(name = "two_nodes", after_help = LOGS_HELP)]
+struct Args {
+    /// How many orders the sender delivers.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    // The parent re-executes this program as its two nodes with the
+    // arguments below; they are not meant to be typed, so `--help` hides
+    // them.
+    /// Run as one of the two child nodes.
+    #[arg(long, hide = true, value_enum, requires = "dir")]
+    role: Option<Role>,
+    /// The child's store directory (its store is `<dir>/<role>`).
+    #[arg(long, hide = true)]
+    dir: Option<PathBuf>,
+    /// The port the receiver node listens on.
+    #[arg(long, hide = true, default_value_t = 0)]
+    port: u16,
+    /// The receiver's ledger path, for the sender node.
+    #[arg(long, hide = true, default_value = "")]
+    destination: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Role {
+    Receiver,
+    Sender,
+}
+
+const LOGS_HELP: &str = "Logs of all three processes go to standard error, warnings and errors \
+by default; set RUST_LOG to see more, e.g. RUST_LOG=courier_remote=debug,courier_delivery=debug.";
+
+/// Logs to standard error (the parent reads its children's standard
+/// output), filtered by `RUST_LOG`, which the children inherit; an invalid
+/// `RUST_LOG` is an error rather than ignored.
+fn init_tracing() -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env()
+        .context("RUST_LOG is not a valid filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (mut role, mut dir, mut port, mut destination, mut messages) =
-        (None, None, 0u16, String::new(), 2000u64);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--role" => role = Some(value()?),
-            "--dir" => dir = Some(PathBuf::from(value()?)),
-            "--port" => port = value()?.parse().context("--port")?,
-            "--destination" => destination = value()?,
-            "--messages" => messages = value()?.parse().context("--messages")?,
-            other => bail!("unknown argument {other:?} (use --messages N)"),
-        }
-    }
+    let args = Args::parse();
+    init_tracing()?;
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
     };
-    match (role.as_deref(), dir) {
-        (None, _) => parent(messages),
-        (Some("receiver"), Some(dir)) => runtime()?.block_on(receiver(&dir, port)),
-        (Some("sender"), Some(dir)) => runtime()?.block_on(sender(&dir, &destination, messages)),
-        _ => bail!("a child needs --role receiver|sender and --dir"),
+    match (args.role, args.dir) {
+        (None, _) => parent(args.messages),
+        (Some(Role::Receiver), Some(dir)) => runtime()?.block_on(receiver(&dir, args.port)),
+        (Some(Role::Sender), Some(dir)) => {
+            runtime()?.block_on(sender(&dir, &args.destination, args.messages))
+        }
+        (Some(_), None) => bail!("a child needs --role receiver|sender and --dir"),
     }
 }

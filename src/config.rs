@@ -1,8 +1,9 @@
-//! [`Config`]: courier's settings from one TOML file, for every layer.
+//! [`Config`](crate::config::Config): courier's settings from one TOML file, for every layer.
 //!
 //! The file spans the layers (persistence, delivery, remote), so it is read
 //! here, in the facade; each crate keeps its own typed settings
-//! ([`OutboxSettings`], [`PersistentSettings`],
+//! ([`OutboxSettings`](crate::delivery::OutboxSettings),
+//! [`PersistentSettings`](crate::persistence::PersistentSettings),
 //! [`RemoteSettings`](courier_remote::RemoteSettings)) with its own checks.
 //!
 //! ```toml
@@ -25,8 +26,10 @@
 //!
 //! Every duration is bounded, so that no value can overflow the timers and
 //! clocks it feeds: `redeliver_interval` and `backoff.max` are at most
-//! [`MAX_REDELIVERY_DELAY`] (1 day), `expire_after` at most
-//! [`MAX_EXPIRE_AFTER`] (10 years), `remote.reconnect_max` at most
+//! [`MAX_REDELIVERY_DELAY`](crate::delivery::MAX_REDELIVERY_DELAY) (1 day),
+//! `expire_after` at most
+//! [`MAX_EXPIRE_AFTER`](crate::delivery::MAX_EXPIRE_AFTER) (10 years),
+//! `remote.reconnect_max` at most
 //! [`MAX_RECONNECT_DELAY`](courier_remote::MAX_RECONNECT_DELAY) (1 hour).
 
 use std::collections::BTreeMap;

@@ -16,7 +16,42 @@
 //! start with `use courier::prelude::*;`; extension points for transports
 //! are in [`transport`].
 //!
-//! See `docs/semantics.md` in the repository for the delivery contract.
+//! On docs.rs every feature is on, and each item that needs one says which.
+//!
+//! # Guides
+//!
+//! The guides of the repository's `docs/` folder, one per layer. Their
+//! examples run as doctests; the measured performance, with the commands
+//! that produced it, is in `docs/benchmarks.md`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Each guide renders folded; under `cfg(doctest)` the guides are left out
+// here because the `*Doctests` items at the end of this file already run
+// their examples, and once is enough.
+#![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>The contract</b>: ordering, at-least-once, dedup, what survives a crash (<code>docs/semantics.md</code>)</summary>\n\n",
+    include_str!("../docs/semantics.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>Persistence</b>: journals, snapshots and event-sourced actors (<code>docs/persistence.md</code>)</summary>\n\n",
+    include_str!("../docs/persistence.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>Delivery</b>: at-least-once senders, deduplicating receivers, configuration (<code>docs/delivery.md</code>)</summary>\n\n",
+    include_str!("../docs/delivery.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>Remote</b>: nodes over gRPC (<code>docs/remote.md</code>)</summary>\n\n",
+    include_str!("../docs/remote.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>Architecture</b>: the write, ack and recovery paths with every flush (<code>docs/architecture.md</code>)</summary>\n\n",
+    include_str!("../docs/architecture.md"),
+    "\n\n</details>\n"
+))]
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,

@@ -8,6 +8,7 @@
 //! confirmed) and `Inbox` (what the receiver has applied); [`Redelivery`]
 //! says when to send again. The adapters add the journal, the timer and the
 //! network.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod envelope;
 mod error;

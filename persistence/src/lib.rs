@@ -16,6 +16,7 @@
 //! - Records carry a manifest, writer id, timestamp and CRC32; replay that
 //!   meets a bad checksum, an undecodable record or a sequence gap fails
 //!   with a typed error naming the persistence id and sequence number.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod commit_file;
 mod engine;

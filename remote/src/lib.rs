@@ -1,11 +1,15 @@
 //! courier-remote: actors on other nodes, reached over gRPC.
 //!
-//! This crate is being built in steps (issue 5). What is here so far: the
-//! wire protocol (`proto/courier_remote.proto`, compiled by `build.rs` with
-//! protox, so no system `protoc` is needed; the generated types stay
-//! private), the [`Registry`] of message manifests, and the receiving end
-//! of a frame: decoding with typed [`Rejection`]s for bad input, and
-//! delivery of each envelope to its local actor.
+//! A [`Node`] listens on an address, keeps one stream per peer node (so
+//! messages between two nodes keep their order) and resolves
+//! `courier://node@host:port/…` paths, so `lookup` returns references whose
+//! `tell` and `ask` cross processes. Every message travels with a manifest
+//! from the [`Registry`]; bad input (an unknown manifest, an oversized
+//! frame, bytes that do not decode) gets a typed [`Rejection`], never a
+//! crash. Nodes prove a shared secret to each other before anything is
+//! delivered. The wire protocol (`proto/courier_remote.proto`) is compiled
+//! by `build.rs` with protox, so no system `protoc` is needed; the
+//! generated types stay private.
 
 mod auth;
 #[doc(hidden)]

@@ -4,12 +4,9 @@
 //! and without (their default).
 //!
 //! The raw rows take courier apart: the limit (mpsc + oneshot) without and
-//! with a tokio timer per ask (`_timeout`: what the timer costs); with
+//! with a tokio timer per ask (`_timeout`: what the timer costs), and with
 //! courier's loop shape added (`raw_two_channel_loop_timeout`: courier's
-//! structure without the rest of courier); and two models of the changes
-//! suggested in `docs/benchmarks.md`: one shared deadline table instead of
-//! a timer per ask (`_deadlines`), and that plus a loop with a `try_recv`
-//! fast path that polls the mailbox first (`raw_fast_path_loop_deadlines`).
+//! structure without the rest of courier).
 
 use courier_bench_peers::MailboxKind;
 use courier_bench_peers::courier_actor::{ASK_TIMEOUT, CourierPeer};
@@ -31,9 +28,7 @@ fn ask(c: &mut Criterion) {
     };
     let timeout = Some(ASK_TIMEOUT);
     let tokio_timer = AskTimeout::Tokio(ASK_TIMEOUT);
-    let shared_table = AskTimeout::Shared(ASK_TIMEOUT);
     let loop_shape = Consumer::SelectSys { batch: 64 };
-    let fast_path = Consumer::FastPath { batch: 64 };
     let ractor_timeout = RactorPeer {
         call_timeout: timeout,
     };
@@ -49,10 +44,6 @@ fn ask(c: &mut Criterion) {
     bench.run(&mut group, name, raw(Consumer::Recv, tokio_timer));
     let name = "raw_two_channel_loop_timeout";
     bench.run(&mut group, name, raw(loop_shape, tokio_timer));
-    let name = "raw_mpsc_oneshot_deadlines";
-    bench.run(&mut group, name, raw(Consumer::Recv, shared_table));
-    let name = "raw_fast_path_loop_deadlines";
-    bench.run(&mut group, name, raw(fast_path, shared_table));
     bench.run(&mut group, "ractor", RactorPeer::default());
     bench.run(&mut group, "ractor_timeout", ractor_timeout);
     bench.run(&mut group, "kameo", KameoPeer::default());

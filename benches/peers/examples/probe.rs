@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Implementations: courier, ractor, ractor_timeout, kameo, kameo_timeout,
-//! and raw variants `raw[_many|_select|_fast|_systry][_timeout|_deadlines]` (see
+//! and raw variants `raw[_many|_select|_fast|_systry][_timeout]` (see
 //! `raw_peer`).
 //! Workloads: ask, tell, tell8, send, send8. With `PROBE_KEEPER=1` a task
 //! keeps a 1 s sleep armed throughout (see `run`).
@@ -88,8 +88,7 @@ fn main() {
 /// `raw[_SHAPE][_TIMING]`: SHAPE is `many` (`recv_many(.., 64)`), `select`
 /// (courier's loop shape), `fast` (that shape with a `try_recv` fast path)
 /// or `systry` (a system channel checked, but parking on the mailbox only);
-/// TIMING is `timeout` (a tokio timer per ask) or `deadlines` (one
-/// shared deadline table).
+/// TIMING is `timeout` (a tokio timer per ask).
 fn raw_peer(name: &str, mailbox: MailboxKind) -> RawPeer {
     // courier's batch: 64 on an unbounded mailbox, 1 on a bounded one.
     let batch = if mailbox == MailboxKind::Unbounded {
@@ -106,7 +105,6 @@ fn raw_peer(name: &str, mailbox: MailboxKind) -> RawPeer {
             "fast" => consumer = Consumer::FastPath { batch },
             "systry" => consumer = Consumer::SysTryOnly,
             "timeout" => timeout = AskTimeout::Tokio(ASK_TIMEOUT),
-            "deadlines" => timeout = AskTimeout::Shared(ASK_TIMEOUT),
             other => panic!("unknown raw variant {other}"),
         }
     }

@@ -1,4 +1,4 @@
-//! Peer comparison benches for courier's actor core (issue 2).
+//! Peer comparison benches for courier's actor core.
 //!
 //! The same counter actor is written four times, once per implementation:
 //! courier, a raw tokio mpsc channel with a consumer task (the limit any
@@ -10,7 +10,6 @@
 //! Run: `cd benches/peers && cargo bench`. Results: `docs/benchmarks.md`.
 
 pub mod courier_actor;
-pub mod deadlines;
 pub mod harness;
 pub mod kameo_actor;
 pub mod latch;

@@ -4,13 +4,11 @@
 //! No supervision, no system messages, no dead letters, no names: what is
 //! left is the cost of the channel and of waking the consumer task.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::deadlines::Deadlines;
 use crate::latch::Latch;
 use crate::target::{MailboxKind, Peer, Target};
 
@@ -57,9 +55,6 @@ pub enum AskTimeout {
     /// `tokio::time::timeout` around each ask, as courier's `ask` does:
     /// isolates what a tokio timer per ask costs.
     Tokio(Duration),
-    /// One shared [`Deadlines`] table for all asks: a model of the change
-    /// suggested for courier's `ask`.
-    Shared(Duration),
 }
 
 /// The sending half, of either kind.
@@ -73,7 +68,6 @@ pub struct RawRef {
 enum RefTimeout {
     None,
     Tokio(Duration),
-    Shared(Duration, Arc<Deadlines>),
 }
 
 #[derive(Clone, Debug)]
@@ -125,13 +119,6 @@ impl Target for RawRef {
                     .await
                     .expect("raw ask timed out")
             }
-            RefTimeout::Shared(timeout, deadlines) => {
-                self.send_msg(Msg::Get(tx)).await;
-                deadlines
-                    .timeout(*timeout, rx)
-                    .await
-                    .expect("raw ask timed out")
-            }
         };
         reply.expect("consumer dropped the ask")
     }
@@ -174,8 +161,6 @@ pub enum Consumer {
 pub struct RawPeer {
     consumer: Consumer,
     ask_timeout: AskTimeout,
-    /// Started on first use, within the runtime.
-    deadlines: Arc<OnceLock<Arc<Deadlines>>>,
 }
 
 impl RawPeer {
@@ -185,7 +170,6 @@ impl RawPeer {
         Self {
             consumer,
             ask_timeout,
-            deadlines: Arc::default(),
         }
     }
 }
@@ -332,10 +316,6 @@ impl Peer for RawPeer {
         let timeout = match self.ask_timeout {
             AskTimeout::None => RefTimeout::None,
             AskTimeout::Tokio(timeout) => RefTimeout::Tokio(timeout),
-            AskTimeout::Shared(timeout) => {
-                let deadlines = self.deadlines.get_or_init(Deadlines::start);
-                RefTimeout::Shared(timeout, Arc::clone(deadlines))
-            }
         };
         let actor = RawRef { tx, timeout };
         (actor, task)
