@@ -6,9 +6,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::prelude::*;
-use courier::remote::{Node, Registry, RemoteSettings};
-use courier::{DeadLetter, DeadLetterReason};
+use courier_core::{Actor, ActorSystem, BoxError, Context, Props, ReplyTo};
+use courier_core::{DeadLetter, DeadLetterReason};
+use courier_remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
 use support::{Billing, Charge, Refund, SECRET, billing_registry, charge};
 
@@ -181,9 +181,9 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
 async fn invalid_settings_are_typed_errors() {
     let system = ActorSystem::new("x");
     let short = Node::start(&system, RemoteSettings::new("x", "short"), Registry::new()).await;
-    assert!(matches!(short, Err(courier::remote::Error::Settings(m)) if m.contains("secret")));
+    assert!(matches!(short, Err(courier_remote::Error::Settings(m)) if m.contains("secret")));
     let bad_name = Node::start(&system, RemoteSettings::new("a/b", SECRET), Registry::new()).await;
-    assert!(matches!(bad_name, Err(courier::remote::Error::Settings(m)) if m.contains("node")));
+    assert!(matches!(bad_name, Err(courier_remote::Error::Settings(m)) if m.contains("node")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,7 @@ async fn ask_works_across_nodes_with_a_timeout() {
         )
         .await;
     assert!(
-        matches!(timed_out, Err(courier::Error::AskTimeout { .. })),
+        matches!(timed_out, Err(courier_core::Error::AskTimeout { .. })),
         "{timed_out:?}"
     );
 }
