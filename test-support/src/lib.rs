@@ -8,8 +8,10 @@
 //! - [`Rng`]: the one deterministic generator for fault schedules.
 //! - [`eventually`]: poll a condition on tokio time instead of sleeping and
 //!   hoping.
-//! - `ledger` (feature `store`): a deduplicating receiver whose effect is a
-//!   durable ledger, and [`open_sled`](store::open_sled) with retry.
+//! - `store` (feature `store`): `open_sled`, which retries while a killed
+//!   child's lock goes away.
+//! - `ledger` (feature `ledger`): a deduplicating receiver whose effect is a
+//!   durable ledger, and the function that reads the ledger back.
 //! - `sim` (feature `sim`): a node's transport inside a turmoil simulation.
 //!
 //! The crate is `publish = false` and only ever a dev-dependency. Helpers
@@ -17,7 +19,7 @@
 
 pub mod crash;
 mod eventually;
-#[cfg(feature = "store")]
+#[cfg(feature = "ledger")]
 pub mod ledger;
 mod rng;
 #[cfg(feature = "sim")]
