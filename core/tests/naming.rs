@@ -141,7 +141,7 @@ async fn children_live_under_their_parent_path() {
     let parent = system
         .spawn(Props::new(|| Parent).with_name("accounts"))
         .expect("spawn");
-    support::eventually(SECOND, || {
+    courier_test_support::eventually(SECOND, || {
         let found = system.lookup::<Msg>("/user/accounts/ledger").is_ok();
         async move { found }
     })

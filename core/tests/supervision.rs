@@ -303,7 +303,7 @@ async fn the_parent_is_told_of_each_child_failure() {
         )
         .expect("spawn");
     let mut child = None;
-    support::eventually(SECOND, || {
+    courier_test_support::eventually(SECOND, || {
         child = system.lookup::<Msg>("/user/guardian/worker").ok();
         let found = child.is_some();
         async move { found }
