@@ -80,14 +80,8 @@ async fn deliverer(
 }
 
 /// Waits (on whatever clock the test runs) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..6000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: not reached");
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    courier_test_support::eventually(what, Duration::from_secs(60), done).await;
 }
 
 /// Every number in `expected` in the ledger exactly once, nothing else.

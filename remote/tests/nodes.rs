@@ -52,14 +52,9 @@ async fn sender(name: &str, secret: &str) -> (ActorSystem, Node) {
     (system, node)
 }
 
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
+/// Waits up to 4 s (real time: the nodes talk over real sockets).
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    courier_test_support::eventually(what, Duration::from_secs(4), check).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +67,10 @@ async fn tells_reach_a_remote_actor_in_order() {
     for cents in 1..=1000 {
         billing.tell(charge(cents));
     }
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1000).await);
+    eventually("1000 received", || {
+        r.seen.lock().expect("lock").len() == 1000
+    })
+    .await;
     let seen: Vec<u64> = r
         .seen
         .lock()
@@ -102,7 +100,7 @@ async fn rejections_come_back_as_dead_letters_and_the_stream_survives() {
     nobody.tell(charge(1));
     wrong.tell(Refund(2));
     billing.tell(charge(3));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
     let mut reasons = Vec::new();
     while reasons.len() < 2 {
         let letter = tokio::time::timeout(Duration::from_secs(5), dead.recv())
@@ -124,7 +122,7 @@ async fn rejections_come_back_as_dead_letters_and_the_stream_survives() {
     );
     // The same stream still carries good messages.
     billing.tell(charge(4));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 2).await);
+    eventually("2 received", || r.seen.lock().expect("lock").len() == 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +171,7 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
         .expect("in time")
         .expect("dead letter");
     assert!(matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("oversized")));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
     assert_eq!(r.seen.lock().expect("lock")[0].cents, 2);
 }
 
@@ -195,7 +193,7 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
     let mut dead = system.event_stream().subscribe::<DeadLetter>();
     let billing = system.lookup::<Charge>(&path).expect("lookup");
     billing.tell(charge(1));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
 
     // The receiver goes away: what is sent now is reported, not kept.
     r.node.shutdown().await;
@@ -225,12 +223,11 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
     let _node2 = Node::start(&system2, settings, billing_registry())
         .await
         .expect("restart on the same address");
-    let delivered = eventually(|| {
+    eventually("reconnected", || {
         billing.tell(charge(3));
         !seen.lock().expect("lock").is_empty()
     })
     .await;
-    assert!(delivered, "reconnected");
 }
 
 /// A balance query: the reply crosses back to the asking node.
