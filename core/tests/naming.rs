@@ -141,9 +141,8 @@ async fn children_live_under_their_parent_path() {
     let parent = system
         .spawn(Props::new(|| Parent).with_name("accounts"))
         .expect("spawn");
-    support::eventually(SECOND, || {
-        let found = system.lookup::<Msg>("/user/accounts/ledger").is_ok();
-        async move { found }
+    courier_test_support::eventually("the child is registered", SECOND, || {
+        system.lookup::<Msg>("/user/accounts/ledger").is_ok()
     })
     .await;
     // The same child name under another parent is fine.

@@ -1,10 +1,13 @@
 //! Death watch: `Terminated` exactly once.
+//!
+//! On paused time: a timeout fires only once every task is idle, so "quiet
+//! for 100 ms" means "nothing more will arrive", not "the machine was fast".
 
 mod support;
 
 use std::time::Duration;
 
-use courier_core::{Actor, ActorRef, BoxError, Context, Mailbox, Props, Terminated};
+use courier_core::{Actor, ActorRef, BoxError, Context, Mailbox, Props, ReplyTo, Terminated};
 use support::recorder::{Msg, recorder};
 use support::{SECOND, system};
 use tokio::sync::mpsc;
@@ -12,6 +15,8 @@ use tokio::sync::mpsc;
 enum WatchMsg {
     Watch(ActorRef<Msg>),
     Unwatch(ActorRef<Msg>),
+    /// Answered once every message sent before it was handled.
+    Handled(ReplyTo<()>),
 }
 
 struct Watcher {
@@ -25,6 +30,7 @@ impl Actor for Watcher {
         match msg {
             WatchMsg::Watch(target) => ctx.watch(&target),
             WatchMsg::Unwatch(target) => ctx.unwatch(&target),
+            WatchMsg::Handled(reply) => reply.reply(()),
         }
         Ok(())
     }
@@ -44,7 +50,15 @@ fn watcher() -> (Props<Watcher>, mpsc::UnboundedReceiver<String>) {
     (Props::new(move || Watcher { seen: tx.clone() }), rx)
 }
 
-/// Collects what arrives within a short quiet period.
+/// Waits until the watcher handled every request sent to it so far (a
+/// sender's messages arrive in order).
+async fn handled(w: &ActorRef<WatchMsg>) {
+    w.ask(WatchMsg::Handled, SECOND)
+        .await
+        .expect("the watcher answers");
+}
+
+/// Collects what arrives until everything is quiet.
 async fn settle(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
     let mut out = Vec::new();
     while let Ok(Some(v)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
@@ -53,7 +67,7 @@ async fn settle(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
     out
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn terminated_arrives_exactly_once_even_if_watched_twice() {
     let system = system();
     let (props, mut seen) = watcher();
@@ -63,14 +77,14 @@ async fn terminated_arrives_exactly_once_even_if_watched_twice() {
         .expect("spawn");
     w.tell(WatchMsg::Watch(target.clone()));
     w.tell(WatchMsg::Watch(target.clone()));
-    // Make sure both watch requests reached the watcher before the stop.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Both watch requests are registered before the stop.
+    handled(&w).await;
     target.stop();
     assert_eq!(settle(&mut seen).await, vec!["/user/target".to_string()]);
     system.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn watching_an_actor_that_is_already_dead_yields_terminated() {
     let system = system();
     let (props, mut seen) = watcher();
@@ -85,7 +99,7 @@ async fn watching_an_actor_that_is_already_dead_yields_terminated() {
     system.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unwatch_means_no_terminated() {
     let system = system();
     let (props, mut seen) = watcher();
@@ -93,14 +107,14 @@ async fn unwatch_means_no_terminated() {
     let target = system.spawn(recorder(Mailbox::unbounded())).expect("spawn");
     w.tell(WatchMsg::Watch(target.clone()));
     w.tell(WatchMsg::Unwatch(target.clone()));
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    handled(&w).await;
     target.stop();
     target.terminated().await;
     assert!(settle(&mut seen).await.is_empty());
     system.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_watcher_hears_once_when_the_target_fails_and_stops() {
     use courier_core::SupervisorStrategy;
     let system = system();
@@ -116,9 +130,9 @@ async fn every_watcher_hears_once_when_the_target_fails_and_stops() {
         let (props, seen) = watcher();
         let w = system.spawn(props).expect("spawn");
         w.tell(WatchMsg::Watch(target.clone()));
+        handled(&w).await;
         receivers.push(seen);
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
     // A Wait on a closed gate makes the handler return an error, which the
     // Stop strategy turns into a stop.
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
@@ -134,7 +148,7 @@ async fn every_watcher_hears_once_when_the_target_fails_and_stops() {
     system.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_watch_racing_the_stop_still_yields_exactly_one_terminated() {
     let system = system();
     for round in 0..50 {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use courier::ActorPath;
-use courier::prelude::*;
-use courier::transport::{RefCodec, with_ref_codec};
+use courier_core::{
+    Actor, ActorPath, ActorRef, ActorSystem, BoxError, Context, Props, RefCodec, with_ref_codec,
+};
 
 struct Sink;
 
@@ -33,11 +33,11 @@ impl RefCodec for Loopback {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    courier::codec::encode(value, courier::codec::MAX_LEN).expect("encode")
+    courier_codec::encode(value, courier_codec::MAX_LEN).expect("encode")
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    courier::codec::decode(bytes, courier::codec::MAX_LEN).map_err(|e| e.to_string())
+    courier_codec::decode(bytes, courier_codec::MAX_LEN).map_err(|e| e.to_string())
 }
 
 #[tokio::test]

@@ -3,8 +3,6 @@
 //! write fails and resumes, misaddressed and unreachable destinations,
 //! redelivery timing, and deliveries that are being parked.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +12,7 @@ use courier::delivery::{
 };
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
-use support::{Ledger, ledger};
+use courier_test_support::ledger::{Ledger, ledger};
 use tokio::time::Instant;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -82,14 +80,8 @@ async fn deliverer(
 }
 
 /// Waits (on whatever clock the test runs) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..6000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: not reached");
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    courier_test_support::eventually(what, Duration::from_secs(60), done).await;
 }
 
 /// Every number in `expected` in the ledger exactly once, nothing else.
@@ -105,7 +97,7 @@ async fn eight_tasks_sharing_one_deliverer_lose_nothing_on_a_perfect_link() {
     let system = ActorSystem::new("test");
     let journal = memory();
     system
-        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .spawn(Ledger::<u64>::props(&journal).with_name("ledger"))
         .expect("spawn ledger");
     let out = deliverer(&system, &journal, "orders", settings(SECOND / 5)).await;
     let mut tasks = Vec::new();
@@ -132,7 +124,7 @@ async fn a_second_prepared_delivery_sent_first_does_not_settle_the_first() {
     let system = ActorSystem::new("test");
     let journal = memory();
     system
-        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .spawn(Ledger::<u64>::props(&journal).with_name("ledger"))
         .expect("spawn ledger");
     let out = deliverer(&system, &journal, "es-sender", settings(SECOND)).await;
     // An event-sourced sender's two commands: the second one's persist
@@ -153,7 +145,7 @@ async fn a_prepared_delivery_dropped_after_its_write_landed_is_still_sent() {
     let system = ActorSystem::new("test");
     let journal = memory();
     system
-        .spawn(Ledger::props(&journal).with_name("ledger"))
+        .spawn(Ledger::<u64>::props(&journal).with_name("ledger"))
         .expect("spawn ledger");
     let out = deliverer(&system, &journal, "doubtful", settings(SECOND)).await;
     let lost_reply = out.prepare("/user/ledger", |_| 1).expect("prepare");

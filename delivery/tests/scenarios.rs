@@ -2,8 +2,6 @@
 //! event-sourced sender and receiver, parking, and the chaos journal.
 //! All on tokio's paused clock, so redelivery intervals cost no real time.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,8 +17,8 @@ use courier::persistence::{
 };
 use courier::prelude::*;
 use courier::{DeadLetter, DeadLetterReason};
+use courier_test_support::ledger::{Ledger, ledger};
 use serde::{Deserialize, Serialize};
-use support::{Ledger, ledger};
 use tokio::time::Instant;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -463,7 +461,7 @@ async fn chaos_journals_and_dropped_acks_still_apply_exactly_1_to_10() {
             .with_backoff(Duration::from_millis(10), Duration::from_millis(100));
         let target = system
             .spawn(
-                Ledger::props(&receiver_journal)
+                Ledger::<u64>::props(&receiver_journal)
                     .with_name("ledger")
                     .with_supervisor(never_give_up.clone()),
             )

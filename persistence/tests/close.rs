@@ -19,6 +19,7 @@ use courier_persistence::{
     Engine, EngineOp, Entry, Error, Journal, MemoryEngine, Result, SledStore, Store, WriteBatch,
     tck,
 };
+use courier_test_support::eventually;
 use support::TestEngine;
 
 #[tokio::test]
@@ -234,19 +235,15 @@ async fn dropping_a_store_releases_a_blocking_engine_off_the_runtime() {
     drop(store);
     // The store's clones of the engine are dropped by the writer task and
     // by the last handle; the last one takes the engine with it.
-    let name = eventually(|| dropped_on.lock().expect("lock").clone()).await;
+    eventually("the engine is dropped", TEN_SECONDS, || {
+        dropped_on.lock().expect("lock").is_some()
+    })
+    .await;
+    let name = dropped_on.lock().expect("lock").clone().expect("dropped");
     assert_eq!(name, "courier-store-release");
 }
 
-async fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..2000 {
-        if let Some(value) = check() {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("condition not reached in 10 s");
-}
+const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
@@ -342,10 +339,13 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
         let store = Store::with_engine(engine).expect("store");
         let weak = Arc::downgrade(&store.engine().expect("open"));
         // The store, the writer task and its flush hold the engine ...
-        eventually(|| (weak.strong_count() == 3).then_some(())).await;
+        eventually("three handles left", TEN_SECONDS, || {
+            weak.strong_count() == 3
+        })
+        .await;
         drop(store);
         // ... and then only the writer task and its flush.
-        eventually(|| (weak.strong_count() == 2).then_some(())).await;
+        eventually("two handles left", TEN_SECONDS, || weak.strong_count() == 2).await;
     });
     // Shutting the runtime down drops the writer task mid-flush, and with
     // it the last handles to the engine: they must not be dropped here.

@@ -10,19 +10,22 @@
 #![cfg(feature = "sled")]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use courier::prelude::*;
+use courier_core::{ActorSystem, BoxError, Props, ReplyTo};
 use courier_persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings, ReplayRange,
     SledStore, SnapshotPolicy, replay,
 };
+use courier_test_support::Rng;
+use courier_test_support::crash::{Child, Plan, child_runtime};
+use courier_test_support::store::open_sled;
 use serde::{Deserialize, Serialize};
 
 const CHILD_ENV: &str = "COURIER_CRASH_CHILD_DIR";
+const TEST: &str = "acknowledged_events_survive_sigkill";
 const ACTORS: usize = 4;
 
 #[derive(Default)]
@@ -70,7 +73,7 @@ impl EventSourced for Counter {
     }
 }
 
-fn props(store: &Arc<SledStore>, i: usize) -> courier::Props<Persistent<Counter>> {
+fn props(store: &Arc<SledStore>, i: usize) -> Props<Persistent<Counter>> {
     Persistent::props_with(
         format!("counter-{i}"),
         Counter::default,
@@ -86,13 +89,8 @@ fn props(store: &Arc<SledStore>, i: usize) -> courier::Props<Persistent<Counter>
 /// The child: recover, then persist forever, printing each acknowledged
 /// (actor, value) — the value equals the event's sequence number.
 fn child(dir: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let store = Arc::new(open_with_retry(dir).await);
+    child_runtime().block_on(async {
+        let store = Arc::new(open_sled(dir).await);
         let system = ActorSystem::new("crash-child");
         let mut tasks = Vec::new();
         for i in 0..ACTORS {
@@ -115,105 +113,43 @@ fn child(dir: &str) {
     });
 }
 
-/// sled refuses a directory another handle still holds; the previous owner
-/// may take a moment to let go.
-async fn open_with_retry(dir: &str) -> SledStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match SledStore::open(dir) {
-            Ok(store) => return store,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot open {dir}: {e}"),
-        }
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[test]
 fn acknowledged_events_survive_sigkill() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         child(&dir);
         return;
     }
-    let seed: u64 = std::env::var("COURIER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x00c0_ffee);
-    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let Plan { seed, cycles } = Plan::from_env(0x00c0_ffee, 20);
     println!("crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles");
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_str = dir.path().to_str().expect("utf-8 path").to_owned();
     let mut acked: HashMap<usize, u64> = HashMap::new();
-    let exe = std::env::current_exe().expect("test binary");
 
     for cycle in 0..cycles {
         let kill_after = Duration::from_millis(30 + rng.below(300));
-        let mut child = Command::new(&exe)
-            .args([
-                "acknowledged_events_survive_sigkill",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &dir_str)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("stdout");
         let seen = Arc::new(Mutex::new(Vec::<(usize, u64)>::new()));
-        let reader = {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let mut parts = line.split_whitespace();
-                    if parts.next() != Some("ack") {
-                        continue;
-                    }
-                    let (Some(i), Some(seq)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    if let (Ok(i), Ok(seq)) = (i.parse(), seq.parse()) {
-                        seen.lock().expect("lock").push((i, seq));
-                    }
-                }
-            })
-        };
-        // Wait for the first acknowledgement, then a random moment more.
-        let start = Instant::now();
-        while seen.lock().expect("lock").is_empty() && start.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("cycle {cycle}: child exited early with {status}");
+        let sink = Arc::clone(&seen);
+        let mut child = Child::spawn(TEST, &[(CHILD_ENV, &dir_str)], move |line| {
+            let mut parts = line.split_whitespace();
+            if parts.next() != Some("ack") {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            let (Some(i), Some(seq)) = (parts.next(), parts.next()) else {
+                return;
+            };
+            if let (Ok(i), Ok(seq)) = (i.parse(), seq.parse()) {
+                sink.lock().expect("lock").push((i, seq));
+            }
+        });
+        // Wait for the first acknowledgement, then a random moment more.
+        child.wait_until(
+            &format!("seed {seed} cycle {cycle}: first acknowledgement"),
+            Duration::from_secs(30),
+            || !seen.lock().expect("lock").is_empty(),
+        );
         std::thread::sleep(kill_after);
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        reader.join().expect("reader");
+        child.kill();
 
         let seen = seen.lock().expect("lock").clone();
         assert!(!seen.is_empty(), "cycle {cycle}: no progress");
@@ -236,7 +172,7 @@ fn verify(dir: &str, acked: &HashMap<usize, u64>, cycle: u64, seed: u64) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store = Arc::new(open_with_retry(dir).await);
+        let store = Arc::new(open_sled(dir).await);
         let system = ActorSystem::new("verify");
         for i in 0..ACTORS {
             let pid = format!("counter-{i}");

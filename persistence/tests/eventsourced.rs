@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::prelude::*;
-use courier::{DeadLetter, SupervisorStrategy};
+use courier_core::DeadLetter;
+use courier_core::{ActorRef, ActorSystem, BoxError, ReplyTo, SupervisorStrategy};
 use courier_persistence::{
     Effect, EventSourced, Journal, Manifest, MemoryStore, Persistent, PersistentContext,
     PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy, SnapshotStore, Store,
@@ -98,7 +98,7 @@ impl EventSourced for Ledger {
 fn ledger(
     store: &Arc<MemoryStore>,
     settings: PersistentSettings,
-) -> courier::Props<Persistent<Ledger>> {
+) -> courier_core::Props<Persistent<Ledger>> {
     Persistent::props_with(
         "ledger-1",
         Ledger::default,

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::persistence::{
+use courier_core::{ActorSystem, BoxError, ReplyTo};
+use courier_persistence::{
     Effect, EventRecord, EventSourced, Journal, MemoryStore, Persistent, PersistentContext,
     PersistentSettings, Snapshot, SnapshotMetadata, SnapshotStore, WriteBatch, decode_payload,
     encode_payload,
 };
-use courier::prelude::*;
 use serde::{Deserialize, Serialize};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -87,7 +87,7 @@ fn event(seq_nr: u64, payload: Vec<u8>) -> EventRecord {
     }
 }
 
-fn notes(store: &Arc<MemoryStore>) -> courier::Props<Persistent<Notes>> {
+fn notes(store: &Arc<MemoryStore>) -> courier_core::Props<Persistent<Notes>> {
     Persistent::props_with(
         PID,
         Notes::default,

@@ -16,15 +16,18 @@
 #![cfg(feature = "sled")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use courier_persistence::{Error, Journal, ReplayRange, SledStore, WriteBatch, replay, tck};
+use courier_test_support::Rng;
+use courier_test_support::crash::{Child, env_u64};
 
 const CHILD_ENV: &str = "COURIER_FAULT_CHILD_DIR";
+const TEST: &str = "damaged_sled_files_are_refused_or_fully_recovered";
 const PID: &str = "faults";
 /// Events the child writes at most (one per write, so one commit each).
 const WRITES: u64 = 1200;
@@ -71,53 +74,24 @@ fn find_all(bytes: &[u8], needle: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Runs the child until it acknowledged at least `at_least` events, kills
 /// it, and returns the highest acknowledged sequence number.
 fn write_and_kill(dir: &Path, at_least: u64) -> u64 {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args([
-            "damaged_sled_files_are_refused_or_fully_recovered",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut acked = 0;
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
+    let acked = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&acked);
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut child = Child::spawn(TEST, &[(CHILD_ENV, dir)], move |line| {
         if let Some(seq) = line.strip_prefix("ack ").and_then(|s| s.parse().ok()) {
-            acked = seq;
-            if acked >= at_least {
-                break;
-            }
+            seen.fetch_max(seq, Ordering::SeqCst);
         }
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    assert!(acked >= at_least, "the child stopped after {acked} acks");
-    acked
+    });
+    child.wait_until(
+        &format!("{at_least} acks"),
+        Duration::from_secs(120),
+        || acked.load(Ordering::SeqCst) >= at_least,
+    );
+    child.kill();
+    acked.load(Ordering::SeqCst)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -266,16 +240,10 @@ fn damaged_sled_files_are_refused_or_fully_recovered() {
         child(&dir);
         return;
     }
-    let seed: u64 = std::env::var("COURIER_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f1a7);
-    let cases: u64 = std::env::var("COURIER_FAULT_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(160);
+    let seed = env_u64("COURIER_FAULT_SEED").unwrap_or(0x5eed_f1a7);
+    let cases = env_u64("COURIER_FAULT_CASES").unwrap_or(160);
     println!("sled faults: seed {seed} (replay with COURIER_FAULT_SEED={seed}), {cases} cases");
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     let work = tempfile::tempdir().expect("tempdir");
     let pristine = work.path().join("pristine");
     let acked = write_and_kill(&pristine, 300 + rng.below(900));

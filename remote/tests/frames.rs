@@ -7,8 +7,8 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::prelude::*;
-use courier::remote::{DEFAULT_MAX_FRAME, Registry, Rejection, RejectionReason};
+use courier_core::{ActorSystem, Props};
+use courier_remote::{DEFAULT_MAX_FRAME, Registry, Rejection, RejectionReason};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use support::{Billing, Charge, Refund, billing_registry, charge};

@@ -6,9 +6,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::prelude::*;
-use courier::remote::{Node, Registry, RemoteSettings};
-use courier::{DeadLetter, DeadLetterReason};
+use courier_core::{Actor, ActorSystem, BoxError, Context, Props, ReplyTo};
+use courier_core::{DeadLetter, DeadLetterReason};
+use courier_remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
 use support::{Billing, Charge, Refund, SECRET, billing_registry, charge};
 
@@ -52,14 +52,9 @@ async fn sender(name: &str, secret: &str) -> (ActorSystem, Node) {
     (system, node)
 }
 
-async fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
+/// Waits up to 4 s (real time: the nodes talk over real sockets).
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    courier_test_support::eventually(what, Duration::from_secs(4), check).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +67,10 @@ async fn tells_reach_a_remote_actor_in_order() {
     for cents in 1..=1000 {
         billing.tell(charge(cents));
     }
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1000).await);
+    eventually("1000 received", || {
+        r.seen.lock().expect("lock").len() == 1000
+    })
+    .await;
     let seen: Vec<u64> = r
         .seen
         .lock()
@@ -102,7 +100,7 @@ async fn rejections_come_back_as_dead_letters_and_the_stream_survives() {
     nobody.tell(charge(1));
     wrong.tell(Refund(2));
     billing.tell(charge(3));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
     let mut reasons = Vec::new();
     while reasons.len() < 2 {
         let letter = tokio::time::timeout(Duration::from_secs(5), dead.recv())
@@ -124,7 +122,7 @@ async fn rejections_come_back_as_dead_letters_and_the_stream_survives() {
     );
     // The same stream still carries good messages.
     billing.tell(charge(4));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 2).await);
+    eventually("2 received", || r.seen.lock().expect("lock").len() == 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +171,7 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
         .expect("in time")
         .expect("dead letter");
     assert!(matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("oversized")));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
     assert_eq!(r.seen.lock().expect("lock")[0].cents, 2);
 }
 
@@ -183,7 +181,7 @@ async fn invalid_settings_are_typed_errors() {
     let short = Node::start(&system, RemoteSettings::new("x", "short"), Registry::new()).await;
     assert!(matches!(
         short,
-        Err(courier::remote::Error::Settings {
+        Err(courier_remote::Error::Settings {
             setting: "secret",
             ..
         })
@@ -191,7 +189,7 @@ async fn invalid_settings_are_typed_errors() {
     let bad_name = Node::start(&system, RemoteSettings::new("a/b", SECRET), Registry::new()).await;
     assert!(matches!(
         bad_name,
-        Err(courier::remote::Error::Settings {
+        Err(courier_remote::Error::Settings {
             setting: "node",
             ..
         })
@@ -207,7 +205,7 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
     let mut dead = system.event_stream().subscribe::<DeadLetter>();
     let billing = system.lookup::<Charge>(&path).expect("lookup");
     billing.tell(charge(1));
-    assert!(eventually(|| r.seen.lock().expect("lock").len() == 1).await);
+    eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
 
     // The receiver goes away: what is sent now is reported, not kept.
     r.node.shutdown().await;
@@ -237,12 +235,11 @@ async fn the_sender_reconnects_after_the_receiver_restarts() {
     let _node2 = Node::start(&system2, settings, billing_registry())
         .await
         .expect("restart on the same address");
-    let delivered = eventually(|| {
+    eventually("reconnected", || {
         billing.tell(charge(3));
         !seen.lock().expect("lock").is_empty()
     })
     .await;
-    assert!(delivered, "reconnected");
 }
 
 /// A balance query: the reply crosses back to the asking node.
@@ -324,7 +321,7 @@ async fn ask_works_across_nodes_with_a_timeout() {
         )
         .await;
     assert!(
-        matches!(timed_out, Err(courier::Error::AskTimeout { .. })),
+        matches!(timed_out, Err(courier_core::Error::AskTimeout { .. })),
         "{timed_out:?}"
     );
 }

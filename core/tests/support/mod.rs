@@ -3,30 +3,10 @@
 
 pub mod recorder;
 
-use std::future::Future;
 use std::time::Duration;
 
 use courier_core::{ActorSystem, DeadLetter};
 use tokio::sync::broadcast;
-
-/// Polls `check` until it returns true, failing after `timeout` of tokio time.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Receives the next item within `timeout`, or fails the test.
 pub async fn recv_within<T>(

@@ -8,21 +8,23 @@
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use courier::delivery::testkit::History;
 use courier::delivery::{Deliverer, OutboxSettings, Redelivery};
 use courier::persistence::{
-    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings, SledStore,
+    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
     SnapshotPolicy,
 };
 use courier::prelude::*;
-use support::{Ledger, ledger};
+// The facade has `courier::delivery::testkit` only under its `testkit`
+// feature; the dev-dependency enables it on the crate itself.
+use courier_delivery::testkit::History;
+use courier_test_support::Rng;
+use courier_test_support::crash::{Child, Plan, child_runtime};
+use courier_test_support::ledger::{Ledger, ledger};
+use courier_test_support::store::open_sled;
 
 const CHILD_ENV: &str = "COURIER_DELIVERY_CRASH_DIR";
 const ORDERS: u64 = 3000;
@@ -99,18 +101,13 @@ impl EventSourced for Desk {
 }
 
 fn child(dir: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let sender_store = Arc::new(open_with_retry(&format!("{dir}/sender")).await);
+    child_runtime().block_on(async {
+        let sender_store = Arc::new(open_sled(&format!("{dir}/sender")).await);
         let receiver_store: Arc<dyn Journal> =
-            Arc::new(open_with_retry(&format!("{dir}/receiver")).await);
+            Arc::new(open_sled(&format!("{dir}/receiver")).await);
         let system = ActorSystem::new("crash-child");
         system
-            .spawn(Ledger::props(&receiver_store).with_name("ledger"))
+            .spawn(Ledger::<u64>::props(&receiver_store).with_name("ledger"))
             .expect("spawn ledger");
         let journal: Arc<dyn Journal> = sender_store.clone();
         let desk = system
@@ -149,22 +146,6 @@ fn child(dir: &str) {
     });
 }
 
-/// sled refuses a directory another handle still holds; the previous owner
-/// may take a moment to let go.
-async fn open_with_retry(dir: &str) -> SledStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match SledStore::open(dir) {
-            Ok(store) => return store,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot open {dir}: {e}"),
-        }
-    }
-}
-
 // ---- the parent ----
 
 /// What a child printed: the highest order whose placement returned, and
@@ -175,46 +156,20 @@ struct Progress {
     drained: bool,
 }
 
-fn spawn_child(dir: &str) -> (Child, Arc<Mutex<Progress>>, std::thread::JoinHandle<()>) {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
+fn spawn_child(dir: &str) -> (Child, Arc<Mutex<Progress>>) {
     let progress = Arc::new(Mutex::new(Progress::default()));
-    let reader = {
-        let progress = Arc::clone(&progress);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let mut p = progress.lock().expect("lock");
-                if let Some(n) = line.strip_prefix("placed ") {
-                    if let Ok(n) = n.trim().parse::<u64>() {
-                        p.placed = p.placed.max(n);
-                    }
-                } else if line.trim() == "drained" {
-                    p.drained = true;
-                }
+    let seen = Arc::clone(&progress);
+    let child = Child::spawn(TEST, &[(CHILD_ENV, dir)], move |line| {
+        let mut p = seen.lock().expect("lock");
+        if let Some(n) = line.strip_prefix("placed ") {
+            if let Ok(n) = n.trim().parse::<u64>() {
+                p.placed = p.placed.max(n);
             }
-        })
-    };
-    (child, progress, reader)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
+        } else if line.trim() == "drained" {
+            p.drained = true;
+        }
+    });
+    (child, progress)
 }
 
 #[test]
@@ -223,47 +178,30 @@ fn each_order_is_applied_exactly_once_across_sigkills() {
         child(&dir);
         return;
     }
-    let seed: u64 = std::env::var("COURIER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0de1_1fe7);
-    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let Plan { seed, cycles } = Plan::from_env(0x0de1_1fe7, 20);
     println!(
         "delivery crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders"
     );
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path().to_str().expect("utf-8 path").to_owned();
     let mut acknowledged = 0;
 
     for cycle in 0..cycles {
         let kill_after = Duration::from_millis(20 + rng.below(250));
-        let (mut child, progress, reader) = spawn_child(&dir);
+        let (mut child, progress) = spawn_child(&dir);
         // Wait for progress (or the end), then a random moment more.
-        let start = Instant::now();
         let before = acknowledged;
-        loop {
-            let p = progress.lock().expect("lock");
-            if p.placed > before || p.drained {
-                break;
-            }
-            drop(p);
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("seed {seed} cycle {cycle}: child exited early with {status}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "seed {seed} cycle {cycle}: no progress"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        child.wait_until(
+            &format!("seed {seed} cycle {cycle}: progress"),
+            Duration::from_secs(60),
+            || {
+                let p = progress.lock().expect("lock");
+                p.placed > before || p.drained
+            },
+        );
         std::thread::sleep(kill_after);
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        reader.join().expect("reader");
+        child.kill();
         acknowledged = acknowledged.max(progress.lock().expect("lock").placed);
         let applied = verify(&dir, acknowledged, false, seed, cycle);
         println!(
@@ -272,19 +210,8 @@ fn each_order_is_applied_exactly_once_across_sigkills() {
     }
 
     // A last run without a kill: everything placed, drained, applied once.
-    let (mut child, progress, reader) = spawn_child(&dir);
-    let start = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            panic!("seed {seed}: the final run did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    reader.join().expect("reader");
+    let (child, progress) = spawn_child(&dir);
+    let status = child.wait(Duration::from_secs(300));
     assert!(status.success(), "seed {seed}: final run failed: {status}");
     assert!(
         progress.lock().expect("lock").drained,
@@ -302,14 +229,14 @@ fn verify(dir: &str, acknowledged: u64, drained: bool, seed: u64, cycle: u64) ->
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let sender = open_with_retry(&format!("{dir}/sender")).await;
+        let sender = open_sled(&format!("{dir}/sender")).await;
         let placed = sender.highest_seq_nr("desk").await.expect("highest");
         assert!(
             placed >= acknowledged,
             "seed {seed} cycle {cycle}: order {acknowledged} was acknowledged but the journal ends at {placed}"
         );
         drop(sender);
-        let receiver = open_with_retry(&format!("{dir}/receiver")).await;
+        let receiver = open_sled(&format!("{dir}/receiver")).await;
         let mut history = History::new();
         for order in 1..=placed {
             // Until the outbox drained, a placed order may still be in

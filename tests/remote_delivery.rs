@@ -7,13 +7,16 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use courier::delivery::testkit::History;
 use courier::delivery::{Ack, Delivery};
 use courier::persistence::{Journal, MemoryStore};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
+// The facade has `courier::delivery::testkit` only under its `testkit`
+// feature; the dev-dependency enables it on the crate itself.
+use courier_delivery::testkit::History;
+use courier_test_support::ledger::{Ledger, ledger};
 use serde::{Deserialize, Serialize};
-use support::{Ledger, ORDER_DELIVERY, Order, SECRET, delivery_registry, ledger, shop};
+use support::{ORDER_DELIVERY, Order, SECRET, delivery_registry, shop};
 
 async fn warehouse_node(
     listen: std::net::SocketAddr,
@@ -21,7 +24,7 @@ async fn warehouse_node(
 ) -> (ActorSystem, Node) {
     let system = ActorSystem::new("warehouse-node");
     system
-        .spawn(Ledger::props(journal).with_name("warehouse"))
+        .spawn(Ledger::<Order>::props(journal).with_name("warehouse"))
         .expect("spawn warehouse");
     let mut settings = RemoteSettings::new("warehouse-node", SECRET);
     settings.listen = listen;

@@ -9,16 +9,21 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use courier::delivery::testkit::History;
 use courier::persistence::Journal;
 use courier::prelude::*;
 use courier::remote::{Node, RemoteSettings};
-use support::{Ledger, Order, Rng, SECRET, delivery_registry, ledger, open_sled, shop};
+// The facade has `courier::delivery::testkit` only under its `testkit`
+// feature; the dev-dependency enables it on the crate itself.
+use courier_delivery::testkit::History;
+use courier_test_support::Rng;
+use courier_test_support::crash::{Child, Plan, child_runtime};
+use courier_test_support::ledger::{Ledger, ledger};
+use courier_test_support::store::open_sled;
+use support::{Order, SECRET, delivery_registry, shop};
 
 const ROLE: &str = "COURIER_REMOTE_CRASH_ROLE";
 const DIR: &str = "COURIER_REMOTE_CRASH_DIR";
@@ -32,7 +37,7 @@ async fn receiver(dir: &str, port: u16) {
     let store: Arc<dyn Journal> = Arc::new(open_sled(&format!("{dir}/receiver")).await);
     let system = ActorSystem::new("ledger-node");
     system
-        .spawn(Ledger::props(&store).with_name("ledger"))
+        .spawn(Ledger::<Order>::props(&store).with_name("ledger"))
         .expect("spawn ledger");
     let mut settings = RemoteSettings::new("ledger-node", SECRET);
     settings.listen = ([127, 0, 0, 1], port).into();
@@ -84,67 +89,38 @@ async fn sender(dir: &str, port: u16) {
 
 // ---- the parent ----
 
+/// A child in a role, and the lines it printed.
 struct Proc {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    lines: Arc<Mutex<HashSet<String>>>,
 }
 
 fn spawn(role: &str, dir: &str, port: u16) -> Proc {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir)
-        .env(PORT, port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let lines: Arc<Mutex<HashSet<String>>> = Arc::default();
     let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sink.lock().expect("lock").push(line);
-        }
-    });
+    let port = port.to_string();
+    let child = Child::spawn(
+        TEST,
+        &[(ROLE, role), (DIR, dir), (PORT, &port)],
+        move |line| {
+            sink.lock().expect("lock").insert(line.to_owned());
+        },
+    );
     Proc { child, lines }
 }
 
 impl Proc {
-    /// Whether the child printed `line` (the test harness may print its
-    /// own "test … … " before the child's first line).
-    fn saw(&self, line: &str) -> bool {
-        self.lines
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|l| l == line || l.ends_with(&format!(" {line}")))
-    }
-
     fn wait_for(&mut self, line: &str, seed: u64) {
-        let started = Instant::now();
-        while !self.saw(line) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("seed {seed}: child exited with {status} before {line:?}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "seed {seed}: no {line:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let lines = Arc::clone(&self.lines);
+        self.child.wait_until(
+            &format!("seed {seed}: {line:?}"),
+            Duration::from_secs(120),
+            || lines.lock().expect("lock").contains(line),
+        );
     }
 
     fn kill(self) {
-        drop(self);
-    }
-}
-
-/// A child never outlives the test, even when an assertion fails.
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
@@ -154,29 +130,18 @@ fn orders_cross_two_processes_exactly_once_across_sigkills() {
         (std::env::var(ROLE), std::env::var(DIR), std::env::var(PORT))
     {
         let port: u16 = port.parse().expect("port");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = child_runtime();
         match role.as_str() {
             "receiver" => rt.block_on(receiver(&dir, port)),
             _ => rt.block_on(sender(&dir, port)),
         }
         return;
     }
-    let seed: u64 = std::env::var("COURIER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x7ee0_0de5);
-    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let Plan { seed, cycles } = Plan::from_env(0x7ee0_0de5, 10);
     println!(
         "two-process crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders"
     );
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path().to_str().expect("utf-8").to_owned();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
