@@ -10,7 +10,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that paused test time drives the log window (outside a
+// runtime it is the system's monotonic clock).
+use tokio::time::Instant;
 
 use crate::event_stream::EventStream;
 use crate::path::ActorPath;

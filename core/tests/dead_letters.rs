@@ -30,7 +30,7 @@ impl Lines {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_dead_letter_is_published_but_the_log_is_rate_limited() {
     let lines = Lines::default();
     let writer = lines.clone();
@@ -73,7 +73,7 @@ async fn every_dead_letter_is_published_but_the_log_is_rate_limited() {
     assert!(logged.contains("reason=actor stopped"), "{logged}");
 
     // The next window starts with a summary of what was suppressed.
-    std::thread::sleep(Duration::from_millis(1100));
+    tokio::time::advance(Duration::from_millis(1100)).await;
     actor.tell(Msg::Note(0));
     let logged = lines.text();
     assert!(logged.contains("suppressed=995"), "{logged}");
