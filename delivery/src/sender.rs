@@ -30,8 +30,10 @@
 //! skip a delivery.
 
 mod cleaner;
+mod prepared;
 mod recovery;
 mod redeliverer;
+mod transmit;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -39,20 +41,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use courier_core::{Actor, ActorPath, ActorRef, ActorSystem, Context, Props, TryTellError};
+use courier_core::{Actor, ActorPath, ActorRef, ActorSystem, Context, Props};
 use courier_persistence::{Journal, WriteBatch};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
+use crate::envelope::{Ack, DeliveryId, SenderId};
 use crate::error::{Error, Result};
-use crate::outbox::{Dispatch, Outbox, OutboxSettings};
+use crate::outbox::{Outbox, OutboxSettings};
 use crate::records::{StoredEntry, decode, encode, id_key, key_id, outbox_ns, parked_ns, scan_all};
 
 use cleaner::{Cleaner, Cleanup};
 use redeliverer::{AckInbox, Redeliverer, Signal};
+
+pub use prepared::Prepared;
 
 /// What a delivered message must be: stored in the outbox and sent again.
 pub trait Outgoing: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -191,18 +195,6 @@ impl Clock {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// An error and its causes on one line, for a delivery's last error.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 impl<M: Outgoing> Deliverer<M> {
@@ -514,161 +506,5 @@ impl<M> Shared<M> {
             .kv_get(namespace, &id_key(id))
             .await
             .map_err(|e| self.store_error(e))
-    }
-}
-
-/// Where an attempt goes, as the actor system resolves its path now.
-enum Route<M> {
-    /// An actor that takes `Delivery<M>`.
-    Ready(ActorRef<Delivery<M>>),
-    /// Not reachable now (no such actor yet, no connection, no node): the
-    /// timer tries again.
-    Unreachable(String),
-    /// The path can never take `Delivery<M>` (another message type, a bad
-    /// path): the delivery is parked.
-    Refused(String),
-}
-
-impl<M: Outgoing> Shared<M> {
-    fn route(&self, destination: &str) -> Route<M> {
-        match self.system.lookup::<Delivery<M>>(destination) {
-            Ok(target) => Route::Ready(target),
-            Err(
-                e @ (courier_core::Error::WrongMessageType { .. }
-                | courier_core::Error::InvalidPath { .. }),
-            ) => Route::Refused(chain(&e)),
-            Err(e) => Route::Unreachable(chain(&e)),
-        }
-    }
-
-    /// Checks a new delivery's destination: refused when it can be known
-    /// now that it will never take `Delivery<M>`.
-    fn resolve_new(&self, destination: &str) -> Result<Option<ActorRef<Delivery<M>>>> {
-        let refuse = |reason: String| Error::InvalidDestination {
-            destination: destination.to_owned(),
-            reason,
-        };
-        match self.system.lookup::<Delivery<M>>(destination) {
-            Ok(target) => Ok(Some(target)),
-            Err(
-                e @ (courier_core::Error::WrongMessageType { .. }
-                | courier_core::Error::InvalidPath { .. }
-                | courier_core::Error::UnknownScheme { .. }),
-            ) => Err(refuse(chain(&e))),
-            // Not there yet: the actor may be started later, the node may
-            // connect later. The timer keeps trying, and says so.
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Sends one attempt, at most once. Why an attempt could not be sent is
-    /// kept as the delivery's last error; a destination that can never take
-    /// the delivery gets it parked.
-    fn transmit(
-        &self,
-        id: DeliveryId,
-        destination: &str,
-        target: Option<ActorRef<Delivery<M>>>,
-        message: M,
-        attempt: u32,
-    ) {
-        let (Some(ack_to), Some(signals)) = (self.acks.get(), self.signals.get()) else {
-            return;
-        };
-        let route = target.map_or_else(|| self.route(destination), Route::Ready);
-        let error = match route {
-            Route::Ready(target) => {
-                let (settled_below, expected_inbox) = {
-                    let state = self.lock();
-                    (
-                        state.outbox.settled_below(),
-                        state.inboxes.get(destination).copied(),
-                    )
-                };
-                match target.try_tell(Delivery {
-                    sender: self.sender.clone(),
-                    id,
-                    attempt,
-                    settled_below,
-                    expected_inbox,
-                    message,
-                    ack_to: ack_to.clone(),
-                }) {
-                    Ok(()) => None,
-                    Err(TryTellError::Full(_)) => Some("the destination's mailbox is full".into()),
-                    Err(TryTellError::Stopped(_)) => Some("the destination has stopped".into()),
-                }
-            }
-            Route::Unreachable(reason) => Some(reason),
-            Route::Refused(reason) => {
-                signals.tell(Signal::Park {
-                    id,
-                    reason: format!("destination {destination} refused: {reason}"),
-                });
-                Some(reason)
-            }
-        };
-        if let Some(reason) = &error {
-            tracing::debug!(sender = %self.sender, %id, destination, error = %reason, "attempt not sent; will redeliver");
-        }
-        self.lock().outbox.note_error(id, error.map(Arc::from));
-    }
-}
-
-/// A numbered delivery whose records are not yet durable.
-#[must_use = "a prepared delivery is sent only by `send`"]
-pub struct Prepared<M: Outgoing> {
-    shared: Arc<Shared<M>>,
-    id: DeliveryId,
-    destination: Arc<str>,
-    target: Option<ActorRef<Delivery<M>>>,
-    message: Option<M>,
-    writes: WriteBatch,
-    created: Duration,
-}
-
-impl<M: Outgoing> Prepared<M> {
-    /// Its id.
-    pub fn id(&self) -> DeliveryId {
-        self.id
-    }
-
-    /// The records to write (the outbox entry).
-    pub fn writes(&self) -> WriteBatch {
-        self.writes.clone()
-    }
-
-    /// The records are durable: the delivery joins the outbox and is sent
-    /// (now, or after the restored backlog).
-    pub fn send(mut self) -> DeliveryId {
-        let Some(message) = self.message.take() else {
-            return self.id;
-        };
-        let dispatch = {
-            let mut state = self.shared.lock();
-            let random = state.rng.f64();
-            state.outbox.insert(
-                self.id,
-                Arc::clone(&self.destination),
-                (),
-                self.created,
-                random,
-            )
-        };
-        if dispatch == Dispatch::Now {
-            self.shared
-                .transmit(self.id, &self.destination, self.target.take(), message, 1);
-        }
-        self.id
-    }
-}
-
-impl<M: Outgoing> Drop for Prepared<M> {
-    fn drop(&mut self) {
-        if self.message.is_some() {
-            // Its write failed, was never made, or is still in flight: a
-            // later tick finds out whether the entry is durable.
-            self.shared.lock().outbox.doubt(self.id);
-        }
     }
 }

@@ -1,0 +1,122 @@
+//! Sending one attempt: resolving the destination's path now, refusing
+//! what can never take the delivery, and keeping why an attempt could not
+//! be sent as the delivery's last error.
+
+use std::sync::Arc;
+
+use courier_core::{ActorRef, TryTellError};
+
+use super::redeliverer::Signal;
+use super::{Outgoing, Shared};
+use crate::envelope::{Delivery, DeliveryId};
+use crate::error::{Error, Result};
+
+/// An error and its causes on one line, for a delivery's last error.
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Where an attempt goes, as the actor system resolves its path now.
+enum Route<M> {
+    /// An actor that takes `Delivery<M>`.
+    Ready(ActorRef<Delivery<M>>),
+    /// Not reachable now (no such actor yet, no connection, no node): the
+    /// timer tries again.
+    Unreachable(String),
+    /// The path can never take `Delivery<M>` (another message type, a bad
+    /// path): the delivery is parked.
+    Refused(String),
+}
+
+impl<M: Outgoing> Shared<M> {
+    fn route(&self, destination: &str) -> Route<M> {
+        match self.system.lookup::<Delivery<M>>(destination) {
+            Ok(target) => Route::Ready(target),
+            Err(
+                e @ (courier_core::Error::WrongMessageType { .. }
+                | courier_core::Error::InvalidPath { .. }),
+            ) => Route::Refused(chain(&e)),
+            Err(e) => Route::Unreachable(chain(&e)),
+        }
+    }
+
+    /// Checks a new delivery's destination: refused when it can be known
+    /// now that it will never take `Delivery<M>`.
+    pub(super) fn resolve_new(&self, destination: &str) -> Result<Option<ActorRef<Delivery<M>>>> {
+        let refuse = |reason: String| Error::InvalidDestination {
+            destination: destination.to_owned(),
+            reason,
+        };
+        match self.system.lookup::<Delivery<M>>(destination) {
+            Ok(target) => Ok(Some(target)),
+            Err(
+                e @ (courier_core::Error::WrongMessageType { .. }
+                | courier_core::Error::InvalidPath { .. }
+                | courier_core::Error::UnknownScheme { .. }),
+            ) => Err(refuse(chain(&e))),
+            // Not there yet: the actor may be started later, the node may
+            // connect later. The timer keeps trying, and says so.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Sends one attempt, at most once. Why an attempt could not be sent is
+    /// kept as the delivery's last error; a destination that can never take
+    /// the delivery gets it parked.
+    pub(super) fn transmit(
+        &self,
+        id: DeliveryId,
+        destination: &str,
+        target: Option<ActorRef<Delivery<M>>>,
+        message: M,
+        attempt: u32,
+    ) {
+        let (Some(ack_to), Some(signals)) = (self.acks.get(), self.signals.get()) else {
+            return;
+        };
+        let route = target.map_or_else(|| self.route(destination), Route::Ready);
+        let error = match route {
+            Route::Ready(target) => {
+                let (settled_below, expected_inbox) = {
+                    let state = self.lock();
+                    (
+                        state.outbox.settled_below(),
+                        state.inboxes.get(destination).copied(),
+                    )
+                };
+                match target.try_tell(Delivery {
+                    sender: self.sender.clone(),
+                    id,
+                    attempt,
+                    settled_below,
+                    expected_inbox,
+                    message,
+                    ack_to: ack_to.clone(),
+                }) {
+                    Ok(()) => None,
+                    Err(TryTellError::Full(_)) => Some("the destination's mailbox is full".into()),
+                    Err(TryTellError::Stopped(_)) => Some("the destination has stopped".into()),
+                }
+            }
+            Route::Unreachable(reason) => Some(reason),
+            Route::Refused(reason) => {
+                signals.tell(Signal::Park {
+                    id,
+                    reason: format!("destination {destination} refused: {reason}"),
+                });
+                Some(reason)
+            }
+        };
+        if let Some(reason) = &error {
+            tracing::debug!(sender = %self.sender, %id, destination, error = %reason, "attempt not sent; will redeliver");
+        }
+        self.lock().outbox.note_error(id, error.map(Arc::from));
+    }
+}
