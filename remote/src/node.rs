@@ -129,10 +129,8 @@ impl Node {
         let service = RemoteServer::new(Inbound {
             shared: Arc::clone(&shared),
         })
-        // Room for a full frame plus its framing; the limit itself is
-        // enforced per frame with a typed rejection.
-        .max_decoding_message_size(shared.settings.max_frame + 64 * 1024)
-        .max_encoding_message_size(shared.settings.max_frame + 64 * 1024);
+        .max_decoding_message_size(shared.settings.grpc_message_limit())
+        .max_encoding_message_size(shared.settings.grpc_message_limit());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()

@@ -28,6 +28,11 @@ const MIN_FRAME: usize = 1024;
 /// The shortest secret a node accepts, in bytes.
 const MIN_SECRET: usize = 16;
 
+/// Room above `max_frame` that gRPC allows a message for its framing. The
+/// frame limit itself is enforced per frame with a typed rejection, so
+/// gRPC must never be the one to cut off a frame that is within it.
+const FRAMING: usize = 64 * 1024;
+
 /// A node's settings (the `[remote]` section of the configuration).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteSettings {
@@ -59,6 +64,12 @@ impl RemoteSettings {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
         }
+    }
+
+    /// The largest gRPC message either end of a link sends or accepts: a
+    /// full frame plus its framing.
+    pub(crate) fn grpc_message_limit(&self) -> usize {
+        self.max_frame.saturating_add(FRAMING)
     }
 
     /// Checks the settings; `Node::start` does too.

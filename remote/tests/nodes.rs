@@ -175,6 +175,44 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
     assert_eq!(r.seen.lock().expect("lock")[0].cents, 2);
 }
 
+/// gRPC's own message limit leaves room for the framing around a frame, so
+/// a message that fills `max_frame` exactly is not cut off by the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fills_max_frame_exactly_arrives() {
+    const MAX_FRAME: usize = 4096;
+    const RECIPIENT: &str = "/user/billing";
+    const MANIFEST: &str = "billing.Charge/1";
+    let encoded = |account: String| {
+        courier_codec::encode(&Charge { account, cents: 1 }, courier_codec::MAX_LEN)
+            .expect("encode")
+            .len()
+    };
+    // The sender counts payload, recipient and manifest against max_frame.
+    let overhead = encoded("x".repeat(3000)) - 3000;
+    let account = "x".repeat(MAX_FRAME - RECIPIENT.len() - MANIFEST.len() - overhead);
+    assert_eq!(
+        encoded(account.clone()) + RECIPIENT.len() + MANIFEST.len(),
+        MAX_FRAME
+    );
+    let r = receiver("billing-node", SECRET).await;
+    let system = ActorSystem::new("shop");
+    let mut settings = RemoteSettings::new("shop", SECRET);
+    settings.max_frame = MAX_FRAME;
+    let _node = Node::start(&system, settings, billing_registry())
+        .await
+        .expect("start");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of(RECIPIENT))
+        .expect("lookup");
+    let account_len = account.len();
+    billing.tell(Charge { account, cents: 1 });
+    eventually("the full-size charge received", || {
+        r.seen.lock().expect("lock").len() == 1
+    })
+    .await;
+    assert_eq!(r.seen.lock().expect("lock")[0].account.len(), account_len);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_settings_are_typed_errors() {
     let system = ActorSystem::new("x");

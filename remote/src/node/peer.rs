@@ -147,7 +147,7 @@ impl Peer {
             return Err("node shut down".into());
         };
         let secret = shared.settings.secret.as_bytes();
-        let limit = shared.settings.max_frame + 64 * 1024;
+        let limit = shared.settings.grpc_message_limit();
         let channel =
             crate::transport::channel(&shared.connect, &self.host_port, HANDSHAKE).await?;
         let mut client = RemoteClient::new(channel)
