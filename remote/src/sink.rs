@@ -8,7 +8,7 @@
 
 use std::any::type_name;
 use std::marker::PhantomData;
-use std::sync::{PoisonError, Weak};
+use std::sync::Weak;
 
 use courier_core::{
     ActorPath, BoxFuture, MessageSink, SendError, TryTellError, Watcher, WatcherId,
@@ -103,20 +103,10 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
     /// Remote watch: `Terminated` arrives when the connection to the peer is
     /// lost (the actor is then unreachable), as Akka's remote death watch.
     fn watch(&self, watcher: Watcher) {
-        self.target
-            .peer
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((self.target.path.clone(), watcher));
+        self.target.peer.watch(self.target.path.clone(), watcher);
     }
 
     fn unwatch(&self, watcher: WatcherId) {
-        self.target
-            .peer
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(_, w)| w.id() != watcher);
+        self.target.peer.unwatch(watcher);
     }
 }

@@ -11,11 +11,11 @@
 //! transport-neutral [`Refusal`](courier_core::Refusal).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use courier_core::{ActorPath, Watcher};
+use courier_core::{ActorPath, Watcher, WatcherId};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
@@ -47,7 +47,27 @@ pub(crate) struct Outbound {
 #[derive(Clone)]
 pub(crate) struct PeerHandle {
     pub(crate) queue: mpsc::UnboundedSender<Outbound>,
-    pub(crate) watchers: Watchers,
+    watchers: Watchers,
+}
+
+impl PeerHandle {
+    /// Tells `watcher` when the connection is lost (the actor at `path`
+    /// is then unreachable), as Akka's remote death watch.
+    pub(crate) fn watch(&self, path: ActorPath, watcher: Watcher) {
+        lock(&self.watchers).push((path, watcher));
+    }
+
+    /// Forgets `watcher`.
+    pub(crate) fn unwatch(&self, watcher: WatcherId) {
+        lock(&self.watchers).retain(|(_, w)| w.id() != watcher);
+    }
+}
+
+/// Poisoning is ignored: every critical section on the watcher list is one
+/// `push`, `retain` or `take`, which leaves the list whole even if a thread
+/// panicked while holding the lock.
+fn lock(watchers: &Watchers) -> MutexGuard<'_, Vec<(ActorPath, Watcher)>> {
+    watchers.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The task that owns one peer connection.
@@ -311,8 +331,7 @@ impl Peer {
                 );
             }
         }
-        let watchers =
-            std::mem::take(&mut *self.watchers.lock().unwrap_or_else(PoisonError::into_inner));
+        let watchers = std::mem::take(&mut *lock(&self.watchers));
         for (path, watcher) in watchers {
             watcher.notify_terminated(&path, 0);
         }
