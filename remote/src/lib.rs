@@ -28,6 +28,12 @@ mod proto {
     tonic::include_proto!("courier.remote.v1");
 }
 
+/// What a server answers a link with: the frames it sends back, or the
+/// status that ends the stream.
+type FrameStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = std::result::Result<proto::Frame, tonic::Status>> + Send>,
+>;
+
 pub use error::{Error, Result};
 pub use node::{Node, SCHEME};
 pub use registry::{Registry, RegistryError};

@@ -7,16 +7,15 @@
 //! rejected alone (loudly when the cause is one an operator must fix), so
 //! the rest of its batch and the stream go on.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use courier_core::with_ref_codec;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{HANDSHAKE, Shared};
+use crate::FrameStream;
 use crate::auth::{self, Role};
 use crate::proto::remote_server::Remote;
 use crate::proto::{self, frame::Kind};
@@ -27,8 +26,6 @@ pub(crate) struct Inbound {
     pub(crate) shared: Arc<Shared>,
 }
 
-type FrameStream = Pin<Box<dyn Stream<Item = std::result::Result<proto::Frame, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl Remote for Inbound {
     type LinkStream = FrameStream;
@@ -36,7 +33,7 @@ impl Remote for Inbound {
     async fn link(
         &self,
         request: Request<Streaming<proto::Frame>>,
-    ) -> std::result::Result<Response<Self::LinkStream>, Status> {
+    ) -> Result<Response<Self::LinkStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
             Ok(Ok(Some(proto::Frame {
@@ -45,71 +42,104 @@ impl Remote for Inbound {
             _ => return Err(Status::unauthenticated("a link starts with hello")),
         };
         let shared = Arc::clone(&self.shared);
-        let secret = shared.settings.secret.clone();
         let ours = auth::nonce();
-        let (tx, rx) = mpsc::channel::<std::result::Result<proto::Frame, Status>>(64);
+        let (tx, rx) = mpsc::channel::<Result<proto::Frame, Status>>(64);
         let welcome = proto::Frame {
             kind: Some(Kind::Welcome(proto::Welcome {
                 node: shared.settings.node.clone(),
                 nonce: ours.clone(),
-                proof: auth::prove(secret.as_bytes(), Role::Server, &hello.nonce, &ours),
+                proof: auth::prove(
+                    shared.settings.secret.as_bytes(),
+                    Role::Server,
+                    &hello.nonce,
+                    &ours,
+                ),
             })),
         };
         if tx.send(Ok(welcome)).await.is_err() {
             return Err(Status::unavailable("closed"));
         }
-        tokio::spawn(async move {
-            let proven = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
-                Ok(Ok(Some(proto::Frame {
-                    kind: Some(Kind::Proof(p)),
-                }))) => auth::check(
-                    secret.as_bytes(),
-                    Role::Client,
-                    &ours,
-                    &hello.nonce,
-                    &p.proof,
-                ),
-                _ => false,
-            };
-            if !proven {
-                tracing::warn!(peer = %hello.node, "peer refused: it could not prove the shared secret");
-                let _ = tx
-                    .send(Err(Status::unauthenticated("invalid credentials")))
-                    .await;
-                return;
-            }
-            tracing::debug!(peer = %hello.node, "peer authenticated");
-            serve(&shared, &hello.node, &mut inbound, &tx).await;
-        });
+        let link = Link {
+            shared,
+            hello,
+            ours,
+            inbound,
+            tx,
+        };
+        tokio::spawn(link.run());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
-/// Delivers an authenticated peer's batches until its stream ends.
-async fn serve(
-    shared: &Shared,
-    peer: &str,
-    inbound: &mut Streaming<proto::Frame>,
-    tx: &mpsc::Sender<std::result::Result<proto::Frame, Status>>,
-) {
-    let max_frame = shared.settings.max_frame;
-    let mut closing = shared.closing.subscribe();
-    loop {
-        let message = tokio::select! {
-            message = inbound.message() => message,
-            _ = closing.wait_for(|closing| *closing) => return,
-        };
-        let batch = match message {
-            Ok(Some(proto::Frame {
-                kind: Some(Kind::Batch(batch)),
-            })) => batch,
-            Ok(Some(_)) => continue,
-            Ok(None) => return,
-            Err(status) => {
-                tracing::debug!(error = %status, "peer stream ended");
-                return;
+/// The task behind one peer's stream, once this node has sent its welcome:
+/// it checks the peer's proof, then delivers the peer's batches until the
+/// stream ends or the node shuts down.
+struct Link {
+    shared: Arc<Shared>,
+    hello: proto::Hello,
+    /// This node's nonce, which the peer's proof must cover.
+    ours: Vec<u8>,
+    inbound: Streaming<proto::Frame>,
+    tx: mpsc::Sender<Result<proto::Frame, Status>>,
+}
+
+impl Link {
+    async fn run(mut self) {
+        if !self.proven().await {
+            tracing::warn!(peer = %self.hello.node, "peer refused: it could not prove the shared secret");
+            let _ = self
+                .tx
+                .send(Err(Status::unauthenticated("invalid credentials")))
+                .await;
+            return;
+        }
+        tracing::debug!(peer = %self.hello.node, "peer authenticated");
+        let mut closing = self.shared.closing.subscribe();
+        loop {
+            let message = tokio::select! {
+                message = self.inbound.message() => message,
+                _ = closing.wait_for(|closing| *closing) => return,
+            };
+            let batch = match message {
+                Ok(Some(proto::Frame {
+                    kind: Some(Kind::Batch(batch)),
+                })) => batch,
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(error = %status, "peer stream ended");
+                    return;
+                }
+            };
+            for answer in self.deliver(batch) {
+                if self.tx.send(Ok(answer)).await.is_err() {
+                    return;
+                }
             }
-        };
+        }
+    }
+
+    /// Whether the peer's next frame proves the shared secret, in time.
+    async fn proven(&mut self) -> bool {
+        match tokio::time::timeout(HANDSHAKE, self.inbound.message()).await {
+            Ok(Ok(Some(proto::Frame {
+                kind: Some(Kind::Proof(p)),
+            }))) => auth::check(
+                self.shared.settings.secret.as_bytes(),
+                Role::Client,
+                &self.ours,
+                &self.hello.nonce,
+                &p.proof,
+            ),
+            _ => false,
+        }
+    }
+
+    /// Delivers one batch; the answers are a rejection per envelope that
+    /// was not delivered, then `Received` up to the batch's last one.
+    fn deliver(&self, batch: proto::Batch) -> Vec<proto::Frame> {
+        let shared = &self.shared;
+        let max_frame = shared.settings.max_frame;
         let mut up_to = 0;
         let mut answers = Vec::new();
         for envelope in batch.envelopes {
@@ -131,21 +161,7 @@ async fn serve(
                 })
             };
             if let Err(r) = result {
-                match r.reason {
-                    // Permanent, and a sign of a peer running another
-                    // version of a message type (or of a hostile peer).
-                    RejectionReason::Undecodable => tracing::error!(
-                        peer = %peer,
-                        rejection = %r,
-                        "envelope refused: its payload is not the registered type; if the peer runs another version of it, give the changed type a new manifest"
-                    ),
-                    RejectionReason::Oversized => tracing::error!(
-                        peer = %peer,
-                        rejection = %r,
-                        "envelope refused: larger than max_frame; raise max_frame on both nodes or send smaller messages"
-                    ),
-                    _ => tracing::debug!(rejection = %r, "envelope rejected"),
-                }
+                log(&self.hello.node, &r);
                 answers.push(proto::Frame {
                     kind: Some(Kind::Rejection(r.into_proto())),
                 });
@@ -154,10 +170,25 @@ async fn serve(
         answers.push(proto::Frame {
             kind: Some(Kind::Received(proto::Received { up_to })),
         });
-        for answer in answers {
-            if tx.send(Ok(answer)).await.is_err() {
-                return;
-            }
-        }
+        answers
+    }
+}
+
+/// Logs a rejection, as an error with what to do when an operator must act.
+fn log(peer: &str, r: &Rejection) {
+    match r.reason {
+        // Permanent, and a sign of a peer running another version of a
+        // message type (or of a hostile peer).
+        RejectionReason::Undecodable => tracing::error!(
+            peer = %peer,
+            rejection = %r,
+            "envelope refused: its payload is not the registered type; if the peer runs another version of it, give the changed type a new manifest"
+        ),
+        RejectionReason::Oversized => tracing::error!(
+            peer = %peer,
+            rejection = %r,
+            "envelope refused: larger than max_frame; raise max_frame on both nodes or send smaller messages"
+        ),
+        _ => tracing::debug!(rejection = %r, "envelope rejected"),
     }
 }
