@@ -302,17 +302,14 @@ impl Peer {
         };
         let reason = RejectionReason::from_proto(r.reason);
         if let Some(shared) = self.shared.upgrade() {
-            shared.dead_letter(
-                &sent.path,
-                sent.type_name,
-                format!("rejected by {}: {reason}: {}", self.node, r.detail),
-            );
+            let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
+            shared.dead_letter(&sent.path, sent.type_name, detail.clone());
             // Transport-neutral, so that layers above need not know remote.
             shared.system.event_stream().publish(courier_core::Refusal {
                 recipient: sent.path,
                 message_type: sent.type_name,
                 permanent: reason.is_permanent(),
-                detail: format!("rejected by {}: {reason}: {}", self.node, r.detail),
+                detail,
                 payload: Arc::from(sent.payload.as_ref()),
             });
         }
