@@ -3,15 +3,14 @@
 //! node against. Not part of the API.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::FrameStream;
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::remote_server::{Remote, RemoteServer};
 use crate::proto::{self, frame::Kind};
@@ -36,8 +35,6 @@ impl Drop for BareServer {
 struct Counter {
     received: Arc<AtomicU64>,
 }
-
-type FrameStream = Pin<Box<dyn Stream<Item = Result<proto::Frame, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Remote for Counter {

@@ -15,8 +15,11 @@ mod auth;
 #[doc(hidden)]
 pub mod bare;
 mod error;
-mod frame;
 mod node;
+mod registry;
+mod rejection;
+mod settings;
+mod sink;
 mod transport;
 
 /// The generated protocol types; private to the crate.
@@ -25,7 +28,15 @@ mod proto {
     tonic::include_proto!("courier.remote.v1");
 }
 
+/// What a server answers a link with: the frames it sends back, or the
+/// status that ends the stream.
+type FrameStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = std::result::Result<proto::Frame, tonic::Status>> + Send>,
+>;
+
 pub use error::{Error, Result};
-pub use frame::{DEFAULT_MAX_FRAME, Registry, RegistryError, Rejection, RejectionReason};
-pub use node::{MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, RemoteSettings, SCHEME};
+pub use node::{Node, SCHEME};
+pub use registry::{Registry, RegistryError};
+pub use rejection::{Rejection, RejectionReason};
+pub use settings::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, RemoteSettings};
 pub use transport::{Io, Transport};

@@ -6,7 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier_core::{Actor, ActorSystem, BoxError, Context, Props, ReplyTo};
+use courier_core::{Actor, ActorRef, ActorSystem, BoxError, Context, Props, ReplyTo, Terminated};
 use courier_core::{DeadLetter, DeadLetterReason};
 use courier_remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
@@ -173,6 +173,105 @@ async fn an_oversized_message_is_a_dead_letter_and_costs_nothing_else() {
     assert!(matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("oversized")));
     eventually("1 received", || r.seen.lock().expect("lock").len() == 1).await;
     assert_eq!(r.seen.lock().expect("lock")[0].cents, 2);
+}
+
+/// Watches whatever reference it is sent, and records every `Terminated`.
+struct RemoteWatcher {
+    watching: Arc<Mutex<usize>>,
+    terminated: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actor for RemoteWatcher {
+    type Msg = ActorRef<Charge>;
+
+    async fn handle(
+        &mut self,
+        target: ActorRef<Charge>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        ctx.watch(&target);
+        *self.watching.lock().expect("lock") += 1;
+        Ok(())
+    }
+
+    async fn terminated(
+        &mut self,
+        terminated: Terminated,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        let path = terminated.path.to_string();
+        self.terminated.lock().expect("lock").push(path);
+        Ok(())
+    }
+}
+
+/// Remote death watch: losing the connection to a peer tells every watcher
+/// of an actor there that it is unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_of_a_remote_actor_hear_when_its_node_is_lost() {
+    let r = receiver("billing-node", SECRET).await;
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let remote_path = r.node.path_of("/user/billing");
+    let billing = system.lookup::<Charge>(&remote_path).expect("lookup");
+    billing.tell(charge(1));
+    eventually("connected", || r.seen.lock().expect("lock").len() == 1).await;
+    let watching: Arc<Mutex<usize>> = Arc::default();
+    let terminated: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (w, t) = (Arc::clone(&watching), Arc::clone(&terminated));
+    let watcher = system
+        .spawn(Props::new(move || RemoteWatcher {
+            watching: Arc::clone(&w),
+            terminated: Arc::clone(&t),
+        }))
+        .expect("spawn watcher");
+    watcher.tell(billing.clone());
+    eventually("watching", || *watching.lock().expect("lock") == 1).await;
+    assert!(terminated.lock().expect("lock").is_empty(), "not lost yet");
+    r.node.shutdown().await;
+    eventually("terminated", || {
+        !terminated.lock().expect("lock").is_empty()
+    })
+    .await;
+    assert_eq!(*terminated.lock().expect("lock"), vec![remote_path]);
+    r.system.shutdown().await;
+}
+
+/// gRPC's own message limit leaves room for the framing around a frame, so
+/// a message that fills `max_frame` exactly is not cut off by the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fills_max_frame_exactly_arrives() {
+    const MAX_FRAME: usize = 4096;
+    const RECIPIENT: &str = "/user/billing";
+    const MANIFEST: &str = "billing.Charge/1";
+    let encoded = |account: String| {
+        courier_codec::encode(&Charge { account, cents: 1 }, courier_codec::MAX_LEN)
+            .expect("encode")
+            .len()
+    };
+    // The sender counts payload, recipient and manifest against max_frame.
+    let overhead = encoded("x".repeat(3000)) - 3000;
+    let account = "x".repeat(MAX_FRAME - RECIPIENT.len() - MANIFEST.len() - overhead);
+    assert_eq!(
+        encoded(account.clone()) + RECIPIENT.len() + MANIFEST.len(),
+        MAX_FRAME
+    );
+    let r = receiver("billing-node", SECRET).await;
+    let system = ActorSystem::new("shop");
+    let mut settings = RemoteSettings::new("shop", SECRET);
+    settings.max_frame = MAX_FRAME;
+    let _node = Node::start(&system, settings, billing_registry())
+        .await
+        .expect("start");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of(RECIPIENT))
+        .expect("lookup");
+    let account_len = account.len();
+    billing.tell(Charge { account, cents: 1 });
+    eventually("the full-size charge received", || {
+        r.seen.lock().expect("lock").len() == 1
+    })
+    .await;
+    assert_eq!(r.seen.lock().expect("lock")[0].account.len(), account_len);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
-//! The receiving end of the wire: bytes to frames to local actors, with a
-//! typed [`Rejection`] for every way the input can be bad.
+//! [`Registry`]: the message types a node can receive and send, each under
+//! a manifest, and the receiving end of the wire: bytes to frames to local
+//! actors, with a typed [`Rejection`] for every way the input can be bad.
 //!
 //! Nothing here panics on input: a frame that is too large or does not
 //! decode is rejected as a whole; inside a good frame, each envelope is
@@ -7,109 +8,19 @@
 //! unknown recipient, wrong message type), so one bad message never costs
 //! the others or the stream.
 
-use std::any::{TypeId, type_name};
+use std::any::{Any, TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use std::any::Any;
-use std::sync::{Arc, PoisonError, Weak};
-
-use courier_core::{
-    ActorPath, ActorRef, ActorSystem, BoxFuture, Error as CoreError, MessageSink, SendError,
-    TryTellError, Watcher, WatcherId,
-};
+use courier_core::{ActorPath, ActorRef, ActorSystem, Error as CoreError, MessageSink};
 use prost::Message as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::node::{Outbound, PeerHandle, Shared};
 use crate::proto;
-
-/// The largest frame accepted unless configured otherwise: 4 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 4 << 20;
-
-/// Why a message was not delivered on the receiving node.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectionReason {
-    /// No message type is registered under the envelope's manifest.
-    UnknownManifest,
-    /// The payload (or the whole frame) does not decode.
-    Undecodable,
-    /// The frame is larger than the limit.
-    Oversized,
-    /// No actor lives at the recipient path.
-    UnknownRecipient,
-    /// The actor there takes another message type.
-    WrongType,
-}
-
-impl RejectionReason {
-    /// Whether sending the same bytes again can never succeed: they do not
-    /// decode at the receiving node, or are too large for it. The others may
-    /// heal (the actor may start, the type may be registered).
-    pub fn is_permanent(self) -> bool {
-        matches!(self, Self::Undecodable | Self::Oversized)
-    }
-}
-
-impl fmt::Display for RejectionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::UnknownManifest => "unknown manifest",
-            Self::Undecodable => "undecodable",
-            Self::Oversized => "oversized",
-            Self::UnknownRecipient => "unknown recipient",
-            Self::WrongType => "wrong message type",
-        })
-    }
-}
-
-/// A message (or a whole frame) the receiving node refused, and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rejected message {seq} for {recipient:?} ({manifest:?}): {reason}: {detail}")]
-pub struct Rejection {
-    /// The sender's sequence number of the message (0 for a whole frame).
-    pub seq: u64,
-    /// The recipient path as sent (empty for a whole frame).
-    pub recipient: String,
-    /// The manifest as sent (empty for a whole frame).
-    pub manifest: String,
-    /// Why.
-    pub reason: RejectionReason,
-    /// Details for logs.
-    pub detail: String,
-}
-
-impl Rejection {
-    pub(crate) fn into_proto(self) -> proto::Rejection {
-        use proto::rejection::Reason;
-        let reason = match self.reason {
-            RejectionReason::UnknownManifest => Reason::UnknownManifest,
-            RejectionReason::Undecodable => Reason::Undecodable,
-            RejectionReason::Oversized => Reason::Oversized,
-            RejectionReason::UnknownRecipient => Reason::UnknownRecipient,
-            RejectionReason::WrongType => Reason::WrongType,
-        };
-        proto::Rejection {
-            seq: self.seq,
-            recipient: self.recipient,
-            manifest: self.manifest,
-            reason: reason as i32,
-            detail: self.detail,
-        }
-    }
-
-    fn frame(reason: RejectionReason, detail: String) -> Self {
-        Self {
-            seq: 0,
-            recipient: String::new(),
-            manifest: String::new(),
-            reason,
-            detail,
-        }
-    }
-}
+use crate::rejection::{Rejection, RejectionReason};
+use crate::sink::{RemoteSink, RemoteTarget};
 
 /// Decodes a payload of at most the given size and tells it to the actor at
 /// the path.
@@ -140,14 +51,6 @@ type LocalRef =
 
 /// Builds an `ActorRef<M>` (boxed) for a remote target.
 type MakeRef = Box<dyn Fn(&ActorSystem, RemoteTarget) -> Box<dyn Any + Send> + Send + Sync>;
-
-/// Where a remote reference sends.
-pub(crate) struct RemoteTarget {
-    pub(crate) path: ActorPath,
-    pub(crate) recipient: String,
-    pub(crate) peer: PeerHandle,
-    pub(crate) shared: Weak<Shared>,
-}
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,11 +124,8 @@ impl Registry {
         });
         let owned = manifest.to_owned();
         let make: MakeRef = Box::new(move |system, target| {
-            let sink: Arc<dyn MessageSink<M>> = Arc::new(RemoteSink::<M> {
-                target,
-                manifest: owned.clone(),
-                message: std::marker::PhantomData,
-            });
+            let sink: Arc<dyn MessageSink<M>> =
+                Arc::new(RemoteSink::<M>::new(target, owned.clone()));
             Box::new(ActorRef::from_sink(system, sink))
         });
         self.makers.insert(TypeId::of::<M>(), make);
@@ -370,89 +270,5 @@ impl Registry {
             })),
         };
         Ok(frame.encode_to_vec())
-    }
-}
-
-/// The sending half of a remote reference: encodes and queues for the peer.
-struct RemoteSink<M> {
-    target: RemoteTarget,
-    manifest: String,
-    message: std::marker::PhantomData<fn(M)>,
-}
-
-impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
-    fn path(&self) -> &ActorPath {
-        &self.target.path
-    }
-
-    fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>> {
-        let Some(shared) = self.target.shared.upgrade() else {
-            return Err(TryTellError::Stopped(msg));
-        };
-        let type_name = type_name::<M>();
-        let limit = shared.settings.max_frame;
-        let encoded =
-            courier_core::with_ref_codec(&shared.codec, || courier_codec::encode(&msg, limit));
-        let payload = match encoded {
-            Ok(payload) => payload,
-            Err(e @ courier_codec::Error::TooLarge { .. }) => {
-                shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
-                return Ok(());
-            }
-            Err(e) => {
-                shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
-                return Ok(());
-            }
-        };
-        if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
-            // Refused here, so that one big message never costs the stream.
-            shared.dead_letter(
-                &self.target.path,
-                type_name,
-                format!("oversized: {} bytes, limit {limit}", payload.len()),
-            );
-            return Ok(());
-        }
-        let out = Outbound {
-            path: self.target.path.clone(),
-            recipient: self.target.recipient.clone(),
-            manifest: self.manifest.clone(),
-            payload: payload.into(),
-            type_name,
-        };
-        match self.target.peer.queue.send(out) {
-            Ok(()) => Ok(()),
-            Err(_) => Err(TryTellError::Stopped(msg)),
-        }
-    }
-
-    fn send(&self, msg: M) -> BoxFuture<'_, Result<(), SendError<M>>> {
-        let result = self.try_tell(msg).map_err(|e| SendError(e.into_inner()));
-        Box::pin(async move { result })
-    }
-
-    /// A remote actor cannot be stopped from here.
-    fn stop(&self) {
-        tracing::debug!(path = %self.target.path, "stop of a remote actor ignored");
-    }
-
-    /// Remote watch: `Terminated` arrives when the connection to the peer is
-    /// lost (the actor is then unreachable), as Akka's remote death watch.
-    fn watch(&self, watcher: Watcher) {
-        self.target
-            .peer
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((self.target.path.clone(), watcher));
-    }
-
-    fn unwatch(&self, watcher: WatcherId) {
-        self.target
-            .peer
-            .watchers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(_, w)| w.id() != watcher);
     }
 }

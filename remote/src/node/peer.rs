@@ -1,0 +1,345 @@
+//! [`Peer`]: the task that owns the connection to one peer node, and the
+//! [`PeerHandle`] that remote references queue their messages on.
+//!
+//! The task connects (exponential backoff with jitter between attempts),
+//! authenticates, and then sends envelopes in batches over one stream, so
+//! messages from this node to that one keep their order. What is queued
+//! while the peer cannot be reached, and what was sent but not yet
+//! reported `Received` when a connection dies, becomes a dead letter: this
+//! layer is at-most-once, like the core; the delivery layer on top makes it
+//! at-least-once. A rejection from the peer becomes a dead letter and a
+//! transport-neutral [`Refusal`](courier_core::Refusal).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use courier_core::{ActorPath, Watcher, WatcherId};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use super::{HANDSHAKE, Shared};
+use crate::auth::{self, Role};
+use crate::proto::remote_client::RemoteClient;
+use crate::proto::{self, frame::Kind};
+use crate::rejection::RejectionReason;
+
+/// How long a peer may leave sent messages unanswered before the
+/// connection is given up.
+const UNRESPONSIVE: Duration = Duration::from_secs(10);
+
+/// Who watches actors on a peer: each hears `Terminated` when the
+/// connection is lost.
+type Watchers = Arc<Mutex<Vec<(ActorPath, Watcher)>>>;
+
+/// One message on its way to a peer.
+pub(crate) struct Outbound {
+    pub(crate) path: ActorPath,
+    pub(crate) recipient: String,
+    pub(crate) manifest: String,
+    pub(crate) payload: Bytes,
+    pub(crate) type_name: &'static str,
+}
+
+/// The sending side's handle on a peer connection.
+#[derive(Clone)]
+pub(crate) struct PeerHandle {
+    pub(crate) queue: mpsc::UnboundedSender<Outbound>,
+    watchers: Watchers,
+}
+
+impl PeerHandle {
+    /// Tells `watcher` when the connection is lost (the actor at `path`
+    /// is then unreachable), as Akka's remote death watch.
+    pub(crate) fn watch(&self, path: ActorPath, watcher: Watcher) {
+        lock(&self.watchers).push((path, watcher));
+    }
+
+    /// Forgets `watcher`.
+    pub(crate) fn unwatch(&self, watcher: WatcherId) {
+        lock(&self.watchers).retain(|(_, w)| w.id() != watcher);
+    }
+}
+
+/// Poisoning is ignored: every critical section on the watcher list is one
+/// `push`, `retain` or `take`, which leaves the list whole even if a thread
+/// panicked while holding the lock.
+fn lock(watchers: &Watchers) -> MutexGuard<'_, Vec<(ActorPath, Watcher)>> {
+    watchers.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The task that owns one peer connection.
+pub(crate) struct Peer {
+    shared: Weak<Shared>,
+    node: String,
+    host_port: String,
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    watchers: Watchers,
+    next_seq: u64,
+    /// Sent, not yet reported `Received`: (path, type) by sequence number.
+    in_flight: BTreeMap<u64, InFlight>,
+}
+
+/// A message sent and not yet reported `Received`.
+struct InFlight {
+    path: ActorPath,
+    type_name: &'static str,
+    /// Kept so that a rejection can hand it back to the sender.
+    payload: Bytes,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Every handle is gone: stop.
+    Closed,
+    /// The connection failed: reconnect.
+    Lost(String),
+}
+
+impl Peer {
+    /// Starts the task for the node `node` at `host_port`; it runs until
+    /// every handle is gone or the node shuts down.
+    pub(crate) fn spawn(shared: &Arc<Shared>, node: &str, host_port: &str) -> PeerHandle {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let watchers = Watchers::default();
+        let handle = PeerHandle {
+            queue,
+            watchers: Arc::clone(&watchers),
+        };
+        let peer = Self {
+            shared: Arc::downgrade(shared),
+            node: node.to_owned(),
+            host_port: host_port.to_owned(),
+            rx,
+            watchers,
+            next_seq: 1,
+            in_flight: BTreeMap::new(),
+        };
+        tokio::spawn(peer.run());
+        handle
+    }
+
+    async fn run(mut self) {
+        let mut delay = None;
+        loop {
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            let (min, max) = (shared.settings.reconnect_min, shared.settings.reconnect_max);
+            drop(shared);
+            if let Some(wait) = delay {
+                // Whatever was queued meanwhile cannot be sent now.
+                self.drain_queue("peer unreachable");
+                tokio::time::sleep(wait).await;
+            }
+            let ended = match self.connect().await {
+                Ok((tx, inbound)) => {
+                    delay = None;
+                    self.pump(tx, inbound).await
+                }
+                Err(e) => Ended::Lost(e),
+            };
+            match ended {
+                Ended::Closed => {
+                    self.lost("node shut down");
+                    return;
+                }
+                Ended::Lost(reason) => {
+                    tracing::warn!(peer = %self.node, address = %self.host_port, %reason, "connection to peer lost");
+                    self.lost(&format!("connection to {} lost: {reason}", self.node));
+                    // Saturating, so that no setting can make the delay
+                    // arithmetic panic (validate bounds them anyway).
+                    let next = delay.map_or(min, |d: Duration| d.saturating_mul(2).min(max));
+                    let jitter = next.mul_f64(0.2 * fastrand::f64());
+                    delay = Some(next.saturating_add(jitter));
+                }
+            }
+        }
+    }
+
+    /// Connects and authenticates.
+    async fn connect(
+        &self,
+    ) -> std::result::Result<(mpsc::Sender<proto::Frame>, Streaming<proto::Frame>), String> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err("node shut down".into());
+        };
+        let secret = shared.settings.secret.as_bytes();
+        let limit = shared.settings.grpc_message_limit();
+        let channel =
+            crate::transport::channel(&shared.connect, &self.host_port, HANDSHAKE).await?;
+        let mut client = RemoteClient::new(channel)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let (tx, rx) = mpsc::channel(64);
+        let ours = auth::nonce();
+        let hello = proto::Frame {
+            kind: Some(Kind::Hello(proto::Hello {
+                node: shared.settings.node.clone(),
+                nonce: ours.clone(),
+            })),
+        };
+        tx.send(hello)
+            .await
+            .map_err(|_| "stream closed".to_owned())?;
+        let response = tokio::time::timeout(HANDSHAKE, client.link(ReceiverStream::new(rx)))
+            .await
+            .map_err(|_| "handshake timed out".to_owned())?
+            .map_err(|s| format!("refused: {}", s.message()))?;
+        let mut inbound = response.into_inner();
+        let welcome = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+            Ok(Ok(Some(proto::Frame {
+                kind: Some(Kind::Welcome(welcome)),
+            }))) => welcome,
+            Ok(Err(status)) => return Err(format!("refused: {}", status.message())),
+            _ => return Err("no welcome from the peer".into()),
+        };
+        if welcome.node != self.node {
+            return Err(format!(
+                "the node at {} is {:?}, not {:?}",
+                self.host_port, welcome.node, self.node
+            ));
+        }
+        if !auth::check(secret, Role::Server, &ours, &welcome.nonce, &welcome.proof) {
+            return Err("the peer could not prove the shared secret".into());
+        }
+        let proof = proto::Frame {
+            kind: Some(Kind::Proof(proto::Proof {
+                proof: auth::prove(secret, Role::Client, &welcome.nonce, &ours),
+            })),
+        };
+        tx.send(proof)
+            .await
+            .map_err(|_| "stream closed".to_owned())?;
+        Ok((tx, inbound))
+    }
+
+    /// Sends batches until the connection fails or every handle is gone.
+    async fn pump(
+        &mut self,
+        tx: mpsc::Sender<proto::Frame>,
+        mut inbound: Streaming<proto::Frame>,
+    ) -> Ended {
+        let Some(max_frame) = self.shared.upgrade().map(|s| s.settings.max_frame) else {
+            return Ended::Closed;
+        };
+        // The last time the peer showed progress; a peer that sits on
+        // messages for too long is treated as gone (a half-open connection
+        // or a partition that drops packets without resetting anything).
+        let mut progress = tokio::time::Instant::now();
+        loop {
+            let waiting = !self.in_flight.is_empty();
+            tokio::select! {
+                () = tokio::time::sleep_until(progress + UNRESPONSIVE), if waiting => {
+                    return Ended::Lost(format!("no answer for {UNRESPONSIVE:?}"));
+                }
+                next = self.rx.recv() => {
+                    let Some(first) = next else {
+                        return Ended::Closed;
+                    };
+                    let mut size = first.payload.len();
+                    let mut envelopes = vec![self.envelope(first)];
+                    // Batch what else is queued, up to one frame.
+                    while size < max_frame / 2 {
+                        match self.rx.try_recv() {
+                            Ok(more) => {
+                                size += more.payload.len() + more.recipient.len();
+                                envelopes.push(self.envelope(more));
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let frame = proto::Frame {
+                        kind: Some(Kind::Batch(proto::Batch { envelopes })),
+                    };
+                    if !waiting {
+                        progress = tokio::time::Instant::now();
+                    }
+                    match tokio::time::timeout(UNRESPONSIVE, tx.send(frame)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Ended::Lost("stream closed".into()),
+                        Err(_) => return Ended::Lost(format!("stuck sending for {UNRESPONSIVE:?}")),
+                    }
+                }
+                frame = inbound.message() => match frame {
+                    Ok(Some(proto::Frame { kind: Some(Kind::Received(r)) })) => {
+                        self.in_flight = self.in_flight.split_off(&(r.up_to + 1));
+                        progress = tokio::time::Instant::now();
+                    }
+                    Ok(Some(proto::Frame { kind: Some(Kind::Rejection(r)) })) => self.rejected(r),
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ended::Lost("the peer closed the stream".into()),
+                    Err(status) => return Ended::Lost(status.message().to_owned()),
+                },
+            }
+        }
+    }
+
+    fn envelope(&mut self, out: Outbound) -> proto::Envelope {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                path: out.path,
+                type_name: out.type_name,
+                payload: out.payload.clone(),
+            },
+        );
+        proto::Envelope {
+            recipient: out.recipient,
+            manifest: out.manifest,
+            payload: out.payload,
+            seq,
+        }
+    }
+
+    fn rejected(&mut self, r: proto::Rejection) {
+        let Some(sent) = self.in_flight.remove(&r.seq) else {
+            return;
+        };
+        let reason = RejectionReason::from_proto(r.reason);
+        if let Some(shared) = self.shared.upgrade() {
+            let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
+            shared.dead_letter(&sent.path, sent.type_name, detail.clone());
+            // Transport-neutral, so that layers above need not know remote.
+            shared.system.event_stream().publish(courier_core::Refusal {
+                recipient: sent.path,
+                message_type: sent.type_name,
+                permanent: reason.is_permanent(),
+                detail,
+                payload: Arc::from(sent.payload.as_ref()),
+            });
+        }
+    }
+
+    /// The connection is gone: in-flight messages may be lost, and watchers
+    /// of actors on the peer hear that it is unreachable.
+    fn lost(&mut self, reason: &str) {
+        let in_flight = std::mem::take(&mut self.in_flight);
+        if let Some(shared) = self.shared.upgrade() {
+            for (_, sent) in in_flight {
+                shared.dead_letter(
+                    &sent.path,
+                    sent.type_name,
+                    format!("{reason}; may not have arrived"),
+                );
+            }
+        }
+        let watchers = std::mem::take(&mut *lock(&self.watchers));
+        for (path, watcher) in watchers {
+            watcher.notify_terminated(&path, 0);
+        }
+    }
+
+    fn drain_queue(&mut self, reason: &str) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        while let Ok(out) = self.rx.try_recv() {
+            shared.dead_letter(&out.path, out.type_name, format!("{reason}: {}", self.node));
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! [`RemoteSink`]: the sending half of a reference to an actor on another
+//! node. It encodes each message with its manifest and queues it for the
+//! peer's connection task; it never waits on the network.
+//!
+//! A message that cannot be encoded, or would not fit in a frame, is a dead
+//! letter here, before it is queued, so that one bad message never costs
+//! the stream or the messages behind it.
+
+use std::any::type_name;
+use std::marker::PhantomData;
+use std::sync::Weak;
+
+use courier_core::{
+    ActorPath, BoxFuture, MessageSink, SendError, TryTellError, Watcher, WatcherId,
+};
+use serde::Serialize;
+
+use crate::node::Shared;
+use crate::node::peer::{Outbound, PeerHandle};
+
+/// Where a remote reference sends.
+pub(crate) struct RemoteTarget {
+    pub(crate) path: ActorPath,
+    pub(crate) recipient: String,
+    pub(crate) peer: PeerHandle,
+    pub(crate) shared: Weak<Shared>,
+}
+
+/// The sending half of a remote reference: encodes and queues for the peer.
+pub(crate) struct RemoteSink<M> {
+    target: RemoteTarget,
+    manifest: String,
+    message: PhantomData<fn(M)>,
+}
+
+impl<M> RemoteSink<M> {
+    /// A sink that sends `M`, under `manifest`, to `target`.
+    pub(crate) fn new(target: RemoteTarget, manifest: String) -> Self {
+        Self {
+            target,
+            manifest,
+            message: PhantomData,
+        }
+    }
+}
+
+impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
+    fn path(&self) -> &ActorPath {
+        &self.target.path
+    }
+
+    fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>> {
+        let Some(shared) = self.target.shared.upgrade() else {
+            return Err(TryTellError::Stopped(msg));
+        };
+        let type_name = type_name::<M>();
+        let limit = shared.settings.max_frame;
+        let encoded =
+            courier_core::with_ref_codec(&shared.codec, || courier_codec::encode(&msg, limit));
+        let payload = match encoded {
+            Ok(payload) => payload,
+            Err(e @ courier_codec::Error::TooLarge { .. }) => {
+                shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
+                return Ok(());
+            }
+            Err(e) => {
+                shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
+                return Ok(());
+            }
+        };
+        if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
+            // Refused here, so that one big message never costs the stream.
+            shared.dead_letter(
+                &self.target.path,
+                type_name,
+                format!("oversized: {} bytes, limit {limit}", payload.len()),
+            );
+            return Ok(());
+        }
+        let out = Outbound {
+            path: self.target.path.clone(),
+            recipient: self.target.recipient.clone(),
+            manifest: self.manifest.clone(),
+            payload: payload.into(),
+            type_name,
+        };
+        match self.target.peer.queue.send(out) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(TryTellError::Stopped(msg)),
+        }
+    }
+
+    fn send(&self, msg: M) -> BoxFuture<'_, Result<(), SendError<M>>> {
+        let result = self.try_tell(msg).map_err(|e| SendError(e.into_inner()));
+        Box::pin(async move { result })
+    }
+
+    /// A remote actor cannot be stopped from here.
+    fn stop(&self) {
+        tracing::debug!(path = %self.target.path, "stop of a remote actor ignored");
+    }
+
+    /// Remote watch: `Terminated` arrives when the connection to the peer is
+    /// lost (the actor is then unreachable), as Akka's remote death watch.
+    fn watch(&self, watcher: Watcher) {
+        self.target.peer.watch(self.target.path.clone(), watcher);
+    }
+
+    fn unwatch(&self, watcher: WatcherId) {
+        self.target.peer.unwatch(watcher);
+    }
+}
