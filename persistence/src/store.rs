@@ -30,9 +30,10 @@
 use std::collections::HashMap;
 #[cfg(feature = "sled")]
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
+use courier_core::sync;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(feature = "sled")]
@@ -93,11 +94,7 @@ struct Shared<E: Engine> {
 
 impl<E: Engine> Drop for Shared<E> {
     fn drop(&mut self) {
-        let engine = self
-            .engine
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let engine = sync::get_mut(&mut self.engine).take();
         if let Some(engine) = engine {
             release(engine);
         }
@@ -290,20 +287,12 @@ impl<E: Engine> Store<E> {
     /// the handle keeps the engine open: [`close`](Self::close) waits for
     /// it to be dropped.
     pub fn engine(&self) -> Option<Arc<E>> {
-        self.shared
-            .engine
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        sync::read(&self.shared.engine).clone()
     }
 
     /// Why the store refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
-        self.shared
-            .poison
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        sync::lock(&self.shared.poison).clone()
     }
 
     async fn submit(&self, request: Request) -> Result<()> {
