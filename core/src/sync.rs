@@ -1,5 +1,5 @@
 //! Poison-free locking for the std locks courier's crates share between
-//! threads: [`lock`], [`read`], [`write`] and [`get_mut`].
+//! threads: [`lock`], [`read`], [`write`](write()) and [`get_mut`].
 //!
 //! A std lock is poisoned when a thread panics while holding it. courier
 //! ignores poisoning, on purpose, for these reasons:
