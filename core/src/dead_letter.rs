@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 // tokio's clock, so that paused test time drives the log window (outside a
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::event_stream::EventStream;
 use crate::path::ActorPath;
+use crate::sync;
 
 /// A message that could not be delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +96,7 @@ impl DeadLetters {
     }
 
     fn log(&self, letter: &DeadLetter) {
-        let mut window = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut window = sync::lock(&self.log);
         let now = Instant::now();
         if now.duration_since(window.started) >= Duration::from_secs(1) {
             if window.suppressed > 0 {

@@ -12,11 +12,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::sync;
 
 /// How often the reaper looks for expired asks while any are pending.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
@@ -66,7 +68,7 @@ impl Deadlines {
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        sync::lock(&self.table)
     }
 
     #[cfg(test)]

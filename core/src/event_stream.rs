@@ -12,9 +12,11 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
+
+use crate::sync;
 
 /// A typed publish/subscribe bus shared by the whole actor system.
 ///
@@ -56,11 +58,7 @@ impl EventStream {
 
     /// Subscribes to every event of type `E` published from now on.
     pub fn subscribe<E: Clone + Send + 'static>(&self) -> broadcast::Receiver<E> {
-        let mut channels = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut channels = sync::lock(&self.inner.channels);
         let entry = channels
             .entry(TypeId::of::<E>())
             .or_insert_with(|| Box::new(broadcast::channel::<E>(self.inner.capacity).0));
@@ -76,11 +74,7 @@ impl EventStream {
     /// Publishes `event` to the current subscribers of its type and returns
     /// how many there were. Never blocks.
     pub fn publish<E: Clone + Send + 'static>(&self, event: E) -> usize {
-        let channels = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let channels = sync::lock(&self.inner.channels);
         channels
             .get(&TypeId::of::<E>())
             .and_then(|c| c.downcast_ref::<broadcast::Sender<E>>())
@@ -90,11 +84,7 @@ impl EventStream {
 
     /// Whether anyone is subscribed to events of type `E`.
     pub fn has_subscribers<E: Clone + Send + 'static>(&self) -> bool {
-        let channels = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let channels = sync::lock(&self.inner.channels);
         channels
             .get(&TypeId::of::<E>())
             .and_then(|c| c.downcast_ref::<broadcast::Sender<E>>())

@@ -29,6 +29,7 @@ mod path;
 mod refusal;
 mod runtime;
 mod supervision;
+pub mod sync;
 mod system;
 mod watcher;
 mod wire;

@@ -8,7 +8,7 @@ use std::any::{Any, TypeId, type_name};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, watch};
 
@@ -22,6 +22,7 @@ use crate::event_stream::EventStream;
 use crate::path::{ActorPath, validate_name};
 use crate::runtime::ActorLoop;
 use crate::supervision::ChildFailure;
+use crate::sync;
 use crate::watcher::{SystemMsg, SystemSender, next_uid};
 
 /// Settings of an [`ActorSystem`].
@@ -356,11 +357,7 @@ impl ActorSystem {
             requested: type_name::<M>(),
         };
         if let Some(scheme) = path.scheme() {
-            let resolver = self
-                .inner
-                .resolvers
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
+            let resolver = sync::read(&self.inner.resolvers)
                 .get(scheme)
                 .cloned()
                 .ok_or_else(|| Error::UnknownScheme {
@@ -386,11 +383,7 @@ impl ActorSystem {
     /// Registers `resolver` for paths whose scheme is `scheme`, replacing any
     /// earlier one.
     pub fn register_resolver(&self, scheme: impl Into<String>, resolver: Arc<dyn Resolver>) {
-        self.inner
-            .resolvers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(scheme.into(), resolver);
+        sync::write(&self.inner.resolvers).insert(scheme.into(), resolver);
     }
 
     /// Stops every actor, children before their parents, and returns once all
@@ -413,16 +406,10 @@ impl ActorSystem {
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<ActorPath, Registered>> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::lock(&self.inner.registry)
     }
 
     fn top_level(&self) -> std::sync::MutexGuard<'_, TopLevel> {
-        self.inner
-            .top_level
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::lock(&self.inner.top_level)
     }
 }

@@ -133,7 +133,7 @@ impl<R: Send + 'static> Serialize for crate::ReplyTo<R> {
                 let forwarder = codec
                     .system()
                     .spawn(crate::Props::new(move || ReplyForwarder {
-                        tx: slot.lock().ok().and_then(|mut t| t.take()),
+                        tx: crate::sync::lock(&slot).take(),
                     }))
                     .map_err(|e| S::Error::custom(format!("cannot receive the reply: {e}")))?;
                 let path = codec.export(forwarder.path());

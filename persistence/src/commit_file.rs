@@ -15,7 +15,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
+
+use courier_core::sync;
 
 use crate::error::{Error, Result};
 
@@ -150,7 +152,7 @@ impl CommitFile {
     ///
     /// The I/O error.
     pub(crate) fn record(&self, commit: u64) -> io::Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = sync::lock(&self.state);
         let (file, recorded) = &mut *state;
         if commit <= *recorded {
             return Ok(());

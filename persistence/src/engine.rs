@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
+use courier_core::sync;
 
 use crate::error::Result;
 
@@ -140,7 +141,7 @@ impl MemoryEngine {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+        sync::lock(&self.map)
     }
 }
 

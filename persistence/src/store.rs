@@ -30,28 +30,33 @@
 use std::collections::HashMap;
 #[cfg(feature = "sled")]
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use async_trait::async_trait;
+use courier_core::sync;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(feature = "sled")]
 use crate::commit_file::COMMIT_FILE;
-use crate::engine::{Engine, Entry, MemoryEngine};
+use crate::engine::{Engine, MemoryEngine};
 use crate::error::{Error, Result};
-use crate::journal::{Journal, WriteBatch};
-use crate::keys;
-use crate::record::{self, EventRecord, SeqNr, Snapshot};
+use crate::journal::WriteBatch;
+use crate::record::{SeqNr, Snapshot};
 #[cfg(feature = "sled")]
 use crate::sled_engine::SledEngine;
-use crate::snapshot::{SnapshotCriteria, SnapshotStore};
+use crate::snapshot::SnapshotCriteria;
 
 mod close;
+mod journal;
 mod open;
+mod reads;
+mod snapshots;
 mod writer;
 
 pub(crate) use close::release;
 pub use open::StoreOptions;
+pub(crate) use reads::decode_kv;
+// The writer validates with the same readers.
+use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 
 /// How many waiting requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -93,11 +98,7 @@ struct Shared<E: Engine> {
 
 impl<E: Engine> Drop for Shared<E> {
     fn drop(&mut self) {
-        let engine = self
-            .engine
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let engine = sync::get_mut(&mut self.engine).take();
         if let Some(engine) = engine {
             release(engine);
         }
@@ -290,20 +291,12 @@ impl<E: Engine> Store<E> {
     /// the handle keeps the engine open: [`close`](Self::close) waits for
     /// it to be dropped.
     pub fn engine(&self) -> Option<Arc<E>> {
-        self.shared
-            .engine
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        sync::read(&self.shared.engine).clone()
     }
 
     /// Why the store refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
-        self.shared
-            .poison
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        sync::lock(&self.shared.poison).clone()
     }
 
     async fn submit(&self, request: Request) -> Result<()> {
@@ -317,245 +310,6 @@ impl<E: Engine> Store<E> {
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
-
-    /// Runs a read against the engine, off the runtime if it may block.
-    async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&E) -> Result<T> + Send + 'static,
-    {
-        let engine = self.engine().ok_or(Error::Closed)?;
-        if engine.blocking() {
-            tokio::task::spawn_blocking(move || f(&engine))
-                .await
-                .map_err(|e| Error::Storage(Box::new(e)))?
-        } else {
-            f(&engine)
-        }
-    }
-}
-
-fn read_meta<E: Engine>(engine: &E, pid: &str) -> Result<Meta> {
-    match engine.get(&keys::meta(pid))? {
-        Some(bytes) => record::decode_record(&bytes, pid, 0),
-        None => Ok(Meta::default()),
-    }
-}
-
-/// The highest sequence number of `pid`: the last stored event's, or what
-/// the metadata kept when events were deleted, whichever is higher.
-fn read_highest<E: Engine>(engine: &E, pid: &str) -> Result<SeqNr> {
-    let meta = read_meta(engine, pid)?;
-    let prefix = keys::event(pid, 0);
-    let prefix = &prefix[..prefix.len() - 8];
-    let end = keys::prefix_end(prefix);
-    let last = engine
-        .scan(prefix, end.as_deref(), 1, true)?
-        .first()
-        .and_then(|(k, _)| keys::seq_of(k))
-        .unwrap_or(0);
-    Ok(meta.highest.max(last))
-}
-
-/// Checks a key–value record's frame; an error names the record.
-pub(crate) fn decode_kv(namespace: &str, key: &[u8], bytes: &[u8]) -> Result<Vec<u8>> {
-    record::unframe(bytes)
-        .map(<[u8]>::to_vec)
-        .map_err(|reason| Error::CorruptKv {
-            namespace: namespace.to_owned(),
-            key: keys::printable(key),
-            reason,
-        })
-}
-
-/// Decodes a scanned event and checks it is the one its key names.
-fn decode_event(pid: &str, key: &[u8], value: &[u8]) -> Result<EventRecord> {
-    let seq = keys::seq_of(key).unwrap_or(0);
-    let record = record::decode_event(value, pid, seq)?;
-    if record.persistence_id != pid || record.seq_nr != seq {
-        return Err(Error::Corrupt {
-            persistence_id: pid.to_owned(),
-            seq_nr: seq,
-            reason: format!(
-                "the record stored here is {}#{}",
-                record.persistence_id, record.seq_nr
-            ),
-        });
-    }
-    Ok(record)
-}
-
-#[async_trait]
-impl<E: Engine> Journal for Store<E> {
-    async fn write(&self, batch: WriteBatch) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.submit(Request::Write(batch)).await
-    }
-
-    async fn read_events(
-        &self,
-        persistence_id: &str,
-        from: SeqNr,
-        to: SeqNr,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
-        keys::check_id("persistence id", persistence_id)?;
-        if limit == 0 || from > to {
-            return Ok(Vec::new());
-        }
-        let pid = persistence_id.to_owned();
-        self.read(move |engine| {
-            let meta = read_meta(engine, &pid)?;
-            let from = from.max(meta.deleted_to.saturating_add(1));
-            if from > to {
-                return Ok(Vec::new());
-            }
-            let start = keys::event(&pid, from);
-            let end = match to.checked_add(1) {
-                Some(after) => keys::event(&pid, after),
-                None => keys::prefix_end(&keys::event(&pid, 0)[..keys::event(&pid, 0).len() - 8])
-                    .unwrap_or_default(),
-            };
-            let mut events = Vec::with_capacity(limit.min(4096));
-            engine.visit(&start, Some(&end), limit, &mut |k, v| {
-                events.push(decode_event(&pid, k, v)?);
-                Ok(())
-            })?;
-            Ok(events)
-        })
-        .await
-    }
-
-    async fn highest_seq_nr(&self, persistence_id: &str) -> Result<SeqNr> {
-        keys::check_id("persistence id", persistence_id)?;
-        let pid = persistence_id.to_owned();
-        self.read(move |engine| read_highest(engine, &pid)).await
-    }
-
-    async fn deleted_to(&self, persistence_id: &str) -> Result<SeqNr> {
-        keys::check_id("persistence id", persistence_id)?;
-        let pid = persistence_id.to_owned();
-        self.read(move |engine| Ok(read_meta(engine, &pid)?.deleted_to))
-            .await
-    }
-
-    async fn delete_events_to(&self, persistence_id: &str, to: SeqNr) -> Result<()> {
-        keys::check_id("persistence id", persistence_id)?;
-        self.submit(Request::DeleteEventsTo {
-            persistence_id: persistence_id.to_owned(),
-            to,
-        })
-        .await
-    }
-
-    async fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        keys::check_id("namespace", namespace)?;
-        let ns = namespace.to_owned();
-        let key = key.to_vec();
-        let full = keys::kv(namespace, &key);
-        self.read(move |engine| {
-            engine
-                .get(&full)?
-                .map(|bytes| decode_kv(&ns, &key, &bytes))
-                .transpose()
-        })
-        .await
-    }
-
-    async fn kv_scan(
-        &self,
-        namespace: &str,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        keys::check_id("namespace", namespace)?;
-        let ns = namespace.to_owned();
-        let prefix = keys::kv(namespace, &[]);
-        let start = match after {
-            // The smallest key greater than `after` is `after ++ [0]`.
-            Some(after) => {
-                let mut k = keys::kv(namespace, after);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
-        let end = keys::prefix_end(&prefix);
-        self.read(move |engine| {
-            engine
-                .scan(&start, end.as_deref(), limit, false)?
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = keys::kv_suffix(&ns, &k);
-                    Ok((key.to_vec(), decode_kv(&ns, key, &v)?))
-                })
-                .collect()
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl<E: Engine> SnapshotStore for Store<E> {
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        keys::check_id("persistence id", &snapshot.metadata.persistence_id)?;
-        self.submit(Request::SaveSnapshot(snapshot)).await
-    }
-
-    async fn load_snapshot(
-        &self,
-        persistence_id: &str,
-        criteria: SnapshotCriteria,
-    ) -> Result<Option<Snapshot>> {
-        keys::check_id("persistence id", persistence_id)?;
-        let pid = persistence_id.to_owned();
-        self.read(move |engine| {
-            let mut below = criteria.max_seq_nr;
-            loop {
-                let candidates = snapshots_below(engine, &pid, below, criteria.min_seq_nr, 16)?;
-                if candidates.is_empty() {
-                    return Ok(None);
-                }
-                for entry in &candidates {
-                    let snapshot = decode_snapshot(&pid, entry)?;
-                    if criteria.matches(snapshot.metadata.seq_nr, snapshot.metadata.timestamp) {
-                        return Ok(Some(snapshot));
-                    }
-                }
-                let lowest = candidates
-                    .last()
-                    .and_then(|(k, _)| keys::seq_of(k))
-                    .unwrap_or(0);
-                match lowest.checked_sub(1) {
-                    Some(next) if next >= criteria.min_seq_nr => below = next,
-                    _ => return Ok(None),
-                }
-            }
-        })
-        .await
-    }
-
-    async fn delete_snapshot(&self, persistence_id: &str, seq_nr: SeqNr) -> Result<()> {
-        let criteria = SnapshotCriteria::latest()
-            .max_seq_nr(seq_nr)
-            .min_seq_nr(seq_nr);
-        self.delete_snapshots(persistence_id, criteria).await
-    }
-
-    async fn delete_snapshots(
-        &self,
-        persistence_id: &str,
-        criteria: SnapshotCriteria,
-    ) -> Result<()> {
-        keys::check_id("persistence id", persistence_id)?;
-        self.submit(Request::DeleteSnapshots {
-            persistence_id: persistence_id.to_owned(),
-            criteria,
-        })
-        .await
-    }
 }
 
 /// An error with its sources, for messages that outlive the error.
@@ -568,36 +322,4 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// Up to `limit` snapshot entries of `pid` with `min <= seq <= max`, newest first.
-fn snapshots_below<E: Engine>(
-    engine: &E,
-    pid: &str,
-    max: SeqNr,
-    min: SeqNr,
-    limit: usize,
-) -> Result<Vec<Entry>> {
-    let start = keys::snapshot(pid, min);
-    let end = match max.checked_add(1) {
-        Some(after) => keys::snapshot(pid, after),
-        None => {
-            let prefix = keys::snapshot(pid, 0);
-            keys::prefix_end(&prefix[..prefix.len() - 8]).unwrap_or_default()
-        }
-    };
-    engine.scan(&start, Some(&end), limit, true)
-}
-
-fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
-    let seq = keys::seq_of(key).unwrap_or(0);
-    let snapshot = record::decode_snapshot(value, pid, seq)?;
-    if snapshot.metadata.persistence_id != pid || snapshot.metadata.seq_nr != seq {
-        return Err(Error::Corrupt {
-            persistence_id: pid.to_owned(),
-            seq_nr: seq,
-            reason: "the snapshot stored here belongs elsewhere".into(),
-        });
-    }
-    Ok(snapshot)
 }

@@ -2,9 +2,10 @@
 //! readers to let go, release the engine on a thread of its own, and give
 //! up waiting after a bound instead of hanging.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use courier_core::sync;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -69,12 +70,7 @@ impl<E: Engine> Store<E> {
     ///
     /// As [`close`](Self::close).
     pub async fn close_within(&self, limit: Duration) -> Result<()> {
-        let taken = self
-            .shared
-            .engine
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let taken = sync::write(&self.shared.engine).take();
         let Some(engine) = taken else {
             return Ok(());
         };

@@ -1,0 +1,298 @@
+//! [`Persistent`]: the actor that runs an [`EventSourced`] state, with its
+//! context type. It recovers (snapshot, then replay, then the hook), then for
+//! each command persists the effect's events in one durable batch, applies
+//! them, runs the follow-ups and snapshots as the policy says.
+
+use std::sync::Arc;
+
+use courier_core::{Actor, BoxError, Context, Props};
+use uuid::Uuid;
+
+use super::{EventSourced, PersistentSettings};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, ReplayRange, WriteBatch, replay};
+use crate::record::{EventRecord, SeqNr, Snapshot, SnapshotMetadata, encode_payload, now_millis};
+use crate::snapshot::{SnapshotCriteria, SnapshotStore};
+
+/// The context an event-sourced actor's handlers get.
+pub type PersistentContext<E> = Context<Persistent<E>>;
+
+/// The actor that runs an [`EventSourced`] state: recovery, persist, apply,
+/// snapshots.
+pub struct Persistent<E: EventSourced> {
+    state: E,
+    persistence_id: String,
+    journal: Arc<dyn Journal>,
+    snapshots: Arc<dyn SnapshotStore>,
+    settings: PersistentSettings,
+    seq_nr: SeqNr,
+    writer_id: Uuid,
+}
+
+impl<E: EventSourced> Persistent<E> {
+    /// Props for an event-sourced actor with default settings. `make`
+    /// builds the empty state (again on each restart, before replay).
+    pub fn props(
+        persistence_id: impl Into<String>,
+        make: impl Fn() -> E + Send + Sync + 'static,
+        journal: Arc<dyn Journal>,
+        snapshots: Arc<dyn SnapshotStore>,
+    ) -> Props<Self> {
+        Self::props_with(
+            persistence_id,
+            make,
+            journal,
+            snapshots,
+            PersistentSettings::default(),
+        )
+    }
+
+    /// Props with explicit settings.
+    pub fn props_with(
+        persistence_id: impl Into<String>,
+        make: impl Fn() -> E + Send + Sync + 'static,
+        journal: Arc<dyn Journal>,
+        snapshots: Arc<dyn SnapshotStore>,
+        settings: PersistentSettings,
+    ) -> Props<Self> {
+        let persistence_id = persistence_id.into();
+        Props::new(move || Persistent {
+            state: make(),
+            persistence_id: persistence_id.clone(),
+            journal: Arc::clone(&journal),
+            snapshots: Arc::clone(&snapshots),
+            settings: settings.clone(),
+            seq_nr: 0,
+            writer_id: Uuid::now_v7(),
+        })
+    }
+
+    /// The state.
+    pub fn state(&self) -> &E {
+        &self.state
+    }
+
+    /// The sequence number of the last event applied.
+    pub fn seq_nr(&self) -> SeqNr {
+        self.seq_nr
+    }
+
+    /// The persistence id.
+    pub fn persistence_id(&self) -> &str {
+        &self.persistence_id
+    }
+
+    /// The newest snapshot that can be read, falling back past corrupt or
+    /// unreadable ones with a warning. Returns its sequence number (0: none).
+    async fn recover_snapshot(&mut self) -> Result<SeqNr> {
+        let mut criteria = SnapshotCriteria::latest();
+        loop {
+            let failed_at = match self
+                .snapshots
+                .load_snapshot(&self.persistence_id, criteria)
+                .await
+            {
+                Ok(None) => return Ok(0),
+                Ok(Some(snapshot)) => {
+                    let seq = snapshot.metadata.seq_nr;
+                    match E::upcast_snapshot(&snapshot.manifest, &snapshot.payload) {
+                        Ok(state) => {
+                            self.state.apply_snapshot(state);
+                            return Ok(seq);
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                persistence_id = %self.persistence_id,
+                                seq_nr = seq,
+                                error = %e,
+                                "snapshot cannot be read; falling back to an older one"
+                            );
+                            seq
+                        }
+                    }
+                }
+                Err(Error::Corrupt { seq_nr, reason, .. }) => {
+                    tracing::warn!(
+                        persistence_id = %self.persistence_id,
+                        seq_nr,
+                        %reason,
+                        "snapshot is corrupt; falling back to an older one"
+                    );
+                    seq_nr
+                }
+                Err(Error::Decode { seq_nr, source, .. }) => {
+                    tracing::warn!(
+                        persistence_id = %self.persistence_id,
+                        seq_nr,
+                        error = %source,
+                        "snapshot does not decode; falling back to an older one"
+                    );
+                    seq_nr
+                }
+                Err(other) => return Err(other),
+            };
+            match failed_at.checked_sub(1) {
+                Some(below) => criteria = criteria.max_seq_nr(below),
+                None => return Ok(0),
+            }
+        }
+    }
+
+    async fn recover(&mut self) -> Result<()> {
+        let apply_snapshot = self.recover_snapshot().await?;
+        let deleted_to = self.journal.deleted_to(&self.persistence_id).await?;
+        if deleted_to > apply_snapshot {
+            return Err(Error::SequenceGap {
+                persistence_id: self.persistence_id.clone(),
+                expected: apply_snapshot + 1,
+                found: deleted_to + 1,
+            });
+        }
+        let pid = self.persistence_id.clone();
+        let state = &mut self.state;
+        let stats = replay(
+            &*self.journal,
+            &pid,
+            ReplayRange::all().from(apply_snapshot + 1),
+            self.settings.replay_page,
+            |record: EventRecord| {
+                let event =
+                    E::upcast_event(&record.manifest, &record.payload).map_err(|source| {
+                        Error::Payload {
+                            what: "event",
+                            persistence_id: record.persistence_id.clone(),
+                            seq_nr: record.seq_nr,
+                            source,
+                        }
+                    })?;
+                state.apply_event(event);
+                Ok(())
+            },
+        )
+        .await?;
+        self.seq_nr = apply_snapshot.max(stats.last_seq_nr);
+        tracing::debug!(
+            persistence_id = %self.persistence_id,
+            snapshot = apply_snapshot,
+            replayed = stats.events,
+            seq_nr = self.seq_nr,
+            "recovered"
+        );
+        Ok(())
+    }
+
+    /// Writes the effect's events and records as one durable batch, then
+    /// applies the events.
+    async fn persist(&mut self, events: Vec<E::Event>, writes: WriteBatch) -> Result<()> {
+        let manifest = E::event_manifest();
+        let timestamp = now_millis();
+        let mut batch = WriteBatch::new();
+        let mut seq = self.seq_nr;
+        for event in &events {
+            seq += 1;
+            batch = batch.event(EventRecord {
+                persistence_id: self.persistence_id.clone(),
+                seq_nr: seq,
+                manifest: manifest.clone(),
+                payload: encode_payload(event)?,
+                writer_id: self.writer_id,
+                timestamp,
+            });
+        }
+        batch.extend(writes);
+        self.journal.write(batch).await?;
+        for event in events {
+            self.state.apply_event(event);
+        }
+        let before = self.seq_nr;
+        self.seq_nr = seq;
+        if let Some(every) = self.settings.snapshots.every {
+            if seq / every > before / every {
+                self.snapshot().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves a snapshot and applies retention. Failures are logged, not
+    /// fatal: the journal still holds everything.
+    async fn snapshot(&mut self) {
+        let seq = self.seq_nr;
+        let result = async {
+            let snapshot = Snapshot {
+                metadata: SnapshotMetadata {
+                    persistence_id: self.persistence_id.clone(),
+                    seq_nr: seq,
+                    timestamp: now_millis(),
+                },
+                manifest: E::snapshot_manifest(),
+                payload: encode_payload(&self.state.to_snapshot())?,
+            };
+            self.snapshots.save_snapshot(snapshot).await?;
+            let policy = &self.settings.snapshots;
+            let every = policy.every.unwrap_or(1);
+            let keep = policy.keep.max(1) as u64;
+            // Snapshots sit every `every` events, so the oldest one kept is
+            // (keep - 1) steps back.
+            let oldest_kept = seq.saturating_sub((keep - 1) * every);
+            if oldest_kept > 1 {
+                self.snapshots
+                    .delete_snapshots(
+                        &self.persistence_id,
+                        SnapshotCriteria::latest().max_seq_nr(oldest_kept - 1),
+                    )
+                    .await?;
+            }
+            if policy.delete_events && oldest_kept > 0 {
+                self.journal
+                    .delete_events_to(&self.persistence_id, oldest_kept)
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(persistence_id = %self.persistence_id, seq_nr = seq, error = %e, "snapshot failed");
+        }
+    }
+}
+
+impl<E: EventSourced> Actor for Persistent<E> {
+    type Msg = E::Command;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        if let Err(e) = self.recover().await {
+            tracing::error!(persistence_id = %self.persistence_id, error = %e, "recovery failed");
+            // A failed recovery is not retried by restarting: stop, report.
+            ctx.stop();
+            return Err(Box::new(e));
+        }
+        if let Err(e) = self.state.recovery_completed(ctx).await {
+            ctx.stop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        command: E::Command,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        let effect = self.state.handle_command(command, ctx).await?;
+        if !effect.events.is_empty() || !effect.writes.is_empty() {
+            if let Err(e) = self.persist(effect.events, effect.writes).await {
+                tracing::error!(persistence_id = %self.persistence_id, error = %e, "persist failed; stopping");
+                ctx.stop();
+                return Err(Box::new(e));
+            }
+        }
+        for f in effect.then {
+            f(&self.state, ctx);
+        }
+        if effect.stop {
+            ctx.stop();
+        }
+        Ok(())
+    }
+}
