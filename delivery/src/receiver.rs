@@ -40,7 +40,7 @@
 //! the disk out of order and move the watermark down.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use courier_core::ActorRef;
 use courier_persistence::{Journal, WriteBatch};
@@ -317,7 +317,7 @@ impl DedupInbox {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+    courier_core::sync::lock(state)
 }
 
 /// A planned inbox change: write [`writes`](Self::writes) (with the

@@ -38,7 +38,7 @@ mod transmit;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use courier_core::{Actor, ActorPath, ActorRef, ActorSystem, Context, Props};
@@ -319,11 +319,7 @@ impl<M: Outgoing> Deliverer<M> {
     /// Calls `handler` with each [`UnconfirmedWarning`] (they are also
     /// logged). Typically it tells the owning actor.
     pub fn on_warning(&self, handler: impl Fn(UnconfirmedWarning) + Send + Sync + 'static) {
-        *self
-            .shared
-            .on_warning
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(handler));
+        *courier_core::sync::lock(&self.shared.on_warning) = Some(Box::new(handler));
     }
 
     /// Delivers at least once: numbers the message (`make` gets its id),
@@ -482,7 +478,7 @@ impl<M: Outgoing> Deliverer<M> {
 
 impl<M> Shared<M> {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        courier_core::sync::lock(&self.state)
     }
 
     fn store_error(&self, source: courier_persistence::Error) -> Error {

@@ -15,7 +15,7 @@ mod resolver;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courier_core::{ActorPath, ActorSystem, DeadLetter, DeadLetterReason, RefCodec};
@@ -188,7 +188,7 @@ impl Node {
 
 impl Shared {
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerHandle>> {
-        self.peers.lock().unwrap_or_else(PoisonError::into_inner)
+        courier_core::sync::lock(&self.peers)
     }
 
     /// The connection to the node `node` at `host_port`, started on first

@@ -179,12 +179,7 @@ impl<M: Outgoing> Redeliverer<M> {
                 sender: shared.sender.clone(),
                 deliveries: warnings,
             };
-            if let Some(handler) = shared
-                .on_warning
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-            {
+            if let Some(handler) = courier_core::sync::lock(&shared.on_warning).as_ref() {
                 handler(warning);
             }
         }

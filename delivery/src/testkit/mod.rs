@@ -52,7 +52,7 @@ mod history;
 pub use history::{History, Report};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courier_core::{
@@ -339,11 +339,7 @@ impl<M: Clone + Send + 'static> FaultyLink<Delivery<M>> {
         ack_faults: Faults,
     ) -> courier_core::Result<(ActorRef<Delivery<M>>, LinkStats, LinkStats)> {
         let acks = Arc::new(Mutex::new(Injector::new(ack_faults)));
-        let ack_stats = acks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stats
-            .clone();
+        let ack_stats = courier_core::sync::lock(&acks).stats.clone();
         let rewriter = AckRewriter {
             system: system.clone(),
             target,
@@ -413,10 +409,7 @@ impl MessageSink<Ack> for AckTap {
     }
 
     fn try_tell(&self, msg: Ack) -> Result<(), TryTellError<Ack>> {
-        self.acks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .inject(msg, &self.target);
+        courier_core::sync::lock(&self.acks).inject(msg, &self.target);
         Ok(())
     }
 
@@ -487,7 +480,7 @@ impl ChaosJournal {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Chaos> {
-        self.chaos.lock().unwrap_or_else(PoisonError::into_inner)
+        courier_core::sync::lock(&self.chaos)
     }
 
     /// How many operations failed on purpose so far.

@@ -2,7 +2,7 @@
 //! commit, answers (the write path of `docs/architecture.md`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -186,15 +186,12 @@ impl<E: Engine> Writer<E> {
     }
 
     fn poison(&self, reason: String) -> String {
-        let mut poison = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut poison = courier_core::sync::lock(&self.poison);
         poison.get_or_insert(reason).clone()
     }
 
     fn poisoned(&self) -> Option<String> {
-        self.poison
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        courier_core::sync::lock(&self.poison).clone()
     }
 
     /// Validates and applies a group of requests: their writes go to the

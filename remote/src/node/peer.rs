@@ -11,7 +11,7 @@
 //! transport-neutral [`Refusal`](courier_core::Refusal).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -67,7 +67,7 @@ impl PeerHandle {
 /// `push`, `retain` or `take`, which leaves the list whole even if a thread
 /// panicked while holding the lock.
 fn lock(watchers: &Watchers) -> MutexGuard<'_, Vec<(ActorPath, Watcher)>> {
-    watchers.lock().unwrap_or_else(PoisonError::into_inner)
+    courier_core::sync::lock(watchers)
 }
 
 /// The task that owns one peer connection.
