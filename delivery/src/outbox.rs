@@ -91,6 +91,24 @@ pub struct Pending<M> {
     warned: bool,
 }
 
+impl<M> Pending<M> {
+    /// An entry found durable (restored after a restart, or a write in
+    /// doubt that reached the disk): due at once, and sent before anything
+    /// appended after it.
+    fn restored(destination: Arc<str>, message: M, created: Duration) -> Self {
+        Self {
+            destination,
+            message,
+            attempts: 0,
+            created,
+            due: Duration::ZERO,
+            restored: true,
+            last_error: None,
+            warned: false,
+        }
+    }
+}
+
 /// Why a delivery was parked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParkReason {
@@ -356,19 +374,8 @@ impl<M> Outbox<M> {
         }
         if let Some((destination, message, created)) = found {
             self.backlog += 1;
-            self.entries.insert(
-                id,
-                Pending {
-                    destination: destination.into(),
-                    message,
-                    attempts: 0,
-                    created,
-                    due: Duration::ZERO,
-                    restored: true,
-                    last_error: None,
-                    warned: false,
-                },
-            );
+            self.entries
+                .insert(id, Pending::restored(destination.into(), message, created));
         }
     }
 
@@ -470,19 +477,8 @@ impl<M> Outbox<M> {
         self.reserved.clear();
         self.in_doubt.clear();
         for (id, destination, message, created) in entries {
-            self.entries.insert(
-                id,
-                Pending {
-                    destination: destination.into(),
-                    message,
-                    attempts: 0,
-                    created,
-                    due: Duration::ZERO,
-                    restored: true,
-                    last_error: None,
-                    warned: false,
-                },
-            );
+            self.entries
+                .insert(id, Pending::restored(destination.into(), message, created));
         }
         let after_last = self
             .entries
