@@ -116,24 +116,30 @@ pub struct RemoteConfig {
     pub reconnect_max: Duration,
 }
 
+/// The remote layer's own defaults, defined once in `RemoteSettings::new`.
+#[cfg(feature = "remote")]
+fn remote_defaults() -> courier_remote::RemoteSettings {
+    courier_remote::RemoteSettings::new("", "")
+}
+
 #[cfg(feature = "remote")]
 fn default_listen() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+    remote_defaults().listen
 }
 
 #[cfg(feature = "remote")]
 fn default_max_frame() -> usize {
-    courier_remote::DEFAULT_MAX_FRAME
+    remote_defaults().max_frame
 }
 
 #[cfg(feature = "remote")]
 fn default_reconnect_min() -> Duration {
-    Duration::from_millis(100)
+    remote_defaults().reconnect_min
 }
 
 #[cfg(feature = "remote")]
 fn default_reconnect_max() -> Duration {
-    Duration::from_secs(10)
+    remote_defaults().reconnect_max
 }
 
 #[cfg(feature = "remote")]
@@ -206,7 +212,7 @@ fn default_path() -> PathBuf {
 }
 
 fn default_group() -> usize {
-    4096
+    courier_persistence::MAX_GROUP
 }
 
 /// `[snapshots]`, and per-actor overrides in `[snapshots.actor.<name>]`

@@ -51,4 +51,4 @@ pub use sled_engine::SledEngine;
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
 #[cfg(feature = "sled")]
 pub use store::SledStore;
-pub use store::{MemoryStore, Store, StoreOptions};
+pub use store::{MAX_GROUP, MemoryStore, Store, StoreOptions};

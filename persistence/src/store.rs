@@ -58,8 +58,9 @@ pub(crate) use reads::decode_kv;
 // The writer validates with the same readers.
 use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 
-/// How many waiting requests one group commit takes at most.
-const MAX_GROUP: usize = 4096;
+/// How many waiting requests one group commit takes at most, by default
+/// (`StoreOptions::max_group`, `[persistence] group_commit_max`).
+pub const MAX_GROUP: usize = 4096;
 /// How many keys one engine batch deletes at most when deleting history.
 const DELETE_CHUNK: usize = 10_000;
 /// How many times the writer yields, at most, to let a group fill up.
