@@ -27,7 +27,6 @@
 //! `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,8 +42,6 @@ use courier::persistence::{
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 
 const SENDER: &str = "orders";
 const RECEIVER: &str = "warehouse";
@@ -439,23 +436,11 @@ struct Args {
     seed: Option<u64>,
 }
 
+#[path = "support/logging.rs"]
+mod logging;
+
 const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
 set RUST_LOG to see more, e.g. RUST_LOG=courier_delivery=debug,courier_persistence=info.";
-
-/// Logs to standard error (standard output is the demo's report), filtered
-/// by `RUST_LOG`; an invalid `RUST_LOG` is an error rather than ignored.
-fn init_tracing() -> anyhow::Result<()> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env()
-        .context("RUST_LOG is not a valid filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
-}
 
 fn clock_seed() -> u64 {
     std::time::SystemTime::now()
@@ -466,7 +451,7 @@ fn clock_seed() -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing()?;
+    logging::init_tracing()?;
     let seed = args.seed.unwrap_or_else(clock_seed);
     let config = Config::from_file(&args.config)?;
     let path = config.persistence.path.join("delivery-demo");

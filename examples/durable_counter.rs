@@ -14,7 +14,6 @@
 //! errors unless `RUST_LOG` says otherwise, e.g.
 //! `RUST_LOG=courier_persistence=debug`).
 
-use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +25,6 @@ use courier::persistence::{
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 
 #[derive(Default)]
 struct Counter {
@@ -94,28 +91,16 @@ struct Args {
     snapshot_every: u64,
 }
 
+#[path = "support/logging.rs"]
+mod logging;
+
 const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
 set RUST_LOG to see more, e.g. RUST_LOG=courier_persistence=debug.";
-
-/// Logs to standard error, filtered by `RUST_LOG`; an invalid `RUST_LOG` is
-/// an error rather than ignored.
-fn init_tracing() -> anyhow::Result<()> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env()
-        .context("RUST_LOG is not a valid filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing()?;
+    logging::init_tracing()?;
     let store = Arc::new(
         SledStore::open(&args.path).with_context(|| format!("opening store in {}", args.path))?,
     );

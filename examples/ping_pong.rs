@@ -6,13 +6,10 @@
 //! (`--help` for the options). Logs go to standard error (warnings and
 //! errors unless `RUST_LOG` says otherwise, e.g. `RUST_LOG=courier_core=debug`).
 
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use courier::prelude::*;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 
 enum PongMsg {
     Ping { n: u64, reply_to: ActorRef<PingMsg> },
@@ -90,28 +87,16 @@ struct Args {
     rounds: u64,
 }
 
+#[path = "support/logging.rs"]
+mod logging;
+
 const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
 set RUST_LOG to see more, e.g. RUST_LOG=courier_core=debug.";
-
-/// Logs to standard error, filtered by `RUST_LOG`; an invalid `RUST_LOG` is
-/// an error rather than ignored.
-fn init_tracing() -> anyhow::Result<()> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env()
-        .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid filter: {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Args { rounds } = Args::parse();
-    init_tracing()?;
+    logging::init_tracing()?;
     let system = ActorSystem::new("ping-pong");
     system.spawn(Props::new(|| Ponger).with_name("ponger"))?;
     // Resolve by path, as a durable layer would after a restart.

@@ -19,7 +19,7 @@
 //! It ends with `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +35,6 @@ use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings};
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 
 const SECRET: &str = "two nodes share this secret";
 
@@ -389,28 +387,15 @@ enum Role {
     Sender,
 }
 
+#[path = "support/logging.rs"]
+mod logging;
+
 const LOGS_HELP: &str = "Logs of all three processes go to standard error, warnings and errors \
 by default; set RUST_LOG to see more, e.g. RUST_LOG=courier_remote=debug,courier_delivery=debug.";
 
-/// Logs to standard error (the parent reads its children's standard
-/// output), filtered by `RUST_LOG`, which the children inherit; an invalid
-/// `RUST_LOG` is an error rather than ignored.
-fn init_tracing() -> anyhow::Result<()> {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env()
-        .context("RUST_LOG is not a valid filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing()?;
+    logging::init_tracing()?;
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
