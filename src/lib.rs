@@ -128,10 +128,6 @@ pub mod remote {
         DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
         RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME, Transport,
     };
-
-    /// A bare stream on courier's protocol, for the benches' limits.
-    #[doc(hidden)]
-    pub use courier_remote::bare;
 }
 
 /// The names most programs need.

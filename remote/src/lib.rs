@@ -12,8 +12,6 @@
 //! generated types stay private.
 
 mod auth;
-#[doc(hidden)]
-pub mod bare;
 mod error;
 mod node;
 mod registry;

@@ -2,6 +2,9 @@
 //! the key and its line.
 
 use super::*;
+use std::path::PathBuf;
+
+use courier_delivery::{MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY};
 
 fn err(text: &str) -> String {
     match Config::from_str(text) {
@@ -207,4 +210,58 @@ fn every_duration_is_bounded_and_the_error_names_key_and_line() {
     let outbox = config.outbox("any");
     assert_eq!(outbox.redelivery.delay(1, 0.5), MAX_REDELIVERY_DELAY);
     assert_eq!(outbox.expire_after, Some(MAX_EXPIRE_AFTER));
+}
+
+/// The error's fields, for programs that report them their own way.
+fn invalid(text: &str) -> (Option<String>, Option<usize>, String) {
+    match Config::from_str(text) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(ConfigError::Invalid {
+            origin,
+            key,
+            line,
+            reason,
+        }) => {
+            assert_eq!(origin, "<string>");
+            (key, line, reason)
+        }
+        Err(other) => panic!("not invalid: {other}"),
+    }
+}
+
+#[test]
+fn key_and_line_are_fields_of_the_error() {
+    let (key, line, reason) = invalid("[delivery]\n\nmax_unconfirmed = \"lots\"\n");
+    assert_eq!(key.as_deref(), Some("delivery.max_unconfirmed"));
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("invalid type"), "{reason}");
+
+    let (key, line, _) = invalid("[delivery.actor.billing]\nmax_attempts = 0\n");
+    assert_eq!(key.as_deref(), Some("delivery.actor.billing.max_attempts"));
+    assert_eq!(line, Some(2));
+
+    let (key, line, reason) = invalid("[delivery]\nretries = 3\n");
+    assert_eq!(key.as_deref(), Some("delivery.retries"));
+    assert_eq!(line, Some(2));
+    assert!(reason.starts_with("unknown field"), "{reason}");
+
+    let (key, line, _) = invalid("[persistance]\npath = \"x\"\n");
+    assert_eq!(key.as_deref(), Some("persistance"));
+    assert_eq!(line, Some(1));
+
+    let (key, line, _) = invalid(
+        "[delivery]\nredeliver_interval = \"10s\"\nbackoff = { kind = \"exponential\", max = \"1s\" }\n",
+    );
+    assert_eq!(key.as_deref(), Some("delivery.backoff.max"));
+    assert_eq!(line, Some(3));
+
+    let (key, line, reason) = invalid("[remote]\nnode = \"a\"\nsecret = \"short\"\n");
+    assert_eq!(key.as_deref(), Some("remote.secret"));
+    assert_eq!(line, Some(1));
+    assert!(reason.starts_with("must be"), "{reason}");
+
+    // Not TOML at all: a line, no key.
+    let (key, line, _) = invalid("[delivery\n");
+    assert_eq!(key, None);
+    assert_eq!(line, Some(1));
 }

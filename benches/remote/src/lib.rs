@@ -1,6 +1,8 @@
 //! A bare gRPC stream on courier's own protocol, with none of the node's
-//! work (no auth, no registry, no actors): the limit the benches compare the
-//! node against. Not part of the API.
+//! work (no auth, no registry, no actors): the limit the remote benches
+//! compare a node against. It lives outside the library on purpose: it
+//! serves anyone who connects. The protocol is compiled here from the
+//! remote crate's own `.proto`, so both always speak the same frames.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,10 +12,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::FrameStream;
-use crate::proto::remote_client::RemoteClient;
-use crate::proto::remote_server::{Remote, RemoteServer};
-use crate::proto::{self, frame::Kind};
+use proto::frame::Kind;
+use proto::remote_client::RemoteClient;
+use proto::remote_server::{Remote, RemoteServer};
+
+/// The generated protocol types.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+mod proto {
+    tonic::include_proto!("courier.remote.v1");
+}
+
+type FrameStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<proto::Frame, Status>> + Send>>;
 
 /// A server that counts the envelopes it receives.
 pub struct BareServer {

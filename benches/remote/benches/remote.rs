@@ -9,7 +9,7 @@
 //!   `deliver`, between two nodes (each with its own sled store) and, in the
 //!   same run, within one process on one store.
 //!
-//! Run: `cargo bench --bench remote`. Results: docs/benchmarks.md.
+//! Run: `cargo bench -p courier-bench-remote --bench remote`. Results: docs/benchmarks.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -207,8 +207,8 @@ fn remote(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("tell", "bare_tonic_stream"), |bench| {
         let payload = courier::codec::encode(&charge(1), courier::codec::MAX_LEN).expect("encode");
         let (server, client) = rt.block_on(async {
-            let server = courier::remote::bare::serve().await.expect("serve");
-            let client = courier::remote::bare::BareClient::connect(server.address)
+            let server = courier_bench_remote::serve().await.expect("serve");
+            let client = courier_bench_remote::BareClient::connect(server.address)
                 .await
                 .expect("connect");
             (server, client)

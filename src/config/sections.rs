@@ -1,0 +1,141 @@
+//! The sections of the file that the persistence and delivery layers read:
+//! `[persistence]`, `[snapshots]`, `[delivery]` and their per-actor
+//! overrides.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[cfg(feature = "sled")]
+use courier_persistence::SledStore;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::{
+    expiry_opt, fraction_opt, positive_u32_opt, positive_u64_opt, positive_usize,
+    positive_usize_opt, redelivery_delay_opt,
+};
+
+/// `[persistence]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// The sled directory. Default `"courier-data"`.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// The flush policy: at most this many writes share one flush (group
+    /// commit). Every write is flushed before it is acknowledged; this only
+    /// bounds how many wait for the same flush. Default 4096, at least 1.
+    #[serde(default = "default_group", deserialize_with = "positive_usize")]
+    pub group_commit_max: usize,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            group_commit_max: default_group(),
+        }
+    }
+}
+
+impl PersistenceConfig {
+    /// Opens the sled store at `path` with this flush policy. Must be called
+    /// within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The store's error if sled cannot open the directory, or if it finds
+    /// acknowledged writes missing.
+    #[cfg(feature = "sled")]
+    pub fn open(&self) -> courier_persistence::Result<SledStore> {
+        SledStore::open_with_max_group(&self.path, self.group_commit_max)
+    }
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("courier-data")
+}
+
+fn default_group() -> usize {
+    courier_persistence::MAX_GROUP
+}
+
+/// `[snapshots]`, and per-actor overrides in `[snapshots.actor.<name>]`
+/// (the same keys; each unset key falls back to `[snapshots]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// Overrides by persistence id (only in `[snapshots]` itself).
+    #[serde(default)]
+    pub actor: BTreeMap<String, Spanned<SnapshotSettings>>,
+    /// Take a snapshot every this many events. Default: never.
+    #[serde(default, deserialize_with = "positive_u64_opt")]
+    pub every: Option<u64>,
+    /// Keep this many snapshots. Default 2, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub keep: Option<usize>,
+    /// Delete events covered by the oldest kept snapshot. Default false.
+    #[serde(default)]
+    pub delete_events: Option<bool>,
+}
+
+/// `[delivery]`, and per-sender overrides in `[delivery.actor.<name>]`
+/// (the same keys; each unset key falls back to `[delivery]`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Overrides by sender name (only in `[delivery]` itself).
+    #[serde(default)]
+    pub actor: BTreeMap<String, Spanned<DeliverySettings>>,
+    /// Time before an unconfirmed delivery is sent again (with backoff: the
+    /// first delay). Default `"5s"`, more than zero, at most `"1d"`.
+    #[serde(default, deserialize_with = "redelivery_delay_opt")]
+    pub redeliver_interval: Option<Duration>,
+    /// Fixed interval or exponential backoff. Default fixed.
+    #[serde(default)]
+    pub backoff: Option<Spanned<BackoffSettings>>,
+    /// At most this many deliveries sent per tick. Default 10000, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub redelivery_burst_limit: Option<usize>,
+    /// Warn about a delivery unconfirmed after this many sends. Default 5,
+    /// at least 1.
+    #[serde(default, deserialize_with = "positive_u32_opt")]
+    pub warn_after_attempts: Option<u32>,
+    /// At most this many unconfirmed deliveries. Default 100000, at least 1.
+    #[serde(default, deserialize_with = "positive_usize_opt")]
+    pub max_unconfirmed: Option<usize>,
+    /// Park a delivery after this many sends. Default: never.
+    #[serde(default, deserialize_with = "positive_u32_opt")]
+    pub max_attempts: Option<u32>,
+    /// Park a delivery this long after it was accepted. Default: never;
+    /// more than zero, at most `"10y"`.
+    #[serde(default, deserialize_with = "expiry_opt")]
+    pub expire_after: Option<Duration>,
+}
+
+/// `backoff = { kind = "exponential", max = "1m", jitter = 0.2 }`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSettings {
+    /// `"fixed"` or `"exponential"`.
+    pub kind: BackoffKind,
+    /// The longest delay (exponential only). Default `"1m"`; at least
+    /// `redeliver_interval`, at most `"1d"`.
+    #[serde(default, deserialize_with = "redelivery_delay_opt")]
+    pub max: Option<Duration>,
+    /// Spread of each delay as a fraction, `0.0..=1.0` (exponential only).
+    /// Default 0.2.
+    #[serde(default, deserialize_with = "fraction_opt")]
+    pub jitter: Option<f64>,
+}
+
+/// The shape of the redelivery schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffKind {
+    /// The same interval every time.
+    Fixed,
+    /// Doubling from the interval up to `max`.
+    Exponential,
+}
