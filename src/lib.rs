@@ -79,22 +79,40 @@ pub mod codec {
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`;
 /// feature `delivery`, with the sled engine under feature `sled`).
+///
+/// A program picks a store ([`SledStore`](persistence::SledStore) on disk,
+/// [`MemoryStore`](persistence::MemoryStore) for tests) and uses it as a
+/// [`Journal`](persistence::Journal) and
+/// [`SnapshotStore`](persistence::SnapshotStore); the engines beneath a
+/// store, and what a new one must provide, are in
+/// [`persistence::engine`].
 #[cfg(feature = "delivery")]
 pub mod persistence {
+    #[cfg(feature = "sled")]
+    pub use courier_persistence::SledStore;
     /// The conformance suite every journal backend must pass (feature
     /// `tck`).
     #[cfg(feature = "tck")]
     pub use courier_persistence::tck;
     pub use courier_persistence::{
-        COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
-        KvWrite, MAX_GROUP, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore,
-        Persistent, PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result,
-        STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata,
-        SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload,
-        encode_payload, now_millis, replay, store_epoch,
+        Effect, Error, EventRecord, EventSourced, Journal, KvWrite, MAX_ID_LEN, MAX_RECORD_SIZE,
+        Manifest, MemoryStore, Persistent, PersistentContext, PersistentSettings, ReplayRange,
+        ReplayStats, Result, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy,
+        SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload, encode_payload, now_millis,
+        replay,
     };
-    #[cfg(feature = "sled")]
-    pub use courier_persistence::{SledEngine, SledStore};
+
+    /// The key–value engines beneath a [`Store`]: the seam a new embedded
+    /// engine implements, the engines courier ships, and the records the
+    /// store keeps in every engine (its epoch, its commit number).
+    pub mod engine {
+        #[cfg(feature = "sled")]
+        pub use courier_persistence::SledEngine;
+        pub use courier_persistence::{
+            COMMIT_FILE, Engine, EngineOp, Entry, MAX_GROUP, MemoryEngine, STORE_EPOCH_KEY,
+            STORE_NAMESPACE, Visitor, store_epoch,
+        };
+    }
 }
 
 /// courier's settings from one TOML file, for every layer (feature

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier::persistence::{Journal, MemoryEngine, Store};
+use courier::persistence::engine::MemoryEngine;
+use courier::persistence::{Journal, Store};
 use courier::prelude::*;
 use courier::remote::{Node, RemoteSettings};
 // The facade has `courier::delivery::testkit` only under its `testkit`

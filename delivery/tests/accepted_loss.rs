@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::delivery::{DedupInbox, Deliverer, OutboxSettings};
-use courier::persistence::{
-    COMMIT_FILE, Entry, Error as StoreError, Journal, MemoryEngine, Store, StoreOptions,
-};
+use courier::persistence::engine::{COMMIT_FILE, Entry, MemoryEngine};
+use courier::persistence::{Error as StoreError, Journal, Store, StoreOptions};
 use courier::prelude::*;
 
 struct Owner {

@@ -35,7 +35,8 @@ pub(crate) const COMMIT_KEY: &[u8] = b"commit";
 /// # Examples
 ///
 /// ```
-/// use courier::persistence::{MemoryStore, store_epoch};
+/// use courier::persistence::MemoryStore;
+/// use courier::persistence::engine::store_epoch;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), courier::persistence::Error> {

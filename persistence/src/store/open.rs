@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 /// # Examples
 ///
 /// ```
-/// use courier::persistence::{MemoryEngine, Store, StoreOptions};
+/// use courier::persistence::engine::MemoryEngine;
+/// use courier::persistence::{Store, StoreOptions};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), courier::persistence::Error> {
