@@ -95,11 +95,11 @@ pub mod persistence {
     #[cfg(feature = "tck")]
     pub use courier_persistence::tck;
     pub use courier_persistence::{
-        Effect, Error, EventRecord, EventSourced, Journal, KvWrite, MAX_ID_LEN, MAX_RECORD_SIZE,
-        Manifest, MemoryStore, Persistent, PersistentContext, PersistentSettings, ReplayRange,
-        ReplayStats, Result, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy,
-        SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload, encode_payload, now_millis,
-        replay,
+        Effect, Error, EventRecord, EventSourced, Journal, JournalSummary, KvWrite, MAX_ID_LEN,
+        MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest, MemoryStore, NamespaceSummary, Persistent,
+        PersistentContext, PersistentSettings, Problem, ReplayRange, ReplayStats, Result, SeqNr,
+        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store,
+        StoreOptions, StoreReport, WriteBatch, decode_payload, encode_payload, now_millis, replay,
     };
 
     /// The key–value engines beneath a [`Store`]: the seam a new embedded

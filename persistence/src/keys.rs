@@ -82,6 +82,37 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// What a key of the store's key space holds, as [`parse`] reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed<'a> {
+    /// An event of a persistence id.
+    Event(&'a str, SeqNr),
+    /// A persistence id's metadata.
+    Meta(&'a str),
+    /// A snapshot of a persistence id.
+    Snapshot(&'a str, SeqNr),
+    /// A key–value record: its namespace and key.
+    Kv(&'a str, &'a [u8]),
+}
+
+/// Reads a key back into what it names; `None` for a key courier never
+/// writes (an unknown tag, a bad length prefix, an id that is not UTF-8, a
+/// sequence number of the wrong size).
+pub(crate) fn parse(key: &[u8]) -> Option<Parsed<'_>> {
+    let (&tag, rest) = key.split_first()?;
+    let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let id = std::str::from_utf8(rest.get(2..2 + len)?).ok()?;
+    let tail = rest.get(2 + len..)?;
+    let seq = || Some(SeqNr::from_be_bytes(tail.try_into().ok()?));
+    match tag {
+        EVENT => Some(Parsed::Event(id, seq()?)),
+        META if tail.is_empty() => Some(Parsed::Meta(id)),
+        SNAPSHOT => Some(Parsed::Snapshot(id, seq()?)),
+        KV => Some(Parsed::Kv(id, tail)),
+        _ => None,
+    }
+}
+
 /// The sequence number at the end of an event or snapshot key.
 pub(crate) fn seq_of(key: &[u8]) -> Option<SeqNr> {
     let tail = key
@@ -140,6 +171,19 @@ mod tests {
         let long = printable(&[b'a'; 300]);
         assert!(long.ends_with("… (300 bytes)"), "{long}");
         assert!(long.len() < 100, "{long}");
+    }
+
+    #[test]
+    fn every_key_parses_back_to_what_it_names() {
+        assert_eq!(parse(&event("p", 7)), Some(Parsed::Event("p", 7)));
+        assert_eq!(parse(&meta("p")), Some(Parsed::Meta("p")));
+        assert_eq!(parse(&snapshot("p", 9)), Some(Parsed::Snapshot("p", 9)));
+        assert_eq!(parse(&kv("ns", b"k")), Some(Parsed::Kv("ns", b"k")));
+        assert_eq!(parse(&[9, 0, 1, b'x']), None);
+        assert_eq!(parse(&[EVENT, 0, 5, b'x']), None);
+        let mut short = event("p", 1);
+        short.pop();
+        assert_eq!(parse(&short), None);
     }
 
     #[test]

@@ -51,4 +51,7 @@ pub use sled_engine::SledEngine;
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
 #[cfg(feature = "sled")]
 pub use store::SledStore;
-pub use store::{MAX_GROUP, MemoryStore, Store, StoreOptions};
+pub use store::{
+    JournalSummary, MAX_GROUP, MAX_LISTED_PROBLEMS, MemoryStore, NamespaceSummary, Problem, Store,
+    StoreOptions, StoreReport,
+};

@@ -50,11 +50,13 @@ mod journal;
 mod open;
 mod reads;
 mod snapshots;
+mod verify;
 mod writer;
 
 pub(crate) use close::release;
 pub use open::StoreOptions;
 pub(crate) use reads::decode_kv;
+pub use verify::{JournalSummary, MAX_LISTED_PROBLEMS, NamespaceSummary, Problem, StoreReport};
 // The writer validates with the same readers.
 use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 
