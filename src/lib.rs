@@ -127,7 +127,7 @@ pub mod delivery {
     pub use courier_delivery::{
         Ack, DedupInbox, Deliverer, Delivery, DeliveryId, Error, InboxWrite, MAX_EXPIRE_AFTER,
         MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing, ParkedDelivery, PendingDelivery, Prepared,
-        Receipt, Redelivery, Result, SenderId, UnconfirmedWarning, model,
+        Receipt, Redelivery, Result, SenderId, UnconfirmedWarning, inspect, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).

@@ -13,6 +13,7 @@
 mod envelope;
 mod error;
 mod inbox;
+pub mod inspect;
 mod outbox;
 mod receiver;
 mod records;
