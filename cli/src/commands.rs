@@ -1,0 +1,414 @@
+//! The commands: each reads through the library's own inspection API
+//! (`Store::verify`, `courier::delivery::inspect`) and prints a table or
+//! JSON.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use courier::delivery::DeliveryId;
+use courier::delivery::inspect::{self, StoredDelivery};
+use courier::persistence::{Journal, Problem, StoreReport};
+use serde_json::{Value, json};
+
+use crate::output::{Table, age, hex};
+use crate::{Command, ParkedAction, open};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Events read per page by `events`.
+const PAGE: usize = 1000;
+/// Payload bytes shown per event.
+const SHOWN: usize = 32;
+
+pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
+    match command {
+        Command::Inspect(store) => {
+            let copy = open::for_reading(&store.store)?;
+            let report = copy.store.verify().await?;
+            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let senders = inspect::senders(&journal).await?;
+            let inboxes = inspect::inboxes(&journal).await?;
+            if json {
+                print_json(&json!({
+                    "journals": journals_json(&report),
+                    "senders": senders.iter().map(|s| json!({
+                        "name": s.name,
+                        "incarnation": s.incarnation.to_string(),
+                        "next_id": s.next_id,
+                        "pending": s.pending,
+                        "oldest_pending_ms": s.oldest_pending_ms,
+                        "destinations": s.destinations,
+                        "parked": s.parked,
+                    })).collect::<Vec<_>>(),
+                    "inboxes": inboxes.iter().map(|i| json!({
+                        "receiver": i.receiver,
+                        "identity": i.identity.to_string(),
+                        "senders": i.senders.iter().map(|s| json!({
+                            "sender": s.sender,
+                            "incarnation": s.incarnation.to_string(),
+                            "watermark": s.watermark,
+                            "kept": s.kept,
+                        })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                    "problems": report.problem_count,
+                }))?;
+            } else {
+                let mut out = journals_table(&report).render("JOURNALS");
+                let mut table =
+                    Table::new(&["sender", "pending", "oldest", "parked", "destinations"]);
+                for s in &senders {
+                    let destinations = s
+                        .destinations
+                        .iter()
+                        .map(|(d, n)| format!("{d} ({n})"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    table.row(vec![
+                        s.name.clone(),
+                        s.pending.to_string(),
+                        s.oldest_pending_ms.map_or_else(|| "-".into(), age),
+                        s.parked.to_string(),
+                        destinations,
+                    ]);
+                }
+                out.push_str(&table.render("SENDERS"));
+                let mut table =
+                    Table::new(&["receiver", "sender", "incarnation", "watermark", "kept"]);
+                for i in &inboxes {
+                    for s in &i.senders {
+                        table.row(vec![
+                            i.receiver.clone(),
+                            s.sender.clone(),
+                            s.incarnation.to_string(),
+                            s.watermark.to_string(),
+                            s.kept.to_string(),
+                        ]);
+                    }
+                }
+                out.push_str(&table.render("INBOXES"));
+                if report.problem_count > 0 {
+                    out.push_str(&format!(
+                        "\n{} damaged records or journal gaps: run `courier verify`\n",
+                        report.problem_count
+                    ));
+                }
+                print!("{out}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pending { store, sender } => {
+            let copy = open::for_reading(&store.store)?;
+            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let rows = deliveries(&journal, sender.as_deref(), Kind::Pending).await?;
+            print_deliveries(&rows, json, "PENDING")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parked { action } => parked(action, json).await,
+        Command::Events {
+            store,
+            persistence_id,
+            from,
+            to,
+        } => {
+            let copy = open::for_reading(&store.store)?;
+            events(&copy.store, &persistence_id, from, to, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(store) => {
+            let copy = match open::for_reading(&store.store) {
+                Ok(copy) => copy,
+                // A store that refuses to open (rolled back, engine
+                // corrupt) is a finding of verify, not a usage error.
+                Err(open::OpenError::Store(e)) => {
+                    if json {
+                        print_json(&json!({ "clean": false, "open_error": e.to_string() }))?;
+                    } else {
+                        println!("the store does not open: {e}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let report = copy.store.verify().await?;
+            if json {
+                print_json(&json!({
+                    "clean": report.is_clean(),
+                    "records": report.records,
+                    "journals": report.journals.len(),
+                    "namespaces": report.namespaces.len(),
+                    "problem_count": report.problem_count,
+                    "problems": report.problems.iter().map(problem_json).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                for problem in &report.problems {
+                    println!("BAD {problem}");
+                }
+                let listed = report.problems.len() as u64;
+                if report.problem_count > listed {
+                    println!("… and {} more", report.problem_count - listed);
+                }
+                println!(
+                    "{} records in {} journals and {} namespaces: {}",
+                    report.records,
+                    report.journals.len(),
+                    report.namespaces.len(),
+                    if report.is_clean() {
+                        "all sound".to_owned()
+                    } else {
+                        format!("{} problems", report.problem_count)
+                    }
+                );
+            }
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
+    match action {
+        ParkedAction::List { store, sender } => {
+            let copy = open::for_reading(&store.store)?;
+            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let rows = deliveries(&journal, sender.as_deref(), Kind::Parked).await?;
+            print_deliveries(&rows, json, "PARKED")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ParkedAction::Requeue(repair) | ParkedAction::Purge(repair) if repair.ids.is_empty() => {
+            Err(format!("no ids given for sender {}", repair.sender).into())
+        }
+        ParkedAction::Requeue(repair) => {
+            let store = open::for_repair(&repair.store.store)?;
+            let journal: Arc<dyn Journal> = Arc::new(store.clone());
+            let mut done = Vec::new();
+            for id in &repair.ids {
+                let new =
+                    inspect::requeue_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
+                if !json {
+                    println!("requeued {} {id} as {}", repair.sender, new.0);
+                }
+                done.push(json!({ "id": id, "new_id": new.0 }));
+            }
+            store.close().await?;
+            if json {
+                print_json(&json!({ "sender": repair.sender, "requeued": done }))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ParkedAction::Purge(repair) => {
+            let store = open::for_repair(&repair.store.store)?;
+            let journal: Arc<dyn Journal> = Arc::new(store.clone());
+            for id in &repair.ids {
+                inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
+                if !json {
+                    println!("purged {} {id}", repair.sender);
+                }
+            }
+            store.close().await?;
+            if json {
+                print_json(&json!({ "sender": repair.sender, "purged": repair.ids }))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Pending,
+    Parked,
+}
+
+/// The pending or parked deliveries of `sender`, or of every sender.
+async fn deliveries(
+    journal: &Arc<dyn Journal>,
+    sender: Option<&str>,
+    kind: Kind,
+) -> Result<Vec<(String, StoredDelivery)>> {
+    let names = match sender {
+        Some(name) => vec![name.to_owned()],
+        None => inspect::senders(journal)
+            .await?
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let stored = match kind {
+            Kind::Pending => inspect::pending(journal, &name).await?,
+            Kind::Parked => inspect::parked(journal, &name).await?,
+        };
+        rows.extend(stored.into_iter().map(|d| (name.clone(), d)));
+    }
+    Ok(rows)
+}
+
+fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) -> Result<()> {
+    if json {
+        return print_json(&Value::Array(
+            rows.iter()
+                .map(|(sender, d)| {
+                    json!({
+                        "sender": sender,
+                        "id": d.id.0,
+                        "destination": d.destination,
+                        "created_ms": d.created_ms,
+                        "size": d.size,
+                        "reason": d.reason,
+                    })
+                })
+                .collect(),
+        ));
+    }
+    let mut table = Table::new(&["sender", "id", "destination", "age", "bytes", "reason"]);
+    for (sender, d) in rows {
+        table.row(vec![
+            sender.clone(),
+            d.id.0.to_string(),
+            d.destination.clone(),
+            age(d.created_ms),
+            d.size.to_string(),
+            d.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table.render(title));
+    Ok(())
+}
+
+async fn events(
+    store: &courier::persistence::SledStore,
+    pid: &str,
+    from: u64,
+    to: u64,
+    json: bool,
+) -> Result<()> {
+    let mut table = Table::new(&["seq", "manifest", "age", "bytes", "payload"]);
+    let mut all = Vec::new();
+    let mut next = from.max(1);
+    while next <= to {
+        let page = store.read_events(pid, next, to, PAGE).await?;
+        let Some(last) = page.last().map(|e| e.seq_nr) else {
+            break;
+        };
+        for e in &page {
+            let manifest = format!("{}/{}", e.manifest.type_name, e.manifest.version);
+            if json {
+                all.push(json!({
+                    "seq_nr": e.seq_nr,
+                    "manifest": manifest,
+                    "timestamp_ms": e.timestamp,
+                    "writer": e.writer_id.to_string(),
+                    "size": e.payload.len(),
+                    "payload_hex": hex(&e.payload, usize::MAX),
+                }));
+            } else {
+                table.row(vec![
+                    e.seq_nr.to_string(),
+                    manifest,
+                    age(e.timestamp),
+                    e.payload.len().to_string(),
+                    hex(&e.payload, SHOWN),
+                ]);
+            }
+        }
+        if page.len() < PAGE || last == u64::MAX {
+            break;
+        }
+        next = last + 1;
+    }
+    if json {
+        print_json(&Value::Array(all))
+    } else {
+        print!("{}", table.render(&format!("EVENTS of {pid}")));
+        Ok(())
+    }
+}
+
+fn journals_json(report: &StoreReport) -> Value {
+    Value::Array(
+        report
+            .journals
+            .iter()
+            .map(|j| {
+                json!({
+                    "persistence_id": j.persistence_id,
+                    "events": j.events,
+                    "lowest": j.lowest,
+                    "highest": j.highest,
+                    "deleted_to": j.deleted_to,
+                    "snapshots": j.snapshots,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn journals_table(report: &StoreReport) -> Table {
+    let mut table = Table::new(&[
+        "persistence id",
+        "events",
+        "highest",
+        "deleted to",
+        "snapshots",
+    ]);
+    for j in &report.journals {
+        table.row(vec![
+            j.persistence_id.clone(),
+            j.events.to_string(),
+            j.highest.to_string(),
+            j.deleted_to.to_string(),
+            j.snapshots
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    table
+}
+
+fn problem_json(problem: &Problem) -> Value {
+    let mut value = match problem {
+        Problem::Event {
+            persistence_id,
+            seq_nr,
+            reason,
+        } => {
+            json!({ "kind": "event", "persistence_id": persistence_id, "seq_nr": seq_nr, "reason": reason })
+        }
+        Problem::Snapshot {
+            persistence_id,
+            seq_nr,
+            reason,
+        } => {
+            json!({ "kind": "snapshot", "persistence_id": persistence_id, "seq_nr": seq_nr, "reason": reason })
+        }
+        Problem::Meta {
+            persistence_id,
+            reason,
+        } => json!({ "kind": "meta", "persistence_id": persistence_id, "reason": reason }),
+        Problem::Kv {
+            namespace,
+            key,
+            reason,
+        } => json!({ "kind": "record", "namespace": namespace, "key": key, "reason": reason }),
+        Problem::Gap {
+            persistence_id,
+            from,
+            to,
+        } => json!({ "kind": "gap", "persistence_id": persistence_id, "from": from, "to": to }),
+        Problem::UnknownKey { key } => json!({ "kind": "unknown_key", "key": key }),
+        other => json!({ "kind": "other" , "text": other.to_string() }),
+    };
+    value["text"] = Value::String(problem.to_string());
+    value
+}
+
+fn print_json(value: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

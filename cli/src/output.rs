@@ -1,0 +1,110 @@
+//! Plain-text tables and ages for people; the JSON forms are built next to
+//! each command.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A table printed with its columns aligned.
+pub(crate) struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new(header: &[&'static str]) -> Self {
+        Self {
+            header: header.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table, or `(none)` under its title when it has no rows.
+    pub(crate) fn render(&self, title: &str) -> String {
+        let mut out = format!("{title}\n");
+        if self.rows.is_empty() {
+            out.push_str("  (none)\n");
+            return out;
+        }
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = &str>| {
+            let mut text = String::from(" ");
+            for (cell, width) in cells.zip(&widths) {
+                text.push(' ');
+                text.push_str(cell);
+                text.extend(std::iter::repeat_n(' ', width - cell.chars().count() + 1));
+            }
+            text.truncate(text.trim_end().len());
+            text.push('\n');
+            text
+        };
+        out.push_str(&line(&mut self.header.iter().copied()));
+        for row in &self.rows {
+            out.push_str(&line(&mut row.iter().map(String::as_str)));
+        }
+        out
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How long ago `ms` was, as `3m12s` (to the second).
+pub(crate) fn age(ms: u64) -> String {
+    let elapsed = Duration::from_millis(now_ms().saturating_sub(ms));
+    let secs = elapsed.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+/// Up to `max` bytes in hex, with `…` when there were more.
+pub(crate) fn hex(bytes: &[u8], max: usize) -> String {
+    let mut text: String = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > max {
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_and_empty_tables_say_so() {
+        let mut table = Table::new(&["name", "n"]);
+        table.row(vec!["a".into(), "10".into()]);
+        table.row(vec!["long-name".into(), "2".into()]);
+        assert_eq!(
+            table.render("T"),
+            "T\n  name       n\n  a          10\n  long-name  2\n"
+        );
+        assert_eq!(Table::new(&["x"]).render("E"), "E\n  (none)\n");
+    }
+
+    #[test]
+    fn ages_and_hex_are_short() {
+        assert_eq!(age(now_ms() - 5_000), "5s");
+        assert_eq!(age(now_ms() - 192_000), "3m12s");
+        assert_eq!(age(now_ms() - 2 * 86_400_000 - 3_600_000), "2d01h");
+        assert_eq!(hex(&[1, 2, 255], 2), "0102…");
+        assert_eq!(hex(&[1], 4), "01");
+    }
+}
