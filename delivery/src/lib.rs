@@ -14,6 +14,7 @@ mod envelope;
 mod error;
 mod inbox;
 pub mod inspect;
+mod metrics;
 mod outbox;
 mod receiver;
 mod records;

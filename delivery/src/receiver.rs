@@ -49,6 +49,7 @@ use uuid::Uuid;
 use crate::envelope::{Ack, Delivery, SenderId};
 use crate::error::{Error, Result};
 use crate::inbox::{Inbox, InboxChange, Receipt};
+use crate::metrics::InboxMetrics;
 use crate::records::{
     INBOX_IDS, done_key, identity_record, inbox_alias_ns, inbox_ns, parse_identity,
     parse_identity_record, parse_inbox, scan_all, watermark_key,
@@ -62,6 +63,7 @@ struct State {
     aliases: HashSet<Uuid>,
     /// Senders already told about (at ERROR) since the inbox was opened.
     reported: HashSet<SenderId>,
+    metrics: InboxMetrics,
 }
 
 /// A receiver's durable dedup state.
@@ -172,6 +174,7 @@ impl DedupInbox {
                 outstanding: false,
                 aliases,
                 reported: HashSet::new(),
+                metrics: InboxMetrics::new(name),
             })),
             commits: tokio::sync::Mutex::new(()),
         })
@@ -184,7 +187,12 @@ impl DedupInbox {
 
     /// Whether `delivery` is new or a duplicate.
     pub fn check<M>(&self, delivery: &Delivery<M>) -> Receipt {
-        lock(&self.state).inbox.check(&delivery.sender, delivery.id)
+        let state = lock(&self.state);
+        let receipt = state.inbox.check(&delivery.sender, delivery.id);
+        if receipt == Receipt::Duplicate {
+            state.metrics.duplicates.increment(1);
+        }
+        receipt
     }
 
     /// Plans marking `delivery` as applied, without changing the inbox:
@@ -362,6 +370,9 @@ impl InboxWrite {
         self.settled = true;
         let mut state = lock(&self.state);
         state.inbox.apply(&self.sender, &self.change);
+        state.metrics.applied.increment(1);
+        let kept = state.inbox.kept();
+        state.metrics.kept.set(kept as f64);
         if let Some(alias) = self.adopt {
             state.aliases.insert(alias);
         }

@@ -50,6 +50,7 @@ use uuid::Uuid;
 
 use crate::envelope::{Ack, DeliveryId, SenderId};
 use crate::error::{Error, Result};
+use crate::metrics::SenderMetrics;
 use crate::outbox::{Outbox, OutboxSettings};
 use crate::records::{StoredEntry, decode, encode, id_key, key_id, outbox_ns, parked_ns, scan_all};
 
@@ -146,6 +147,7 @@ struct Shared<M> {
     cleanup: mpsc::UnboundedSender<Cleanup>,
     clock: Clock,
     redelivered: AtomicU64,
+    metrics: SenderMetrics,
     message: PhantomData<fn() -> M>,
 }
 
@@ -242,6 +244,7 @@ impl<M: Outgoing> Deliverer<M> {
             cleanup,
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
+            metrics: SenderMetrics::new(name),
             message: PhantomData,
         });
         let spawn_failed = |source: courier_core::Error| Error::Spawn {
@@ -453,6 +456,7 @@ impl<M: Outgoing> Deliverer<M> {
         let writes =
             std::mem::take(&mut prepared.writes).delete(parked_ns(name), id_key(id).to_vec());
         self.shared.write(writes).await?;
+        self.shared.metrics.requeued.increment(1);
         Ok(prepared.send())
     }
 

@@ -39,6 +39,7 @@ impl<M: Outgoing> Prepared<M> {
         let Some(message) = self.message.take() else {
             return self.id;
         };
+        self.shared.metrics.delivered.increment(1);
         let dispatch = {
             let mut state = self.shared.lock();
             let random = state.rng.f64();

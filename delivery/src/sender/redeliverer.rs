@@ -109,6 +109,18 @@ impl<M: Outgoing> Redeliverer<M> {
         let Confirmation::Confirmed(pending) = state.outbox.confirm(ack.id) else {
             return;
         };
+        let now = shared.clock.now();
+        shared
+            .metrics
+            .confirmed_after(now.saturating_sub(pending.created));
+        shared.metrics.outbox(
+            state.outbox.len() + state.outbox.in_doubt(),
+            state
+                .outbox
+                .iter()
+                .next()
+                .map(|(_, p)| now.saturating_sub(p.created)),
+        );
         // A lost delete means one more redelivery, which the receiver
         // deduplicates; the cleaner writes deletes in order, in groups.
         let _ = shared.cleanup.send(Cleanup::Confirmed(ack.id));
@@ -142,6 +154,7 @@ impl<M: Outgoing> Redeliverer<M> {
                     outbox.get(*id).map(|p| {
                         if p.attempts > 1 || p.restored {
                             shared.redelivered.fetch_add(1, Ordering::Relaxed);
+                            shared.metrics.redelivered.increment(1);
                         }
                         (*id, Arc::clone(&p.destination), p.attempts)
                     })
@@ -157,6 +170,14 @@ impl<M: Outgoing> Redeliverer<M> {
                 })
                 .collect();
             let stuck = stuck_report(&mut state, now);
+            shared.metrics.outbox(
+                state.outbox.len() + state.outbox.in_doubt(),
+                state
+                    .outbox
+                    .iter()
+                    .next()
+                    .map(|(_, p)| now.saturating_sub(p.created)),
+            );
             (sends, tick.park, warnings, tick.resolve, stuck)
         };
         if !resolve.is_empty() {
@@ -249,6 +270,7 @@ impl<M: Outgoing> Redeliverer<M> {
             .put(parked_ns(name), id_key(id), encode(name, &entry)?);
         shared.write(batch).await?;
         shared.lock().outbox.settle_parked(id);
+        shared.metrics.parked.increment(1);
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked; Deliverer::requeue sends it again, Deliverer::purge drops it");
         if let Ok(recipient) = ActorPath::parse(destination) {
             shared.system.publish_dead_letter(DeadLetter {
