@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use courier_core::ActorRef;
 use courier_persistence::{Journal, WriteBatch};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::envelope::{Ack, Delivery, SenderId};
@@ -190,6 +191,7 @@ impl DedupInbox {
         let state = lock(&self.state);
         let receipt = state.inbox.check(&delivery.sender, delivery.id);
         if receipt == Receipt::Duplicate {
+            tracing::debug!(receiver = %self.name, sender = %delivery.sender, id = %delivery.id, attempt = delivery.attempt, "duplicate suppressed");
             state.metrics.duplicates.increment(1);
         }
         receipt
@@ -282,6 +284,16 @@ impl DedupInbox {
     /// nothing is acked; the write itself may still become durable, which
     /// only makes the redelivery a duplicate (acked, not applied).
     pub async fn commit<M>(&self, delivery: &Delivery<M>) -> Result<()> {
+        let span = tracing::debug_span!(
+            "courier.inbox.commit",
+            receiver = %self.name,
+            sender = %delivery.sender,
+            id = %delivery.id,
+        );
+        self.commit_in(delivery).instrument(span).await
+    }
+
+    async fn commit_in<M>(&self, delivery: &Delivery<M>) -> Result<()> {
         let _turn = self.commits.lock().await;
         let write = self.prepare(delivery)?;
         if !write.writes.is_empty() {
@@ -293,6 +305,7 @@ impl DedupInbox {
                     source,
                 })?;
         }
+        tracing::debug!("delivery applied; acking");
         write.ack();
         Ok(())
     }

@@ -53,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::metrics::SenderMetrics;
 use crate::outbox::{Outbox, OutboxSettings};
 use crate::records::{StoredEntry, decode, encode, id_key, key_id, outbox_ns, parked_ns, scan_all};
+use tracing::Instrument;
 
 use cleaner::{Cleaner, Cleanup};
 use redeliverer::{AckInbox, Redeliverer, Signal};
@@ -349,10 +350,21 @@ impl<M: Outgoing> Deliverer<M> {
         destination: &str,
         make: impl FnOnce(DeliveryId) -> M,
     ) -> Result<DeliveryId> {
+        // One span per delivery: its sender and id name it in every log of
+        // the path (send, the receiver's inbox write, the confirm).
+        let span = tracing::debug_span!(
+            "courier.deliver",
+            sender = %self.shared.sender,
+            destination,
+            id = tracing::field::Empty,
+        );
         let mut prepared = self.prepare(destination, make)?;
+        span.record("id", tracing::field::display(prepared.id));
         self.shared
             .write(std::mem::take(&mut prepared.writes))
+            .instrument(span.clone())
             .await?;
+        let _entered = span.enter();
         Ok(prepared.send())
     }
 

@@ -110,9 +110,15 @@ impl<M: Outgoing> Redeliverer<M> {
             return;
         };
         let now = shared.clock.now();
-        shared
-            .metrics
-            .confirmed_after(now.saturating_sub(pending.created));
+        let latency = now.saturating_sub(pending.created);
+        tracing::debug!(
+            sender = %shared.sender,
+            id = %ack.id,
+            destination = %pending.destination,
+            latency_ms = latency.as_millis() as u64,
+            "delivery confirmed"
+        );
+        shared.metrics.confirmed_after(latency);
         shared.metrics.outbox(
             state.outbox.len() + state.outbox.in_doubt(),
             state

@@ -100,7 +100,10 @@ impl<M: Outgoing> Shared<M> {
                     message,
                     ack_to: ack_to.clone(),
                 }) {
-                    Ok(()) => None,
+                    Ok(()) => {
+                        tracing::trace!(sender = %self.sender, %id, attempt, destination, "delivery sent");
+                        None
+                    }
                     Err(TryTellError::Full(_)) => Some("the destination's mailbox is full".into()),
                     Err(TryTellError::Stopped(_)) => Some("the destination has stopped".into()),
                 }
