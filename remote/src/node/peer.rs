@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::{HANDSHAKE, Shared};
+use super::Shared;
 use crate::auth::{self, Role};
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::{self, frame::Kind};
@@ -166,10 +166,24 @@ impl Peer {
         let Some(shared) = self.shared.upgrade() else {
             return Err("node shut down".into());
         };
-        let secret = shared.settings.secret.as_bytes();
-        let limit = shared.settings.grpc_message_limit();
-        let channel =
-            crate::transport::channel(&shared.connect, &self.host_port, HANDSHAKE).await?;
+        let settings = &shared.settings;
+        let timeout = settings.handshake_timeout;
+        let limit = settings.grpc_message_limit();
+        let secure = match &shared.tls {
+            Some(tls) => Some(crate::transport::Secure {
+                connector: tls.connector.clone(),
+                name: crate::tls::server_name(&self.node)?,
+            }),
+            None => None,
+        };
+        let channel = crate::transport::channel(
+            &shared.connect,
+            &self.host_port,
+            timeout,
+            secure,
+            (settings.keepalive_interval, settings.keepalive_timeout),
+        )
+        .await?;
         let mut client = RemoteClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -184,12 +198,12 @@ impl Peer {
         tx.send(hello)
             .await
             .map_err(|_| "stream closed".to_owned())?;
-        let response = tokio::time::timeout(HANDSHAKE, client.link(ReceiverStream::new(rx)))
+        let response = tokio::time::timeout(timeout, client.link(ReceiverStream::new(rx)))
             .await
             .map_err(|_| "handshake timed out".to_owned())?
             .map_err(|s| format!("refused: {}", s.message()))?;
         let mut inbound = response.into_inner();
-        let welcome = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+        let welcome = match tokio::time::timeout(timeout, inbound.message()).await {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Welcome(welcome)),
             }))) => welcome,
@@ -202,13 +216,18 @@ impl Peer {
                 self.host_port, welcome.node, self.node
             ));
         }
-        if !auth::check(secret, Role::Server, &ours, &welcome.nonce, &welcome.proof) {
-            return Err("the peer could not prove the shared secret".into());
-        }
+        let proof = match &shared.secret {
+            Some(secret) => {
+                if !auth::check(secret, Role::Server, &ours, &welcome.nonce, &welcome.proof) {
+                    return Err("the peer could not prove the shared secret".into());
+                }
+                auth::prove(secret, Role::Client, &welcome.nonce, &ours)
+            }
+            // TLS only: the server's certificate named the node.
+            None => Vec::new(),
+        };
         let proof = proto::Frame {
-            kind: Some(Kind::Proof(proto::Proof {
-                proof: auth::prove(secret, Role::Client, &welcome.nonce, &ours),
-            })),
+            kind: Some(Kind::Proof(proto::Proof { proof })),
         };
         tx.send(proof)
             .await
@@ -222,7 +241,11 @@ impl Peer {
         tx: mpsc::Sender<proto::Frame>,
         mut inbound: Streaming<proto::Frame>,
     ) -> Ended {
-        let Some(max_frame) = self.shared.upgrade().map(|s| s.settings.max_frame) else {
+        let Some((max_frame, max_batch)) = self
+            .shared
+            .upgrade()
+            .map(|s| (s.settings.max_frame, s.settings.max_batch))
+        else {
             return Ended::Closed;
         };
         // The last time the peer showed progress; a peer that sits on
@@ -242,7 +265,7 @@ impl Peer {
                     let mut size = first.payload.len();
                     let mut envelopes = vec![self.envelope(first)];
                     // Batch what else is queued, up to one frame.
-                    while size < max_frame / 2 {
+                    while size < max_frame / 2 && envelopes.len() < max_batch {
                         match self.rx.try_recv() {
                             Ok(more) => {
                                 size += more.payload.len() + more.recipient.len();
