@@ -4,7 +4,9 @@
 //! peer that connects and sends nothing holds neither the accept loop nor
 //! a place for long. Only connections that completed the handshake (with a
 //! client certificate signed by the configured CA, when TLS is on) reach
-//! the gRPC server.
+//! the gRPC server, and one that carries no authenticated link for
+//! `idle_timeout` is closed (a peer that connects and never authenticates,
+//! or whose links all ended).
 
 use std::io;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub(crate) struct Accept {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) max_connections: usize,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     pub(crate) refusals: Arc<Refusals>,
 }
 
@@ -61,7 +64,12 @@ pub(crate) fn accept(mut incoming: Incoming, accept: Accept) -> ReceiverStream<i
             tokio::spawn(async move {
                 let Some(tls) = &accept.tls else {
                     let _ = tx
-                        .send(Ok(Conn::accepted(conn, ConnInfo::default(), permit)))
+                        .send(Ok(Conn::accepted(
+                            conn,
+                            ConnInfo::default(),
+                            permit,
+                            accept.idle_timeout,
+                        )))
                         .await;
                     return;
                 };
@@ -73,19 +81,27 @@ pub(crate) fn accept(mut incoming: Incoming, accept: Accept) -> ReceiverStream<i
                             .peer_certificates()
                             .and_then(|certs| certs.first())
                             .map(|cert| cert.clone().into_owned());
-                        let info = ConnInfo { cert };
-                        let _ = tx.send(Ok(Conn::accepted(stream, info, permit))).await;
+                        let info = ConnInfo {
+                            cert,
+                            ..ConnInfo::default()
+                        };
+                        let conn = Conn::accepted(stream, info, permit, accept.idle_timeout);
+                        let _ = tx.send(Ok(conn)).await;
                     }
-                    Ok(Err(e)) => accept
-                        .refusals
-                        .refused(None, &format!("TLS handshake failed: {e}")),
-                    Err(_) => accept.refusals.refused(
-                        None,
-                        &format!(
-                            "no TLS handshake within handshake_timeout ({:?})",
-                            accept.handshake_timeout
-                        ),
-                    ),
+                    Ok(Err(e)) => {
+                        accept
+                            .refusals
+                            .refused(None, &format!("TLS handshake failed: {e}"));
+                    }
+                    Err(_) => {
+                        accept.refusals.refused(
+                            None,
+                            &format!(
+                                "no TLS handshake within handshake_timeout ({:?})",
+                                accept.handshake_timeout
+                            ),
+                        );
+                    }
                 }
             });
         }

@@ -12,6 +12,8 @@
 mod inbound;
 pub(crate) mod peer;
 mod resolver;
+#[cfg(test)]
+mod wire_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -146,6 +148,7 @@ impl Node {
                 tls: shared.tls.as_ref().map(|tls| tls.acceptor.clone()),
                 max_connections: settings.max_connections,
                 handshake_timeout: settings.handshake_timeout,
+                idle_timeout: settings.idle_timeout,
                 refusals: Arc::clone(&shared.refusals),
             },
         );

@@ -40,8 +40,8 @@ impl Refusals {
     }
 
     /// Logs (or counts) one refusal: of the peer calling itself `peer`, if
-    /// it said, for `reason`.
-    pub(crate) fn refused(&self, peer: Option<&str>, reason: &str) {
+    /// it said, for `reason`. Whether it was logged.
+    pub(crate) fn refused(&self, peer: Option<&str>, reason: &str) -> bool {
         let now = Instant::now();
         let mut state = courier_core::sync::lock(&self.state);
         if now.duration_since(state.since) >= WINDOW {
@@ -59,7 +59,7 @@ impl Refusals {
         }
         if state.logged >= PER_WINDOW {
             state.suppressed += 1;
-            return;
+            return false;
         }
         state.logged += 1;
         drop(state);
@@ -68,6 +68,7 @@ impl Refusals {
             Some(peer) => tracing::warn!(peer = %bounded(peer, MAX_FIELD), %reason, "peer refused"),
             None => tracing::warn!(%reason, "peer refused"),
         }
+        true
     }
 }
 
@@ -87,6 +88,20 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_logged_at_a_bounded_rate() {
+        let refusals = Refusals::new();
+        let logged = (0..100)
+            .filter(|_| refusals.refused(Some("flooder"), "bad"))
+            .count();
+        assert_eq!(logged, PER_WINDOW as usize);
+        tokio::time::advance(WINDOW).await;
+        assert!(
+            refusals.refused(Some("flooder"), "bad"),
+            "a new window logs again"
+        );
+    }
 
     #[test]
     fn bounded_escapes_and_cuts_peer_text() {

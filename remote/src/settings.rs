@@ -96,6 +96,10 @@ pub struct RemoteSettings {
     /// The most envelopes in one batch: a node sends no more, and ends a
     /// link whose peer sends more. Default 4096; at least 1.
     pub max_batch: usize,
+    /// How long an accepted connection may carry no authenticated link
+    /// (from the moment it is accepted, or its last link ended) before it
+    /// is closed. Default 30 s; at least `handshake_timeout`.
+    pub idle_timeout: Duration,
     /// How often each side of a connection sends an HTTP/2 ping. Default
     /// 10 s; more than zero.
     pub keepalive_interval: Duration,
@@ -143,6 +147,7 @@ impl RemoteSettings {
             handshake_timeout: Duration::from_secs(5),
             max_hello: 1024,
             max_batch: 4096,
+            idle_timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
         }
@@ -268,6 +273,9 @@ impl RemoteSettings {
         }
         if self.max_batch == 0 {
             return invalid("max_batch", "at least 1".into());
+        }
+        if self.idle_timeout < self.handshake_timeout {
+            return invalid("idle_timeout", "at least handshake_timeout".into());
         }
         if self.keepalive_interval.is_zero() {
             return invalid("keepalive_interval", "more than zero".into());

@@ -84,6 +84,9 @@ pub(crate) struct Conn {
     io: Box<dyn Io>,
     info: ConnInfo,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// On accepted connections: closes the connection once it has carried
+    /// no authenticated link for the idle timeout.
+    idle: Option<Idle>,
 }
 
 /// What the server knows of a connection's peer; tonic hands it to every
@@ -92,6 +95,54 @@ pub(crate) struct Conn {
 pub(crate) struct ConnInfo {
     /// The peer's verified certificate (over TLS only).
     pub(crate) cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    /// The authenticated links the connection carries.
+    pub(crate) links: Arc<Links>,
+}
+
+/// How many authenticated links a connection carries, and since when it
+/// carries none.
+pub(crate) struct Links {
+    state: std::sync::Mutex<(usize, tokio::time::Instant)>,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
+}
+
+impl Links {
+    /// Counts one authenticated link until the guard is dropped.
+    pub(crate) fn enter(self: &Arc<Self>) -> LinkGuard {
+        courier_core::sync::lock(&self.state).0 += 1;
+        LinkGuard(Arc::clone(self))
+    }
+
+    /// Since when the connection has carried no link, if it carries none.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        let (count, since) = *courier_core::sync::lock(&self.state);
+        (count == 0).then_some(since)
+    }
+}
+
+/// One authenticated link on a connection.
+pub(crate) struct LinkGuard(Arc<Links>);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let mut state = courier_core::sync::lock(&self.0.state);
+        state.0 = state.0.saturating_sub(1);
+        if state.0 == 0 {
+            state.1 = tokio::time::Instant::now();
+        }
+    }
+}
+
+struct Idle {
+    timeout: std::time::Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -100,20 +151,43 @@ impl Conn {
             io: Box::new(io),
             info: ConnInfo::default(),
             _permit: None,
+            idle: None,
         }
     }
 
-    /// This connection with what was learned of its peer and its permit.
+    /// An accepted connection, with what was learned of its peer, its
+    /// place among the node's connections, and its idle timeout.
     pub(crate) fn accepted(
         io: impl Io,
         info: ConnInfo,
         permit: tokio::sync::OwnedSemaphorePermit,
+        idle_timeout: std::time::Duration,
     ) -> Self {
         Self {
             io: Box::new(io),
             info,
             _permit: Some(permit),
+            idle: Some(Idle {
+                timeout: idle_timeout,
+                sleep: Box::pin(tokio::time::sleep(idle_timeout)),
+            }),
         }
+    }
+
+    /// Whether the connection has been idle too long; when not, the waker
+    /// is registered for the moment it would be.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(idle) = &mut self.idle else {
+            return false;
+        };
+        let Some(since) = self.info.links.idle_since() else {
+            return false;
+        };
+        let deadline = since + idle.timeout;
+        if idle.sleep.deadline() != deadline {
+            idle.sleep.as_mut().reset(deadline);
+        }
+        idle.sleep.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -123,6 +197,12 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.idle_expired(cx) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no authenticated link within idle_timeout",
+            )));
+        }
         Pin::new(&mut *self.io).poll_read(cx, buf)
     }
 }

@@ -74,6 +74,10 @@ pub struct RemoteConfig {
     /// The most envelopes in one batch. Default 4096.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// How long an accepted connection may carry no authenticated link.
+    /// Default `"30s"`; at least `handshake_timeout`.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// How often an HTTP/2 ping checks that a peer is alive. Default `"10s"`.
     #[serde(default = "default_keepalive_interval", with = "humantime_serde")]
     pub keepalive_interval: Duration,
@@ -124,6 +128,10 @@ fn default_max_batch() -> usize {
     remote_defaults().max_batch
 }
 
+fn default_idle_timeout() -> Duration {
+    remote_defaults().idle_timeout
+}
+
 fn default_keepalive_interval() -> Duration {
     remote_defaults().keepalive_interval
 }
@@ -150,6 +158,7 @@ impl RemoteConfig {
         settings.handshake_timeout = self.handshake_timeout;
         settings.max_hello = self.max_hello;
         settings.max_batch = self.max_batch;
+        settings.idle_timeout = self.idle_timeout;
         settings.keepalive_interval = self.keepalive_interval;
         settings.keepalive_timeout = self.keepalive_timeout;
         settings

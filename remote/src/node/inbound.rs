@@ -100,6 +100,7 @@ impl Remote for Inbound {
         }
         let link = Link {
             shared,
+            info,
             hello,
             ours,
             inbound,
@@ -115,6 +116,7 @@ impl Remote for Inbound {
 /// stream ends or the node shuts down.
 struct Link {
     shared: Arc<Shared>,
+    info: ConnInfo,
     hello: proto::Hello,
     /// This node's nonce, which the peer's proof must cover.
     ours: Vec<u8>,
@@ -136,6 +138,8 @@ impl Link {
             return;
         }
         tracing::debug!(peer = %bounded(&self.hello.node, 64), "peer authenticated");
+        // The connection is in use while this link lasts.
+        let _link = self.info.links.enter();
         let max_batch = self.shared.settings.max_batch;
         let mut closing = self.shared.closing.subscribe();
         loop {
