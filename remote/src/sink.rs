@@ -83,6 +83,7 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             manifest: self.manifest.clone(),
             payload: payload.into(),
             type_name,
+            stop: false,
         };
         match self.target.peer.queue.send(out) {
             Ok(()) => Ok(()),
@@ -95,9 +96,25 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
         Box::pin(async move { result })
     }
 
-    /// A remote actor cannot be stopped from here.
+    /// Sends a stop request to the peer, in order after the messages
+    /// already sent to it; there it acts as a local stop (overtaking what
+    /// is still in the actor's mailbox). If the peer cannot be reached or
+    /// has no such actor, the request becomes a dead letter at the sender,
+    /// as a message would.
     fn stop(&self) {
-        tracing::debug!(path = %self.target.path, "stop of a remote actor ignored");
+        let out = Outbound {
+            path: self.target.path.clone(),
+            recipient: self.target.recipient.clone(),
+            manifest: self.manifest.clone(),
+            payload: bytes::Bytes::new(),
+            type_name: "stop",
+            stop: true,
+        };
+        if self.target.peer.queue.send(out).is_err() {
+            if let Some(shared) = self.target.shared.upgrade() {
+                shared.dead_letter(&self.target.path, "stop", "the node has shut down".into());
+            }
+        }
     }
 
     /// Remote watch: `Terminated` arrives when the connection to the peer is

@@ -424,3 +424,48 @@ async fn ask_works_across_nodes_with_a_timeout() {
         "{timed_out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_on_a_remote_reference_stops_the_remote_actor_after_earlier_messages() {
+    let r = receiver("billing-node", SECRET).await;
+    let mut remote_dead = r.system.event_stream().subscribe::<DeadLetter>();
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let local = r
+        .system
+        .lookup::<Charge>("/user/billing")
+        .expect("the local actor");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup remote");
+    for cents in 1..=10 {
+        billing.tell(charge(cents));
+    }
+    billing.stop();
+    tokio::time::timeout(Duration::from_secs(10), local.terminated())
+        .await
+        .expect("the remote actor stops");
+    // The stop arrived after the ten messages; like a local stop it then
+    // overtook those still in the mailbox, which became dead letters there.
+    let mut dropped = 0;
+    while let Ok(letter) = remote_dead.try_recv() {
+        if letter.recipient.to_string() == "/user/billing" {
+            dropped += 1;
+        }
+    }
+    assert_eq!(
+        r.seen.lock().expect("lock").len() + dropped,
+        10,
+        "every message sent before the stop reached the remote mailbox"
+    );
+    // Stopping an actor that is not there is a dead letter at the sender.
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let nobody = system
+        .lookup::<Charge>(&r.node.path_of("/user/nobody"))
+        .expect("lookup");
+    nobody.stop();
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.recv())
+        .await
+        .expect("dead letter in time")
+        .expect("dead letter");
+    assert!(letter.recipient.to_string().ends_with("/user/nobody"));
+}

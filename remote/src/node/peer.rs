@@ -41,6 +41,8 @@ pub(crate) struct Outbound {
     pub(crate) manifest: String,
     pub(crate) payload: Bytes,
     pub(crate) type_name: &'static str,
+    /// A request to stop the recipient rather than a message.
+    pub(crate) stop: bool,
 }
 
 /// The sending side's handle on a peer connection.
@@ -88,6 +90,8 @@ struct InFlight {
     type_name: &'static str,
     /// Kept so that a rejection can hand it back to the sender.
     payload: Bytes,
+    /// A stop request, not a message: nobody to hand it back to.
+    stop: bool,
 }
 
 /// How a connection ended.
@@ -309,6 +313,7 @@ impl Peer {
                 path: out.path,
                 type_name: out.type_name,
                 payload: out.payload.clone(),
+                stop: out.stop,
             },
         );
         proto::Envelope {
@@ -316,6 +321,7 @@ impl Peer {
             manifest: out.manifest,
             payload: out.payload,
             seq,
+            stop: out.stop,
         }
     }
 
@@ -327,6 +333,9 @@ impl Peer {
         if let Some(shared) = self.shared.upgrade() {
             let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
             shared.dead_letter(&sent.path, sent.type_name, detail.clone());
+            if sent.stop {
+                return;
+            }
             // Transport-neutral, so that layers above need not know remote.
             shared.system.event_stream().publish(courier_core::Refusal {
                 recipient: sent.path,
