@@ -220,6 +220,14 @@ impl Shared {
         courier_core::sync::lock(&self.peers)
     }
 
+    /// Whether this node already has a connection to `node` at
+    /// `host_port`.
+    fn is_peer(&self, node: &str, host_port: &str) -> bool {
+        self.lock_peers()
+            .get(&format!("{node}@{host_port}"))
+            .is_some_and(|peer| !peer.queue.is_closed())
+    }
+
     /// The connection to the node `node` at `host_port`, started on first
     /// use.
     fn peer(self: &Arc<Self>, node: &str, host_port: &str) -> PeerHandle {

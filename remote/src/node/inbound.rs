@@ -222,9 +222,11 @@ impl Link {
                 })
             } else {
                 with_ref_codec(&shared.codec, || {
-                    shared
-                        .registry
-                        .dispatch(&shared.system, envelope, max_frame)
+                    super::resolver::from_peer(&self.hello.node, || {
+                        shared
+                            .registry
+                            .dispatch(&shared.system, envelope, max_frame)
+                    })
                 })
             };
             if let Err(r) = result {
