@@ -406,22 +406,33 @@ async fn ask_works_across_nodes_with_a_timeout() {
             .expect("a reply from the other node");
         assert_eq!(cents, account.len() as u64 * 100);
     }
-    // No actor there: the ask times out (the rejection is a dead letter).
+    // No actor there: the peer's rejection ends the ask at once, long
+    // before its timeout; the rejection itself is a dead letter.
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
     let nobody = system
         .lookup::<Balance>(&rnode.path_of("/user/nobody"))
         .expect("lookup");
-    let timed_out = nobody
-        .ask(
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        nobody.ask(
             |reply| Balance {
                 account: "x".into(),
                 reply,
             },
-            Duration::from_millis(300),
-        )
-        .await;
+            Duration::from_secs(3600),
+        ),
+    )
+    .await
+    .expect("the ask ends with the rejection, not at its hour-long timeout");
     assert!(
-        matches!(timed_out, Err(courier_core::Error::AskTimeout { .. })),
-        "{timed_out:?}"
+        matches!(refused, Err(courier_core::Error::NoReply { .. })),
+        "{refused:?}"
+    );
+    let letter = dead.try_recv().expect("the rejection, as a dead letter");
+    assert!(
+        matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("unknown recipient")),
+        "{:?}",
+        letter.reason
     );
 }
 

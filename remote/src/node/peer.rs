@@ -25,6 +25,7 @@ use crate::auth::{self, Role};
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::{self, frame::Kind};
 use crate::rejection::RejectionReason;
+use crate::sink::Abandon;
 
 /// How long a peer may leave sent messages unanswered before the
 /// connection is given up.
@@ -43,6 +44,9 @@ pub(crate) struct Outbound {
     pub(crate) type_name: &'static str,
     /// A request to stop the recipient rather than a message.
     pub(crate) stop: bool,
+    /// Abandon the asks whose `ReplyTo`s the message carries, should it be
+    /// refused or never sent.
+    pub(crate) asks: Vec<Abandon>,
 }
 
 /// The sending side's handle on a peer connection.
@@ -92,6 +96,8 @@ struct InFlight {
     payload: Bytes,
     /// A stop request, not a message: nobody to hand it back to.
     stop: bool,
+    /// Abandon the asks it carries, if it is refused.
+    asks: Vec<Abandon>,
 }
 
 /// How a connection ended.
@@ -314,6 +320,7 @@ impl Peer {
                 type_name: out.type_name,
                 payload: out.payload.clone(),
                 stop: out.stop,
+                asks: out.asks,
             },
         );
         proto::Envelope {
@@ -333,6 +340,9 @@ impl Peer {
         if let Some(shared) = self.shared.upgrade() {
             let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
             shared.dead_letter(&sent.path, sent.type_name, detail.clone());
+            // An ask in it ends now (its reply will never come) rather than
+            // at its timeout; the dead letter above says why.
+            crate::sink::abandon(sent.asks);
             if sent.stop {
                 return;
             }
@@ -372,6 +382,7 @@ impl Peer {
         };
         while let Ok(out) = self.rx.try_recv() {
             shared.dead_letter(&out.path, out.type_name, format!("{reason}: {}", self.node));
+            crate::sink::abandon(out.asks);
         }
     }
 }

@@ -139,4 +139,8 @@ impl RefCodec for NodeCodec {
     fn system(&self) -> &ActorSystem {
         &self.system
     }
+
+    fn abandon_with(&self, abandon: Box<dyn FnOnce() + Send>) {
+        crate::sink::keep_abandon(abandon);
+    }
 }
