@@ -1,7 +1,10 @@
-//! At-least-once delivery between two processes over gRPC.
+//! At-least-once delivery between two processes over gRPC with mutual TLS.
 //!
-//! This example re-runs itself: the parent starts a receiver node and a
-//! sender node as two child processes, each with its own sled store. The
+//! This example re-runs itself: the parent generates a throwaway cluster CA
+//! and a certificate for each node (rcgen), written as PEM files the way a
+//! deployment would hold them, then starts a receiver node and a sender
+//! node as two child processes, each with its own sled store and its own
+//! certificate. The
 //! sender delivers N orders to the receiver's remote path; the receiver
 //! applies each once (its ledger entry and its inbox record in one atomic
 //! write) and acks. Halfway through, the parent kills the receiver
@@ -33,10 +36,11 @@ use courier::delivery::{
 };
 use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
-use courier::remote::{Node, Registry, RemoteSettings};
+use courier::remote::{Node, Registry, RemoteSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
-const SECRET: &str = "two nodes share this secret";
+const RECEIVER: &str = "warehouse-node";
+const SENDER: &str = "shop-node";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Order(u64);
@@ -91,7 +95,7 @@ impl Actor for Ledger {
 
 async fn receiver(dir: &Path, port: u16) -> anyhow::Result<()> {
     let store: Arc<dyn Journal> = Arc::new(open(&dir.join("receiver")).await?);
-    let system = ActorSystem::new("warehouse-node");
+    let system = ActorSystem::new(RECEIVER);
     let duplicates = Arc::new(AtomicU64::new(0));
     let (journal, dups) = (Arc::clone(&store), Arc::clone(&duplicates));
     system.spawn(
@@ -102,7 +106,7 @@ async fn receiver(dir: &Path, port: u16) -> anyhow::Result<()> {
         })
         .with_name("ledger"),
     )?;
-    let mut settings = RemoteSettings::new("warehouse-node", SECRET);
+    let mut settings = RemoteSettings::with_tls(RECEIVER, tls(dir, RECEIVER));
     settings.listen = ([127, 0, 0, 1], port).into();
     let node = Node::start(&system, settings, registry()?).await?;
     println!("ready {}", node.path_of("/user/ledger"));
@@ -143,10 +147,10 @@ impl Actor for Shop {
 
 async fn sender(dir: &Path, destination: &str, messages: u64) -> anyhow::Result<()> {
     let store: Arc<dyn Journal> = Arc::new(open(&dir.join("sender")).await?);
-    let system = ActorSystem::new("shop-node");
+    let system = ActorSystem::new(SENDER);
     let _node = Node::start(
         &system,
-        RemoteSettings::new("shop-node", SECRET),
+        RemoteSettings::with_tls(SENDER, tls(dir, SENDER)),
         registry()?,
     )
     .await?;
@@ -182,6 +186,62 @@ async fn open(path: &Path) -> anyhow::Result<SledStore> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     SledStore::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+// ---- certificates ----
+
+/// The node's credentials, as the parent wrote them under `dir/certs`.
+fn tls(dir: &Path, node: &str) -> TlsSettings {
+    let certs = dir.join("certs");
+    TlsSettings::from_files(
+        certs.join(format!("{node}.crt")),
+        certs.join(format!("{node}.key")),
+        certs.join("ca.crt"),
+    )
+}
+
+/// A throwaway CA and a certificate for each node (naming it as a DNS
+/// subject alternative name, for both ends of a link), as PEM files.
+fn generate_certificates(dir: &Path) -> anyhow::Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "two_nodes demo CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate()?;
+    std::fs::write(certs.join("ca.crt"), ca.self_signed(&ca_key)?.pem())?;
+    let issuer = Issuer::new(ca, ca_key);
+    for node in [RECEIVER, SENDER] {
+        let mut params = CertificateParams::new(vec![node.to_owned()])?;
+        params.distinguished_name.push(DnType::CommonName, node);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate()?;
+        std::fs::write(
+            certs.join(format!("{node}.crt")),
+            params.signed_by(&key, &issuer)?.pem(),
+        )?;
+        write_private(&certs.join(format!("{node}.key")), &key.serialize_pem())?;
+    }
+    Ok(())
+}
+
+/// Writes a key file that only this user can read.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
+    Ok(())
 }
 
 // ---- the parent ----
@@ -264,6 +324,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn parent(messages: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("courier-two-nodes-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    generate_certificates(&dir)?;
     let dir_arg = dir.display().to_string();
     let port = free_port()?;
     let receiver_args = vec![
@@ -351,8 +412,8 @@ fn ledger(path: &Path) -> anyhow::Result<BTreeMap<u64, u32>> {
     })
 }
 
-/// At-least-once delivery between two processes over gRPC, with the
-/// receiver killed (SIGKILL) halfway and restarted on the same store.
+/// At-least-once delivery between two processes over gRPC with mutual TLS
+/// (certificates generated for the run), with the receiver killed (SIGKILL) halfway and restarted on the same store.
 ///
 /// The last line of standard output reads
 /// `sent=N processed=N duplicates_suppressed=D redelivered=R lost=0`; the

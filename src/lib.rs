@@ -144,7 +144,8 @@ pub mod delivery {
 pub mod remote {
     pub use courier_remote::{
         DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
-        RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME, Transport,
+        RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME, Secret,
+        TlsSettings, Transport,
     };
 }
 

@@ -28,6 +28,16 @@ pub trait RefCodec: Send + Sync + 'static {
 
     /// The system in which decoded paths are looked up.
     fn system(&self) -> &ActorSystem;
+
+    /// Called while a [`ReplyTo`](crate::ReplyTo) is encoded, with a
+    /// function that abandons the request: it stops the short-lived actor
+    /// waiting for the reply, so the ask ends at once with
+    /// [`Error::NoReply`](crate::Error::NoReply). A transport calls it when
+    /// the message carrying the `ReplyTo` is refused or never sent. By
+    /// default nothing is kept and the ask waits for its timeout.
+    fn abandon_with(&self, abandon: Box<dyn FnOnce() + Send>) {
+        drop(abandon);
+    }
 }
 
 thread_local! {
@@ -137,6 +147,8 @@ impl<R: Send + 'static> Serialize for crate::ReplyTo<R> {
                     }))
                     .map_err(|e| S::Error::custom(format!("cannot receive the reply: {e}")))?;
                 let path = codec.export(forwarder.path());
+                let abandoned = forwarder.clone();
+                codec.abandon_with(Box::new(move || abandoned.stop()));
                 tokio::spawn(async move {
                     tokio::time::sleep(REPLY_WINDOW).await;
                     forwarder.stop();

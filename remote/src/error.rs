@@ -12,6 +12,15 @@ pub enum Error {
         /// What it must be.
         reason: String,
     },
+    /// A secret, certificate or key cannot be read or used.
+    #[error("remote setting `{setting}`: {reason}")]
+    Credentials {
+        /// The setting's name, as in the `[remote]` TOML section (`secret`,
+        /// `cert`, `key` or `ca`).
+        setting: &'static str,
+        /// What is wrong with it (never the secret itself).
+        reason: String,
+    },
     /// A socket could not be bound or read.
     #[error("{context}")]
     Io {

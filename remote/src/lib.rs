@@ -6,18 +6,23 @@
 //! `tell` and `ask` cross processes. Every message travels with a manifest
 //! from the [`Registry`]; bad input (an unknown manifest, an oversized
 //! frame, bytes that do not decode) gets a typed [`Rejection`], never a
-//! crash. Nodes prove a shared secret to each other before anything is
-//! delivered. The wire protocol (`proto/courier_remote.proto`) is compiled
+//! crash. Links are mutual TLS ([`TlsSettings`]): each node proves its name
+//! with a certificate from the cluster's CA before anything is delivered;
+//! a shared [`Secret`] alone is for development on loopback. The wire protocol (`proto/courier_remote.proto`) is compiled
 //! by `build.rs` with protox, so no system `protoc` is needed; the
 //! generated types stay private.
 
 mod auth;
 mod error;
+mod listen;
 mod node;
+mod refusals;
 mod registry;
 mod rejection;
+mod secret;
 mod settings;
 mod sink;
+mod tls;
 mod transport;
 
 /// The generated protocol types; private to the crate.
@@ -36,5 +41,7 @@ pub use error::{Error, Result};
 pub use node::{Node, SCHEME};
 pub use registry::{Registry, RegistryError};
 pub use rejection::{Rejection, RejectionReason};
+pub use secret::Secret;
 pub use settings::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, RemoteSettings};
+pub use tls::TlsSettings;
 pub use transport::{Io, Transport};

@@ -12,11 +12,12 @@
 mod inbound;
 pub(crate) mod peer;
 mod resolver;
+#[cfg(test)]
+mod wire_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use courier_core::{ActorPath, ActorSystem, DeadLetter, DeadLetterReason, RefCodec};
 use tokio::sync::oneshot;
@@ -25,16 +26,16 @@ use self::inbound::Inbound;
 use self::peer::{Peer, PeerHandle};
 use self::resolver::{NodeCodec, NodeResolver};
 use crate::error::{Error, Result};
+use crate::listen;
 use crate::proto::remote_server::RemoteServer;
+use crate::refusals::Refusals;
 use crate::registry::Registry;
 use crate::settings::RemoteSettings;
+use crate::tls::Tls;
 use crate::transport::Transport;
 
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
-
-/// How long each side of a handshake waits for the other.
-const HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// A running node. Dropping it does not stop it; call
 /// [`shutdown`](Self::shutdown).
@@ -69,6 +70,12 @@ pub(crate) struct Shared {
     closing: tokio::sync::watch::Sender<bool>,
     /// Translates references inside messages.
     pub(crate) codec: Arc<dyn RefCodec>,
+    /// The shared secret's bytes, when one is set.
+    pub(crate) secret: Option<Vec<u8>>,
+    /// Mutual TLS, when configured.
+    pub(crate) tls: Option<Tls>,
+    /// The rate-limited log of refused peers.
+    pub(crate) refusals: Arc<Refusals>,
 }
 
 impl Node {
@@ -85,7 +92,7 @@ impl Node {
         settings: RemoteSettings,
         registry: Registry,
     ) -> Result<Self> {
-        settings.validate()?;
+        settings.check()?;
         let transport = Transport::tcp(settings.listen)
             .await
             .map_err(|source| Error::Io {
@@ -107,7 +114,13 @@ impl Node {
         registry: Registry,
         transport: Transport,
     ) -> Result<Self> {
-        settings.validate()?;
+        let credentials = settings.credentials()?;
+        if credentials.tls.is_none() {
+            tracing::warn!(
+                node = %settings.node,
+                "remote links are not encrypted (no TLS): the shared secret authenticates the handshake only; use TLS anywhere but on loopback"
+            );
+        }
         let Transport {
             address,
             incoming,
@@ -125,7 +138,20 @@ impl Node {
                 system: system.clone(),
                 prefix: format!("{SCHEME}://{}@{address}", settings.node),
             }),
+            secret: credentials.secret,
+            tls: credentials.tls,
+            refusals: Arc::new(Refusals::new()),
         });
+        let incoming = listen::accept(
+            incoming,
+            listen::Accept {
+                tls: shared.tls.as_ref().map(|tls| tls.acceptor.clone()),
+                max_connections: settings.max_connections,
+                handshake_timeout: settings.handshake_timeout,
+                idle_timeout: settings.idle_timeout,
+                refusals: Arc::clone(&shared.refusals),
+            },
+        );
         let service = RemoteServer::new(Inbound {
             shared: Arc::clone(&shared),
         })
@@ -134,6 +160,9 @@ impl Node {
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
+                .max_concurrent_streams(settings.max_streams)
+                .http2_keepalive_interval(Some(settings.keepalive_interval))
+                .http2_keepalive_timeout(Some(settings.keepalive_timeout))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
@@ -189,6 +218,14 @@ impl Node {
 impl Shared {
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerHandle>> {
         courier_core::sync::lock(&self.peers)
+    }
+
+    /// Whether this node already has a connection to `node` at
+    /// `host_port`.
+    fn is_peer(&self, node: &str, host_port: &str) -> bool {
+        self.lock_peers()
+            .get(&format!("{node}@{host_port}"))
+            .is_some_and(|peer| !peer.queue.is_closed())
     }
 
     /// The connection to the node `node` at `host_port`, started on first

@@ -30,9 +30,24 @@ type Dispatch =
 /// What went wrong for one envelope, before it is framed as a [`Rejection`].
 struct Deny(RejectionReason, String);
 
+/// Stops the actor at the path, which must take the registered type.
+type Stop = Box<dyn Fn(&ActorSystem, &ActorPath) -> Result<(), Deny> + Send + Sync>;
+
 struct Registered {
     manifest: String,
     dispatch: Dispatch,
+    stop: Stop,
+}
+
+/// The recipient of an envelope as a local reference, or why not.
+fn recipient<M: Send + 'static>(
+    system: &ActorSystem,
+    path: &ActorPath,
+) -> Result<ActorRef<M>, Deny> {
+    system.lookup_path::<M>(path).map_err(|e| match e {
+        CoreError::WrongMessageType { .. } => Deny(RejectionReason::WrongType, e.to_string()),
+        other => Deny(RejectionReason::UnknownRecipient, other.to_string()),
+    })
 }
 
 /// The message types a node can receive and send, each under a manifest
@@ -113,13 +128,11 @@ impl Registry {
                 };
                 Deny(reason, e.to_string())
             })?;
-            let target = system.lookup_path::<M>(path).map_err(|e| match e {
-                CoreError::WrongMessageType { .. } => {
-                    Deny(RejectionReason::WrongType, e.to_string())
-                }
-                other => Deny(RejectionReason::UnknownRecipient, other.to_string()),
-            })?;
-            target.tell(message);
+            recipient::<M>(system, path)?.tell(message);
+            Ok(())
+        });
+        let stop: Stop = Box::new(|system, path| {
+            recipient::<M>(system, path)?.stop();
             Ok(())
         });
         let owned = manifest.to_owned();
@@ -141,6 +154,7 @@ impl Registry {
             Registered {
                 manifest: manifest.to_owned(),
                 dispatch,
+                stop,
             },
         );
         Ok(self)
@@ -231,9 +245,14 @@ impl Registry {
                 "a remote envelope must name a local path".into(),
             ));
         }
-        (registered.dispatch)(system, &path, &envelope.payload, max_frame).map_err(
-            |Deny(reason, detail)| reject(reason, format!("{detail} (as {})", registered.manifest)),
-        )
+        let done = if envelope.stop {
+            (registered.stop)(system, &path)
+        } else {
+            (registered.dispatch)(system, &path, &envelope.payload, max_frame)
+        };
+        done.map_err(|Deny(reason, detail)| {
+            reject(reason, format!("{detail} (as {})", registered.manifest))
+        })
     }
 
     /// Encodes `message` as an envelope frame for `recipient` (a local path
@@ -266,6 +285,7 @@ impl Registry {
                     manifest: manifest.to_owned(),
                     payload: payload.into(),
                     seq,
+                    stop: false,
                 }],
             })),
         };

@@ -15,8 +15,52 @@ use courier_core::{
 };
 use serde::Serialize;
 
+use tokio::sync::mpsc;
+
 use crate::node::Shared;
 use crate::node::peer::{Outbound, PeerHandle};
+
+/// Abandons one ask whose request was refused or never sent. (In a
+/// mutex only so that it can sit in the peer task's state across awaits.)
+pub(crate) struct Abandon(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+thread_local! {
+    /// What encoding the current message produced to abandon its asks.
+    static ABANDON: std::cell::RefCell<Vec<Abandon>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps `abandon` for the message being encoded on this thread.
+pub(crate) fn keep_abandon(abandon: Box<dyn FnOnce() + Send>) {
+    ABANDON.with(|a| {
+        a.borrow_mut()
+            .push(Abandon(std::sync::Mutex::new(Some(abandon))));
+    });
+}
+
+/// Encodes with the node's codec, returning what abandons the asks whose
+/// `ReplyTo`s the message carries.
+fn encode_with_asks<M: Serialize>(
+    codec: &std::sync::Arc<dyn courier_core::RefCodec>,
+    msg: &M,
+    limit: usize,
+) -> (Result<Vec<u8>, courier_codec::Error>, Vec<Abandon>) {
+    let outer = ABANDON.with(|a| std::mem::take(&mut *a.borrow_mut()));
+    let encoded = courier_core::with_ref_codec(codec, || courier_codec::encode(msg, limit));
+    let asks = ABANDON.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
+    (encoded, asks)
+}
+
+/// Abandons every ask in `asks`.
+pub(crate) fn abandon(asks: Vec<Abandon>) {
+    for Abandon(abandon) in asks {
+        let abandon = abandon
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(abandon) = abandon {
+            abandon();
+        }
+    }
+}
 
 /// Where a remote reference sends.
 pub(crate) struct RemoteTarget {
@@ -55,16 +99,17 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
         };
         let type_name = type_name::<M>();
         let limit = shared.settings.max_frame;
-        let encoded =
-            courier_core::with_ref_codec(&shared.codec, || courier_codec::encode(&msg, limit));
+        let (encoded, asks) = encode_with_asks(&shared.codec, &msg, limit);
         let payload = match encoded {
             Ok(payload) => payload,
             Err(e @ courier_codec::Error::TooLarge { .. }) => {
                 shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
+                abandon(asks);
                 return Ok(());
             }
             Err(e) => {
                 shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
+                abandon(asks);
                 return Ok(());
             }
         };
@@ -75,6 +120,7 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
                 type_name,
                 format!("oversized: {} bytes, limit {limit}", payload.len()),
             );
+            abandon(asks);
             return Ok(());
         }
         let out = Outbound {
@@ -83,10 +129,15 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             manifest: self.manifest.clone(),
             payload: payload.into(),
             type_name,
+            stop: false,
+            asks,
         };
         match self.target.peer.queue.send(out) {
             Ok(()) => Ok(()),
-            Err(_) => Err(TryTellError::Stopped(msg)),
+            Err(mpsc::error::SendError(out)) => {
+                abandon(out.asks);
+                Err(TryTellError::Stopped(msg))
+            }
         }
     }
 
@@ -95,9 +146,26 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
         Box::pin(async move { result })
     }
 
-    /// A remote actor cannot be stopped from here.
+    /// Sends a stop request to the peer, in order after the messages
+    /// already sent to it; there it acts as a local stop (overtaking what
+    /// is still in the actor's mailbox). If the peer cannot be reached or
+    /// has no such actor, the request becomes a dead letter at the sender,
+    /// as a message would.
     fn stop(&self) {
-        tracing::debug!(path = %self.target.path, "stop of a remote actor ignored");
+        let out = Outbound {
+            path: self.target.path.clone(),
+            recipient: self.target.recipient.clone(),
+            manifest: self.manifest.clone(),
+            payload: bytes::Bytes::new(),
+            type_name: "stop",
+            stop: true,
+            asks: Vec::new(),
+        };
+        if self.target.peer.queue.send(out).is_err() {
+            if let Some(shared) = self.target.shared.upgrade() {
+                shared.dead_letter(&self.target.path, "stop", "the node has shut down".into());
+            }
+        }
     }
 
     /// Remote watch: `Terminated` arrives when the connection to the peer is

@@ -406,21 +406,77 @@ async fn ask_works_across_nodes_with_a_timeout() {
             .expect("a reply from the other node");
         assert_eq!(cents, account.len() as u64 * 100);
     }
-    // No actor there: the ask times out (the rejection is a dead letter).
+    // No actor there: the peer's rejection ends the ask at once, long
+    // before its timeout; the rejection itself is a dead letter.
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
     let nobody = system
         .lookup::<Balance>(&rnode.path_of("/user/nobody"))
         .expect("lookup");
-    let timed_out = nobody
-        .ask(
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        nobody.ask(
             |reply| Balance {
                 account: "x".into(),
                 reply,
             },
-            Duration::from_millis(300),
-        )
-        .await;
+            Duration::from_secs(3600),
+        ),
+    )
+    .await
+    .expect("the ask ends with the rejection, not at its hour-long timeout");
     assert!(
-        matches!(timed_out, Err(courier_core::Error::AskTimeout { .. })),
-        "{timed_out:?}"
+        matches!(refused, Err(courier_core::Error::NoReply { .. })),
+        "{refused:?}"
     );
+    let letter = dead.try_recv().expect("the rejection, as a dead letter");
+    assert!(
+        matches!(&letter.reason, DeadLetterReason::Other(r) if r.contains("unknown recipient")),
+        "{:?}",
+        letter.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_on_a_remote_reference_stops_the_remote_actor_after_earlier_messages() {
+    let r = receiver("billing-node", SECRET).await;
+    let mut remote_dead = r.system.event_stream().subscribe::<DeadLetter>();
+    let (system, _node) = sender("shop-node", SECRET).await;
+    let local = r
+        .system
+        .lookup::<Charge>("/user/billing")
+        .expect("the local actor");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup remote");
+    for cents in 1..=10 {
+        billing.tell(charge(cents));
+    }
+    billing.stop();
+    tokio::time::timeout(Duration::from_secs(10), local.terminated())
+        .await
+        .expect("the remote actor stops");
+    // The stop arrived after the ten messages; like a local stop it then
+    // overtook those still in the mailbox, which became dead letters there.
+    let mut dropped = 0;
+    while let Ok(letter) = remote_dead.try_recv() {
+        if letter.recipient.to_string() == "/user/billing" {
+            dropped += 1;
+        }
+    }
+    assert_eq!(
+        r.seen.lock().expect("lock").len() + dropped,
+        10,
+        "every message sent before the stop reached the remote mailbox"
+    );
+    // Stopping an actor that is not there is a dead letter at the sender.
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let nobody = system
+        .lookup::<Charge>(&r.node.path_of("/user/nobody"))
+        .expect("lookup");
+    nobody.stop();
+    let letter = tokio::time::timeout(Duration::from_secs(10), dead.recv())
+        .await
+        .expect("dead letter in time")
+        .expect("dead letter");
+    assert!(letter.recipient.to_string().ends_with("/user/nobody"));
 }

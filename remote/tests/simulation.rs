@@ -105,3 +105,86 @@ fn a_peer_that_stops_answering_is_given_up_and_in_flight_messages_reported() {
         "the held message never arrived"
     );
 }
+
+/// A peer that dies silently while nothing is in flight (the link holds
+/// every packet) is declared down by the HTTP/2 keepalive within
+/// `keepalive_interval + keepalive_timeout`: a watcher of an actor on it
+/// hears `Terminated`.
+#[test]
+fn an_idle_peer_that_goes_silent_is_declared_down_and_its_watchers_told() {
+    use support::{Billing, Charge, billing_registry, charge};
+
+    let quick = |node: &str| {
+        let mut settings = settings(node);
+        settings.keepalive_interval = Duration::from_secs(2);
+        settings.keepalive_timeout = Duration::from_secs(3);
+        settings
+    };
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(300))
+        .build();
+    let seen: Arc<Mutex<Vec<Charge>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    sim.host("receiver", move || {
+        let s = Arc::clone(&s);
+        async move {
+            let system = ActorSystem::new("receiver");
+            system
+                .spawn(
+                    Props::new(move || Billing {
+                        seen: Arc::clone(&s),
+                    })
+                    .with_name("billing"),
+                )
+                .expect("spawn");
+            let _node = Node::start_with(
+                &system,
+                quick("receiver"),
+                billing_registry(),
+                transport("receiver", PORT).await,
+            )
+            .await
+            .expect("node");
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let seen_by_client = Arc::clone(&seen);
+    sim.client("sender", async move {
+        let system = ActorSystem::new("sender");
+        let _node = Node::start_with(
+            &system,
+            quick("sender"),
+            billing_registry(),
+            transport("sender", PORT).await,
+        )
+        .await
+        .expect("node");
+        let billing = system
+            .lookup::<Charge>(&format!(
+                "courier://receiver@{}/user/billing",
+                SocketAddr::new(turmoil::lookup("receiver"), PORT)
+            ))
+            .expect("lookup");
+        billing.tell(charge(1));
+        while seen_by_client.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Idle for a while: the keepalive must not end a healthy link.
+        let healthy = tokio::time::timeout(Duration::from_secs(20), billing.terminated()).await;
+        assert!(healthy.is_err(), "a healthy idle link stays up");
+        turmoil::hold("sender", "receiver");
+        turmoil::hold("receiver", "sender");
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(60), billing.terminated())
+            .await
+            .expect("Terminated for the silent peer, not a wait forever");
+        let waited = started.elapsed();
+        assert!(
+            waited <= Duration::from_secs(2 + 3 + 2),
+            "declared down after {waited:?}"
+        );
+        Ok(())
+    });
+    sim.run().expect("simulation");
+}

@@ -265,3 +265,42 @@ fn key_and_line_are_fields_of_the_error() {
     assert_eq!(key, None);
     assert_eq!(line, Some(1));
 }
+
+#[test]
+fn remote_credentials_come_from_files_or_the_environment_and_are_never_printed() {
+    let config = Config::from_str(
+        "[remote]\nnode = \"billing-node\"\ncert = \"/etc/courier/node.crt\"\nkey = \"/etc/courier/node.key\"\nca = \"/etc/courier/ca.crt\"\nsecret = \"env:COURIER_SECRET\"\nlisten = \"0.0.0.0:7000\"\n",
+    )
+    .expect("TLS files and a secret from the environment are read at start");
+    let remote = config.remote.expect("present");
+    let settings = remote.get_ref().settings();
+    assert!(settings.tls.is_some());
+    assert_eq!(
+        settings.secret,
+        Some(courier_remote::Secret::from_env("COURIER_SECRET"))
+    );
+
+    let inline = Config::from_str("[remote]\nnode = \"a\"\nsecret = \"never-print-this-secret\"\n")
+        .expect("valid");
+    let printed = format!("{inline:?}");
+    assert!(!printed.contains("never-print-this-secret"), "{printed}");
+
+    let (key, _, reason) = invalid(
+        "[remote]\nnode = \"a\"\ncert = \"/etc/courier/node.crt\"\nsecret = \"0123456789abcdef\"\n",
+    );
+    assert_eq!(key.as_deref(), Some("remote.key"), "{reason}");
+
+    let (key, _, reason) = invalid(
+        "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"0.0.0.0:7000\"\n",
+    );
+    assert_eq!(key.as_deref(), Some("remote.tls"), "{reason}");
+    Config::from_str(
+        "[remote]\nnode = \"a\"\nsecret = \"0123456789abcdef\"\nlisten = \"0.0.0.0:7000\"\ninsecure = true\n",
+    )
+    .expect("insecure allows it");
+
+    let (key, _, reason) =
+        invalid("[remote]\nnode = \"a\"\nsecret = \"change me: at least 16 bytes\"\n");
+    assert_eq!(key.as_deref(), Some("remote.secret"));
+    assert!(reason.contains("sample"), "{reason}");
+}

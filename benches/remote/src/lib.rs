@@ -139,6 +139,7 @@ impl BareClient {
                 manifest: manifest.to_owned(),
                 payload: payload.clone(),
                 seq: i as u64,
+                stop: false,
             })
             .collect();
         self.tx

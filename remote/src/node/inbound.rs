@@ -14,12 +14,15 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{HANDSHAKE, Shared};
+use super::Shared;
 use crate::FrameStream;
 use crate::auth::{self, Role};
 use crate::proto::remote_server::Remote;
 use crate::proto::{self, frame::Kind};
+use crate::refusals::bounded;
 use crate::rejection::{Rejection, RejectionReason};
+use crate::tls;
+use crate::transport::ConnInfo;
 
 /// The server side of `Link`.
 pub(crate) struct Inbound {
@@ -34,26 +37,62 @@ impl Remote for Inbound {
         &self,
         request: Request<Streaming<proto::Frame>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
+        let shared = Arc::clone(&self.shared);
+        let info = request
+            .extensions()
+            .get::<ConnInfo>()
+            .cloned()
+            .unwrap_or_default();
         let mut inbound = request.into_inner();
-        let hello = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+        let timeout = shared.settings.handshake_timeout;
+        let hello = match tokio::time::timeout(timeout, inbound.message()).await {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Hello(hello)),
             }))) => hello,
-            _ => return Err(Status::unauthenticated("a link starts with hello")),
+            _ => {
+                shared
+                    .refusals
+                    .refused(None, "the link did not start with a hello in time");
+                return Err(Status::unauthenticated("a link starts with hello"));
+            }
         };
-        let shared = Arc::clone(&self.shared);
+        let size = prost::Message::encoded_len(&hello);
+        if size > shared.settings.max_hello {
+            shared.refusals.refused(
+                None,
+                &format!(
+                    "a hello of {size} bytes (max_hello = {})",
+                    shared.settings.max_hello
+                ),
+            );
+            return Err(Status::invalid_argument("hello too large"));
+        }
+        if shared.tls.is_some() {
+            let named = info
+                .cert
+                .as_ref()
+                .is_some_and(|cert| tls::names(cert, &hello.node));
+            if !named {
+                shared.refusals.refused(
+                    Some(&hello.node),
+                    "its certificate does not name the node it says it is",
+                );
+                return Err(Status::unauthenticated("invalid credentials"));
+            }
+        }
         let ours = auth::nonce();
         let (tx, rx) = mpsc::channel::<Result<proto::Frame, Status>>(64);
         let welcome = proto::Frame {
             kind: Some(Kind::Welcome(proto::Welcome {
                 node: shared.settings.node.clone(),
                 nonce: ours.clone(),
-                proof: auth::prove(
-                    shared.settings.secret.as_bytes(),
-                    Role::Server,
-                    &hello.nonce,
-                    &ours,
-                ),
+                // Under TLS without a secret, the certificates prove who
+                // is who and the proofs stay empty.
+                proof: shared
+                    .secret
+                    .as_ref()
+                    .map(|secret| auth::prove(secret, Role::Server, &hello.nonce, &ours))
+                    .unwrap_or_default(),
             })),
         };
         if tx.send(Ok(welcome)).await.is_err() {
@@ -61,6 +100,7 @@ impl Remote for Inbound {
         }
         let link = Link {
             shared,
+            info,
             hello,
             ours,
             inbound,
@@ -76,6 +116,7 @@ impl Remote for Inbound {
 /// stream ends or the node shuts down.
 struct Link {
     shared: Arc<Shared>,
+    info: ConnInfo,
     hello: proto::Hello,
     /// This node's nonce, which the peer's proof must cover.
     ours: Vec<u8>,
@@ -86,14 +127,20 @@ struct Link {
 impl Link {
     async fn run(mut self) {
         if !self.proven().await {
-            tracing::warn!(peer = %self.hello.node, "peer refused: it could not prove the shared secret");
+            self.shared.refusals.refused(
+                Some(&self.hello.node),
+                "it did not prove the shared secret in time",
+            );
             let _ = self
                 .tx
                 .send(Err(Status::unauthenticated("invalid credentials")))
                 .await;
             return;
         }
-        tracing::debug!(peer = %self.hello.node, "peer authenticated");
+        tracing::debug!(peer = %bounded(&self.hello.node, 64), "peer authenticated");
+        // The connection is in use while this link lasts.
+        let _link = self.info.links.enter();
+        let max_batch = self.shared.settings.max_batch;
         let mut closing = self.shared.closing.subscribe();
         loop {
             let message = tokio::select! {
@@ -111,6 +158,20 @@ impl Link {
                     return;
                 }
             };
+            if batch.envelopes.len() > max_batch {
+                self.shared.refusals.refused(
+                    Some(&self.hello.node),
+                    &format!(
+                        "a batch of {} envelopes (max_batch = {max_batch}); the link is closed and its messages were not delivered",
+                        batch.envelopes.len()
+                    ),
+                );
+                let _ = self
+                    .tx
+                    .send(Err(Status::resource_exhausted("batch too large")))
+                    .await;
+                return;
+            }
             for answer in self.deliver(batch) {
                 if self.tx.send(Ok(answer)).await.is_err() {
                     return;
@@ -121,16 +182,22 @@ impl Link {
 
     /// Whether the peer's next frame proves the shared secret, in time.
     async fn proven(&mut self) -> bool {
-        match tokio::time::timeout(HANDSHAKE, self.inbound.message()).await {
+        let timeout = self.shared.settings.handshake_timeout;
+        match tokio::time::timeout(timeout, self.inbound.message()).await {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Proof(p)),
-            }))) => auth::check(
-                self.shared.settings.secret.as_bytes(),
-                Role::Client,
-                &self.ours,
-                &self.hello.nonce,
-                &p.proof,
-            ),
+            }))) => match &self.shared.secret {
+                Some(secret) => auth::check(
+                    secret,
+                    Role::Client,
+                    &self.ours,
+                    &self.hello.nonce,
+                    &p.proof,
+                ),
+                // Only under TLS (settings refuse neither): the peer's
+                // certificate was checked before the welcome.
+                None => self.shared.tls.is_some(),
+            },
             _ => false,
         }
     }
@@ -155,9 +222,11 @@ impl Link {
                 })
             } else {
                 with_ref_codec(&shared.codec, || {
-                    shared
-                        .registry
-                        .dispatch(&shared.system, envelope, max_frame)
+                    super::resolver::from_peer(&self.hello.node, || {
+                        shared
+                            .registry
+                            .dispatch(&shared.system, envelope, max_frame)
+                    })
                 })
             };
             if let Err(r) = result {
@@ -176,6 +245,7 @@ impl Link {
 
 /// Logs a rejection, as an error with what to do when an operator must act.
 fn log(peer: &str, r: &Rejection) {
+    let peer = bounded(peer, 64);
     match r.reason {
         // Permanent, and a sign of a peer running another version of a
         // message type (or of a hostile peer).

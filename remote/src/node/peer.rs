@@ -20,11 +20,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::{HANDSHAKE, Shared};
+use super::Shared;
 use crate::auth::{self, Role};
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::{self, frame::Kind};
 use crate::rejection::RejectionReason;
+use crate::sink::Abandon;
 
 /// How long a peer may leave sent messages unanswered before the
 /// connection is given up.
@@ -41,6 +42,11 @@ pub(crate) struct Outbound {
     pub(crate) manifest: String,
     pub(crate) payload: Bytes,
     pub(crate) type_name: &'static str,
+    /// A request to stop the recipient rather than a message.
+    pub(crate) stop: bool,
+    /// Abandon the asks whose `ReplyTo`s the message carries, should it be
+    /// refused or never sent.
+    pub(crate) asks: Vec<Abandon>,
 }
 
 /// The sending side's handle on a peer connection.
@@ -88,6 +94,10 @@ struct InFlight {
     type_name: &'static str,
     /// Kept so that a rejection can hand it back to the sender.
     payload: Bytes,
+    /// A stop request, not a message: nobody to hand it back to.
+    stop: bool,
+    /// Abandon the asks it carries, if it is refused.
+    asks: Vec<Abandon>,
 }
 
 /// How a connection ended.
@@ -166,10 +176,24 @@ impl Peer {
         let Some(shared) = self.shared.upgrade() else {
             return Err("node shut down".into());
         };
-        let secret = shared.settings.secret.as_bytes();
-        let limit = shared.settings.grpc_message_limit();
-        let channel =
-            crate::transport::channel(&shared.connect, &self.host_port, HANDSHAKE).await?;
+        let settings = &shared.settings;
+        let timeout = settings.handshake_timeout;
+        let limit = settings.grpc_message_limit();
+        let secure = match &shared.tls {
+            Some(tls) => Some(crate::transport::Secure {
+                connector: tls.connector.clone(),
+                name: crate::tls::server_name(&self.node)?,
+            }),
+            None => None,
+        };
+        let channel = crate::transport::channel(
+            &shared.connect,
+            &self.host_port,
+            timeout,
+            secure,
+            (settings.keepalive_interval, settings.keepalive_timeout),
+        )
+        .await?;
         let mut client = RemoteClient::new(channel)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -184,12 +208,12 @@ impl Peer {
         tx.send(hello)
             .await
             .map_err(|_| "stream closed".to_owned())?;
-        let response = tokio::time::timeout(HANDSHAKE, client.link(ReceiverStream::new(rx)))
+        let response = tokio::time::timeout(timeout, client.link(ReceiverStream::new(rx)))
             .await
             .map_err(|_| "handshake timed out".to_owned())?
             .map_err(|s| format!("refused: {}", s.message()))?;
         let mut inbound = response.into_inner();
-        let welcome = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+        let welcome = match tokio::time::timeout(timeout, inbound.message()).await {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Welcome(welcome)),
             }))) => welcome,
@@ -202,13 +226,18 @@ impl Peer {
                 self.host_port, welcome.node, self.node
             ));
         }
-        if !auth::check(secret, Role::Server, &ours, &welcome.nonce, &welcome.proof) {
-            return Err("the peer could not prove the shared secret".into());
-        }
+        let proof = match &shared.secret {
+            Some(secret) => {
+                if !auth::check(secret, Role::Server, &ours, &welcome.nonce, &welcome.proof) {
+                    return Err("the peer could not prove the shared secret".into());
+                }
+                auth::prove(secret, Role::Client, &welcome.nonce, &ours)
+            }
+            // TLS only: the server's certificate named the node.
+            None => Vec::new(),
+        };
         let proof = proto::Frame {
-            kind: Some(Kind::Proof(proto::Proof {
-                proof: auth::prove(secret, Role::Client, &welcome.nonce, &ours),
-            })),
+            kind: Some(Kind::Proof(proto::Proof { proof })),
         };
         tx.send(proof)
             .await
@@ -222,7 +251,11 @@ impl Peer {
         tx: mpsc::Sender<proto::Frame>,
         mut inbound: Streaming<proto::Frame>,
     ) -> Ended {
-        let Some(max_frame) = self.shared.upgrade().map(|s| s.settings.max_frame) else {
+        let Some((max_frame, max_batch)) = self
+            .shared
+            .upgrade()
+            .map(|s| (s.settings.max_frame, s.settings.max_batch))
+        else {
             return Ended::Closed;
         };
         // The last time the peer showed progress; a peer that sits on
@@ -242,7 +275,7 @@ impl Peer {
                     let mut size = first.payload.len();
                     let mut envelopes = vec![self.envelope(first)];
                     // Batch what else is queued, up to one frame.
-                    while size < max_frame / 2 {
+                    while size < max_frame / 2 && envelopes.len() < max_batch {
                         match self.rx.try_recv() {
                             Ok(more) => {
                                 size += more.payload.len() + more.recipient.len();
@@ -286,6 +319,8 @@ impl Peer {
                 path: out.path,
                 type_name: out.type_name,
                 payload: out.payload.clone(),
+                stop: out.stop,
+                asks: out.asks,
             },
         );
         proto::Envelope {
@@ -293,6 +328,7 @@ impl Peer {
             manifest: out.manifest,
             payload: out.payload,
             seq,
+            stop: out.stop,
         }
     }
 
@@ -304,6 +340,12 @@ impl Peer {
         if let Some(shared) = self.shared.upgrade() {
             let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
             shared.dead_letter(&sent.path, sent.type_name, detail.clone());
+            // An ask in it ends now (its reply will never come) rather than
+            // at its timeout; the dead letter above says why.
+            crate::sink::abandon(sent.asks);
+            if sent.stop {
+                return;
+            }
             // Transport-neutral, so that layers above need not know remote.
             shared.system.event_stream().publish(courier_core::Refusal {
                 recipient: sent.path,
@@ -340,6 +382,7 @@ impl Peer {
         };
         while let Ok(out) = self.rx.try_recv() {
             shared.dead_letter(&out.path, out.type_name, format!("{reason}: {}", self.node));
+            crate::sink::abandon(out.asks);
         }
     }
 }

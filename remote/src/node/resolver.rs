@@ -50,6 +50,16 @@ impl Resolver for NodeResolver {
                 })?
                 .map_err(|e| fail(e.to_string()));
         }
+        if let Some(from) = inbound_peer() {
+            // A path inside a peer's payload: only nodes already known, or
+            // the sending peer itself, are dialled.
+            if node != from && !shared.is_peer(node, host_port) {
+                return Err(fail(format!(
+                    "{node}@{host_port} is not a known peer: a path in a message from {} may name only nodes this node already talks to, or the sender itself",
+                    crate::refusals::bounded(&from, 64)
+                )));
+            }
+        }
         let peer = shared.peer(node, host_port);
         shared
             .registry
@@ -69,6 +79,30 @@ impl Resolver for NodeResolver {
                 ))
             })
     }
+}
+
+thread_local! {
+    /// The authenticated peer whose envelopes this thread is decoding, if
+    /// it is: paths decoded meanwhile come from that peer.
+    static INBOUND_PEER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with paths resolved as coming from the peer `node`.
+pub(crate) fn from_peer<T>(node: &str, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<String>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            INBOUND_PEER.with(|p| *p.borrow_mut() = previous);
+        }
+    }
+    let previous = INBOUND_PEER.with(|p| p.borrow_mut().replace(node.to_owned()));
+    let _reset = Reset(previous);
+    f()
+}
+
+fn inbound_peer() -> Option<String> {
+    INBOUND_PEER.with(|p| p.borrow().clone())
 }
 
 /// `courier://node@host:port/user/x` → (`node`, `host:port`, `/user/x`).
@@ -104,5 +138,9 @@ impl RefCodec for NodeCodec {
 
     fn system(&self) -> &ActorSystem {
         &self.system
+    }
+
+    fn abandon_with(&self, abandon: Box<dyn FnOnce() + Send>) {
+        crate::sink::keep_abandon(abandon);
     }
 }

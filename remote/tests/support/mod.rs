@@ -2,6 +2,8 @@
 //! records them. Each test file uses part of it.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::sync::{Arc, Mutex};
 
 use courier_core::{Actor, BoxError, Context};
