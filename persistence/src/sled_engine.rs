@@ -4,13 +4,11 @@ use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
-
 use crate::engine::{Engine, EngineOp, Entry, Visitor};
 use crate::error::{Error, Result};
 
 /// The sled 0.34 engine: one `sled::Db`, its default tree, atomic
-/// `apply_batch`, and `flush_async` for durability.
+/// `apply_batch`, and `flush` for durability.
 pub struct SledEngine {
     db: sled::Db,
     path: PathBuf,
@@ -63,7 +61,6 @@ impl SledEngine {
     }
 }
 
-#[async_trait]
 impl Engine for SledEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
@@ -137,8 +134,13 @@ impl Engine for SledEngine {
         Ok(())
     }
 
-    async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
+    /// sled's blocking `flush`, never `flush_async`: called concurrently
+    /// from several tasks, sled 0.34.7's `flush_async` can hang for good.
+    /// On Linux sled writes its log with `pwrite` and `sync_file_range`, not
+    /// `fdatasync` (see docs/persistence.md for what that means on power
+    /// loss).
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -2,7 +2,9 @@
 //! single writer task that commits concurrent writes in groups.
 //!
 //! Write path (see `docs/architecture.md`):
-//! 1. a caller sends its request to the writer task and waits;
+//! 1. a caller encodes its records (keys, bodies, checksums) on its own
+//!    task, sends the request to the writer task's bounded queue (waiting
+//!    for room when it is full: back-pressure) and waits;
 //! 2. the writer takes every request that is waiting (up to a limit);
 //! 3. it validates each against what is stored plus what the group has
 //!    staged so far (a request that fails validation fails alone), and
@@ -26,6 +28,10 @@
 //! every later write gets [`Error::Poisoned`], because after a failed flush
 //! nobody can say what is durable. Reads go straight to the engine (on
 //! `spawn_blocking` for engines that block).
+//!
+//! No engine call runs on a tokio worker when the engine may block: the
+//! writer task hands its applies, its flushes and the commit record's
+//! update to the store's I/O thread (see `io.rs`).
 
 use std::collections::HashMap;
 #[cfg(feature = "sled")]
@@ -37,17 +43,18 @@ use tokio::sync::{mpsc, oneshot};
 
 #[cfg(feature = "sled")]
 use crate::commit_file::COMMIT_FILE;
-use crate::engine::{Engine, MemoryEngine};
+use crate::engine::{Engine, EngineOp, MemoryEngine};
 use crate::error::{Error, Result};
-use crate::journal::WriteBatch;
-use crate::record::{SeqNr, Snapshot};
+use crate::record::SeqNr;
 #[cfg(feature = "sled")]
 use crate::sled_engine::SledEngine;
 use crate::snapshot::SnapshotCriteria;
 
 mod close;
+mod io;
 mod journal;
 mod open;
+mod prepared;
 mod reads;
 mod snapshots;
 mod writer;
@@ -63,6 +70,10 @@ use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 pub const MAX_GROUP: usize = 4096;
 /// How many keys one engine batch deletes at most when deleting history.
 const DELETE_CHUNK: usize = 10_000;
+/// How many requests wait in the writer's queue at most, per request one
+/// group takes: a full queue makes writers wait (back-pressure) instead of
+/// growing memory.
+const QUEUE_PER_GROUP: usize = 2;
 /// How many times the writer yields, at most, to let a group fill up.
 const LINGER_ROUNDS: usize = 8;
 /// How many persistence ids the writer remembers the highest of.
@@ -93,7 +104,7 @@ pub struct Store<E: Engine> {
 struct Shared<E: Engine> {
     /// The engine, until [`Store::close`] takes it.
     engine: RwLock<Option<Arc<E>>>,
-    requests: mpsc::UnboundedSender<Pending>,
+    requests: mpsc::Sender<Pending>,
     poison: Arc<Mutex<Option<String>>>,
 }
 
@@ -183,12 +194,13 @@ impl Store<SledEngine> {
 
 /// A request to the writer task.
 enum Request {
-    Write(WriteBatch),
+    Write(prepared::PreparedWrite),
     DeleteEventsTo {
         persistence_id: String,
         to: SeqNr,
     },
-    SaveSnapshot(Snapshot),
+    /// The snapshot's put, encoded by the caller.
+    SaveSnapshot(EngineOp),
     DeleteSnapshots {
         persistence_id: String,
         criteria: SnapshotCriteria,
@@ -256,24 +268,34 @@ impl<E: Engine> Store<E> {
             reason: "a store must be opened within a tokio runtime".into(),
         })?;
         let opened = open::prepare(&engine, &options)?;
+        let io = match engine.blocking() || opened.commit_file.is_some() {
+            true => Some(io::Io::spawn()?),
+            false => None,
+        };
         let engine = Arc::new(engine);
         let poison = Arc::new(Mutex::new(None));
-        let (requests, rx) = mpsc::unbounded_channel();
+        let max_group = options.max_group.max(1);
+        let (requests, rx) = mpsc::channel(max_group.saturating_mul(QUEUE_PER_GROUP));
         if opened.unflushed {
             // Its waiter is nobody: a failed flush poisons the store anyway.
+            // The queue is new, so there is room.
             let (done, _) = oneshot::channel();
-            let _ = requests.send(Pending {
+            let _ = requests.try_send(Pending {
                 request: Request::Sync,
                 done,
             });
         }
         let writer = writer::Writer {
-            engine: close::Releaser::new(Arc::clone(&engine)),
-            highest: HashMap::new(),
-            max_group: options.max_group.max(1),
+            core: Some(writer::Core {
+                engine: close::Releaser::new(Arc::clone(&engine)),
+                highest: HashMap::new(),
+                commit: opened.commit,
+                poison: Arc::clone(&poison),
+            }),
+            io,
+            max_group,
             requests: rx,
             poison: Arc::clone(&poison),
-            commit: opened.commit,
             commit_file: opened.commit_file,
             open: true,
             closers: Vec::new(),
@@ -308,8 +330,14 @@ impl<E: Engine> Store<E> {
         self.shared
             .requests
             .send(Pending { request, done })
+            .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        // A waiter dropped unanswered: the writer is gone, or the engine
+        // panicked on the I/O thread (which poisons the store).
+        rx.await.map_err(|_| match self.poisoned() {
+            Some(reason) => Error::Poisoned { reason },
+            None => Error::Closed,
+        })?
     }
 }
 

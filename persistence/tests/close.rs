@@ -14,7 +14,6 @@ use std::time::Duration;
 
 mod support;
 
-use async_trait::async_trait;
 use courier_persistence::{
     Engine, EngineOp, Entry, Error, Journal, MemoryEngine, Result, SledStore, Store, WriteBatch,
     tck,
@@ -123,6 +122,9 @@ struct StuckEngine {
     inner: Arc<MemoryEngine>,
     stuck_flush: bool,
     gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+    /// With `stuck_flush`: a flush returns once this gate opens (or never,
+    /// without one).
+    flush_gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
     _dropped_on: DropProbe,
 }
 
@@ -140,7 +142,6 @@ impl Drop for DropProbe {
     }
 }
 
-#[async_trait]
 impl Engine for StuckEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key)
@@ -160,9 +161,18 @@ impl Engine for StuckEngine {
         self.inner.apply(ops)
     }
 
-    async fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         if self.stuck_flush {
-            std::future::pending::<()>().await;
+            let gate = self.flush_gate.lock().expect("gate").take();
+            match gate {
+                Some(gate) => {
+                    let _ = gate.recv();
+                }
+                // Never returns, as sled's flush after an I/O error.
+                None => loop {
+                    std::thread::park();
+                },
+            }
         }
         Ok(())
     }
@@ -325,6 +335,7 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
 #[test]
 fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
     let dropped_on = Arc::new(Mutex::new(None));
+    let (unstick, flush_gate) = std::sync::mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -332,13 +343,15 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
     runtime.block_on(async {
         let engine = StuckEngine {
             stuck_flush: true,
+            flush_gate: Arc::new(Mutex::new(Some(flush_gate))),
             _dropped_on: DropProbe(Arc::clone(&dropped_on)),
             ..StuckEngine::default()
         };
         // The store's first flush (of its new epoch) never returns.
         let store = Store::with_engine(engine).expect("store");
         let weak = Arc::downgrade(&store.engine().expect("open"));
-        // The store, the writer task and its flush hold the engine ...
+        // The store, the writer task and its flush (on the I/O thread) hold
+        // the engine ...
         eventually("three handles left", TEN_SECONDS, || {
             weak.strong_count() == 3
         })
@@ -347,9 +360,16 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
         // ... and then only the writer task and its flush.
         eventually("two handles left", TEN_SECONDS, || weak.strong_count() == 2).await;
     });
-    // Shutting the runtime down drops the writer task mid-flush, and with
-    // it the last handles to the engine: they must not be dropped here.
+    // Shutting the runtime down does not wait for the stuck flush (it runs
+    // on the store's I/O thread, not on `spawn_blocking`) and drops the
+    // writer task mid-flush; when the flush finally returns, the last
+    // handle goes with it: none may be dropped here or on the I/O thread.
     drop(runtime);
+    assert!(
+        dropped_on.lock().expect("lock").is_none(),
+        "the flush still holds the engine"
+    );
+    unstick.send(()).expect("the flush waits for its gate");
     let name = {
         let mut name = None;
         for _ in 0..2000 {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use courier_persistence::{Engine, EngineOp, Entry, Error, MemoryEngine, Result};
 
 /// The memory engine with knobs: flushes can fail or take a while, and
@@ -28,7 +27,6 @@ impl TestEngine {
     }
 }
 
-#[async_trait]
 impl Engine for TestEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key)
@@ -50,10 +48,10 @@ impl Engine for TestEngine {
         self.inner.apply(ops)
     }
 
-    async fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
         if !self.flush_delay.is_zero() {
-            tokio::time::sleep(self.flush_delay).await;
+            std::thread::sleep(self.flush_delay);
         }
         if self.fail_flush.load(Ordering::SeqCst) {
             return Err(Error::Storage("disk on fire".into()));
@@ -61,7 +59,8 @@ impl Engine for TestEngine {
         Ok(())
     }
 
+    /// A slow flush is a disk: it must run off the runtime.
     fn blocking(&self) -> bool {
-        false
+        !self.flush_delay.is_zero()
     }
 }
