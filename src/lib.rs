@@ -6,7 +6,8 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `sled` (default) | the embedded durable engine; implies `delivery` |
+//! | `sled` (default) | the embedded durable engine (sled 0.34); implies `delivery` |
+//! | `fjall` | the second embedded engine (fjall 3: a journal made durable with `fdatasync`, several times sled's batch throughput); implies `delivery`; needs Rust 1.90 |
 //! | `delivery` | `courier::persistence` (journals, snapshots, event-sourced actors, the in-memory engine), `courier::delivery` (at-least-once delivery, the dedup inbox) and `courier::config` (the TOML file) |
 //! | `remote` | `courier::remote`: nodes over gRPC |
 //! | `testkit` | `courier::delivery::testkit`: fault injection and a history checker |
@@ -78,7 +79,8 @@ pub mod codec {
 }
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`;
-/// feature `delivery`, with the sled engine under feature `sled`).
+/// feature `delivery`, with the sled engine under feature `sled` and the
+/// fjall engine under feature `fjall`).
 #[cfg(feature = "delivery")]
 pub mod persistence {
     /// The conformance suite every journal backend must pass (feature
@@ -86,13 +88,17 @@ pub mod persistence {
     #[cfg(feature = "tck")]
     pub use courier_persistence::tck;
     pub use courier_persistence::{
-        COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
-        KvWrite, MAX_GROUP, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore,
-        Persistent, PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result,
-        STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata,
-        SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload,
-        encode_payload, now_millis, replay, store_epoch,
+        COMMIT_FILE, Effect, Engine, EngineKind, EngineOp, Entry, Error, EventRecord, EventSourced,
+        Journal, KvWrite, MAX_GROUP, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine,
+        MemoryStore, Persistent, PersistentContext, PersistentSettings, ReplayRange, ReplayStats,
+        Result, STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr, Snapshot, SnapshotCriteria,
+        SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch,
+        decode_payload, encode_payload, now_millis, replay, store_epoch,
     };
+    #[cfg(any(feature = "sled", feature = "fjall"))]
+    pub use courier_persistence::{DurableEngine, DurableStore};
+    #[cfg(feature = "fjall")]
+    pub use courier_persistence::{FjallEngine, FjallStore};
     #[cfg(feature = "sled")]
     pub use courier_persistence::{SledEngine, SledStore};
 }

@@ -24,11 +24,24 @@ impl SledEngine {
     /// them, which sled 0.34 does on some truncated logs); sled's error if the
     /// directory cannot be opened (locked by another process, unreadable).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+        Self::open_with(path.as_ref(), sled::Config::new())
+    }
+
+    /// [`open`](Self::open) with a page cache of `bytes` instead of sled's
+    /// 1 GiB default (what bounds the memory a long replay takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn with_cache_capacity(path: impl AsRef<Path>, bytes: u64) -> Result<Self> {
+        Self::open_with(path.as_ref(), sled::Config::new().cache_capacity(bytes))
+    }
+
+    fn open_with(path: &Path, config: sled::Config) -> Result<Self> {
+        let path = path.to_owned();
         // sled 0.34 indexes out of bounds while recovering some truncated
         // logs: a damaged store must be a typed error, not a crash.
-        let opened =
-            std::panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(&path).open()));
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.path(&path).open()));
         let db = match opened {
             Ok(result) => result.map_err(|e| Error::from_sled(&path, e))?,
             Err(panic) => {

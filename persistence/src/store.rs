@@ -19,7 +19,8 @@
 //!
 //! Every engine batch also sets the store's commit number, and once a flush
 //! has returned the writer records that number in a file outside the engine
-//! (for sled, `courier.commit` in the store's directory) before it answers:
+//! (for sled and fjall, `courier.commit` in the store's directory) before
+//! it answers:
 //! on open, an engine that holds fewer commits than the record says were
 //! acknowledged is refused ([`Error::RolledBack`]), because the engine's own
 //! recovery lost acknowledged writes.
@@ -34,23 +35,25 @@
 //! update to the store's I/O thread (see `io.rs`).
 
 use std::collections::HashMap;
-#[cfg(feature = "sled")]
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use courier_core::sync;
 use tokio::sync::{mpsc, oneshot};
 
-#[cfg(feature = "sled")]
-use crate::commit_file::COMMIT_FILE;
+#[cfg(any(feature = "sled", feature = "fjall"))]
+use crate::durable::DurableEngine;
 use crate::engine::{Engine, EngineOp, MemoryEngine};
 use crate::error::{Error, Result};
+#[cfg(feature = "fjall")]
+use crate::fjall_engine::FjallEngine;
 use crate::record::SeqNr;
 #[cfg(feature = "sled")]
 use crate::sled_engine::SledEngine;
 use crate::snapshot::SnapshotCriteria;
 
 mod close;
+#[cfg(any(feature = "sled", feature = "fjall"))]
+mod disk;
 mod io;
 mod journal;
 mod open;
@@ -130,6 +133,13 @@ pub type MemoryStore = Store<MemoryEngine>;
 /// The sled store: the embedded durable default.
 #[cfg(feature = "sled")]
 pub type SledStore = Store<SledEngine>;
+/// The fjall store: the second embedded engine.
+#[cfg(feature = "fjall")]
+pub type FjallStore = Store<FjallEngine>;
+/// The store over whichever embedded engine was chosen at run time
+/// ([`EngineKind`](crate::EngineKind)).
+#[cfg(any(feature = "sled", feature = "fjall"))]
+pub type DurableStore = Store<DurableEngine>;
 
 impl Store<MemoryEngine> {
     /// A fresh in-memory store. Must be called within a tokio runtime.
@@ -139,56 +149,6 @@ impl Store<MemoryEngine> {
     /// [`Error::Invalid`] outside a tokio runtime.
     pub fn memory() -> Result<Self> {
         Self::with_engine(MemoryEngine::new())
-    }
-}
-
-#[cfg(feature = "sled")]
-impl Store<SledEngine> {
-    /// Opens (or creates) a sled store in directory `path`, with its commit
-    /// record in `path/courier.commit`. Must be called within a tokio
-    /// runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::RolledBack`] if sled came back with fewer commits than the
-    /// store acknowledged; [`Error::CommitRecord`] if the commit record is
-    /// missing while the database has commits, or unreadable;
-    /// [`Error::EngineCorrupt`] if sled finds its files damaged; sled's
-    /// error if the directory cannot be opened; [`Error::Invalid`] outside a
-    /// tokio runtime.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new())
-    }
-
-    /// [`open`](Self::open) with `max_group` as the most writes that share
-    /// one flush (default 4096; values below 1 count as 1).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_with_max_group(path: impl AsRef<Path>, max_group: usize) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new().max_group(max_group))
-    }
-
-    /// Opens the sled store in `path` even if its engine lost acknowledged
-    /// writes or its commit record is gone: logs at ERROR what was lost,
-    /// rewrites the commit record from what the engine holds, and starts a
-    /// new store epoch (see [`store_epoch`](crate::store_epoch)), so that
-    /// layers above can tell the history before the loss from the history
-    /// after it. Use it after [`Error::RolledBack`] or
-    /// [`Error::CommitRecord`] once you decided not to restore a backup, and
-    /// after restoring a backup (which is a rollback the store cannot see).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open), except the two it accepts.
-    pub fn open_accepting_loss(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new().accept_loss(true))
-    }
-
-    fn open_sled(path: &Path, options: StoreOptions) -> Result<Self> {
-        let options = options.commit_file(path.join(COMMIT_FILE));
-        Self::with_options(SledEngine::open(path)?, options)
     }
 }
 
