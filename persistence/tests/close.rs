@@ -1,10 +1,10 @@
-//! Closing a store: the engine (and sled's file lock) is released, so the
-//! same directory opens again in this process, also after the disk filled
+//! Closing a store: the engine (and sled's or fjall's file lock) is
+//! released, so the same directory opens again in this process, also after the disk filled
 //! up and poisoned the store; an engine that will not let go makes `close`
 //! fail in bounded time instead of hanging; dropping a store never drops a
 //! blocking engine on a runtime worker.
 
-#![cfg(feature = "sled")]
+#![cfg(all(feature = "sled", feature = "fjall"))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,16 +15,26 @@ use std::time::Duration;
 mod support;
 
 use courier_persistence::{
-    Engine, EngineOp, Entry, Error, Journal, MemoryEngine, Result, SledStore, Store, WriteBatch,
-    tck,
+    DurableStore, Engine, EngineKind, EngineOp, Entry, Error, Journal, MemoryEngine, Result,
+    SledStore, Store, StoreOptions, WriteBatch, tck,
 };
 use courier_test_support::eventually;
 use support::TestEngine;
 
+fn open(kind: EngineKind, dir: &Path) -> DurableStore {
+    DurableStore::open_engine(kind, dir, None, StoreOptions::new()).expect("open")
+}
+
 #[tokio::test]
-async fn a_closed_sled_store_opens_again_at_once_and_its_clones_are_closed() {
+async fn a_closed_store_opens_again_at_once_and_its_clones_are_closed() {
+    for kind in EngineKind::compiled() {
+        closed_store_opens_again(kind).await;
+    }
+}
+
+async fn closed_store_opens_again(kind: EngineKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path()).expect("open");
+    let store = open(kind, dir.path());
     let clone = store.clone();
     store
         .write(WriteBatch::new().event(tck::event("p", 1)))
@@ -40,15 +50,21 @@ async fn a_closed_sled_store_opens_again_at_once_and_its_clones_are_closed() {
     assert!(matches!(read, Err(Error::Closed)), "{read:?}");
 
     // No retry: the lock is free when close returns.
-    let reopened = SledStore::open(dir.path()).expect("reopen right after close");
+    let reopened = open(kind, dir.path());
     assert_eq!(reopened.highest_seq_nr("p").await.expect("highest"), 1);
     reopened.close().await.expect("close");
 }
 
 #[tokio::test]
 async fn writes_sent_before_close_are_flushed_and_answered() {
+    for kind in EngineKind::compiled() {
+        writes_before_close_are_answered(kind).await;
+    }
+}
+
+async fn writes_before_close_are_answered(kind: EngineKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path()).expect("open");
+    let store = open(kind, dir.path());
     let writes: Vec<_> = (0..20)
         .map(|i| {
             let store = store.clone();
@@ -78,7 +94,7 @@ async fn writes_sent_before_close_are_flushed_and_answered() {
             "{outcome:?}"
         );
     }
-    let reopened = SledStore::open(dir.path()).expect("reopen");
+    let reopened = open(kind, dir.path());
     for i in acknowledged {
         let highest = reopened
             .highest_seq_nr(&format!("w-{i}"))
