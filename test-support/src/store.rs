@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use courier_persistence::{DurableStore, EngineKind, SledStore, StoreOptions};
+use courier_persistence::{
+    DurableEngine, DurableStore, Engine, EngineKind, EngineOp, Entry, MemoryEngine, SledStore,
+    Store, StoreOptions, Visitor,
+};
 
 /// The variable that names the engine durable tests run on.
 pub const ENGINE_ENV: &str = "COURIER_TEST_ENGINE";
@@ -73,6 +76,107 @@ async fn retry<S>(path: &str, open: impl Fn() -> courier_persistence::Result<S>)
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("cannot open {path}: {e}"),
+        }
+    }
+}
+
+/// The store of a scenario: in memory, unless `COURIER_TEST_ENGINE` names
+/// a durable engine (see [`scenario_store`]).
+pub type ScenarioStore = Store<ScenarioEngine>;
+
+/// A scenario's engine: memory, or a durable engine in a temporary
+/// directory that goes with it.
+pub enum ScenarioEngine {
+    /// Nothing survives the process; every call returns at once, so
+    /// scenarios on tokio's paused clock stay deterministic.
+    Memory(MemoryEngine),
+    /// A real engine in its own temporary directory.
+    Durable(DurableEngine, tempfile::TempDir),
+}
+
+/// A fresh store for a scenario: the memory store, or, when
+/// `COURIER_TEST_ENGINE` is set, a store on that engine in a temporary
+/// directory (so `COURIER_TEST_ENGINE=fjall cargo test -p courier-delivery
+/// --test scenarios` runs the delivery scenarios on fjall). Must be called
+/// within a tokio runtime.
+///
+/// # Panics
+///
+/// As [`engine`], or if the store cannot be opened.
+pub fn scenario_store() -> ScenarioStore {
+    let engine = match std::env::var_os(ENGINE_ENV) {
+        None => ScenarioEngine::Memory(MemoryEngine::new()),
+        Some(_) => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let durable = DurableEngine::open(engine(), dir.path(), None).expect("open engine");
+            ScenarioEngine::Durable(durable, dir)
+        }
+    };
+    // No commit record: its update would run on the store's I/O thread
+    // (see `blocking` below); the engines' own tests cover it.
+    Store::with_options(engine, StoreOptions::new()).expect("store")
+}
+
+impl ScenarioEngine {
+    fn engine(&self) -> &dyn Engine {
+        match self {
+            Self::Memory(e) => e,
+            Self::Durable(e, _) => e,
+        }
+    }
+}
+
+impl Engine for ScenarioEngine {
+    fn get(&self, key: &[u8]) -> courier_persistence::Result<Option<Vec<u8>>> {
+        self.engine().get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> courier_persistence::Result<Vec<Entry>> {
+        self.engine().scan(start, end, limit, reverse)
+    }
+
+    fn visit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        visit: &mut Visitor<'_>,
+    ) -> courier_persistence::Result<()> {
+        self.engine().visit(start, end, limit, visit)
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> courier_persistence::Result<()> {
+        self.engine().apply(ops)
+    }
+
+    fn flush(&self) -> courier_persistence::Result<()> {
+        self.engine().flush()
+    }
+
+    /// `false` even for a durable engine, on purpose: the scenarios run on
+    /// tokio's paused clock, which jumps ahead (auto-advance) whenever the
+    /// runtime has nothing to do, so an engine call on another thread
+    /// would let every timeout fire while the disk works. Inline, the disk
+    /// is just a slow engine to them. Running engine calls off the runtime
+    /// is the persistence crate's own tests' business.
+    fn blocking(&self) -> bool {
+        false
+    }
+
+    fn close(self) -> courier_persistence::Result<()> {
+        match self {
+            Self::Memory(e) => e.close(),
+            Self::Durable(e, dir) => {
+                let closed = e.close();
+                drop(dir);
+                closed
+            }
         }
     }
 }
