@@ -15,8 +15,8 @@ use std::time::Duration;
 mod support;
 
 use courier_persistence::{
-    DurableStore, Engine, EngineKind, EngineOp, Entry, Error, Journal, MemoryEngine, Result,
-    SledStore, Store, StoreOptions, WriteBatch, tck,
+    DurableStore, Engine, EngineKind, EngineOp, Entry, Error, Journal, MemoryEngine, Result, Store,
+    StoreOptions, WriteBatch, tck,
 };
 use courier_test_support::eventually;
 use support::TestEngine;
@@ -302,7 +302,13 @@ impl Drop for Tmpfs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() {
+async fn a_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() {
+    for kind in EngineKind::compiled() {
+        poisoned_by_a_full_disk(kind).await;
+    }
+}
+
+async fn poisoned_by_a_full_disk(kind: EngineKind) {
     let tmpfs = match Tmpfs::mount("2m") {
         Ok(tmpfs) => tmpfs,
         Err(reason) => {
@@ -315,7 +321,7 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
     let dir: PathBuf = tmpfs.path().join("store");
     let filler = tmpfs.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1_200_000]).expect("filler");
-    let store = SledStore::open(&dir).expect("open");
+    let store = open(kind, &dir);
     let mut acknowledged = 0;
     let poisoned = loop {
         let mut event = tck::event("p", acknowledged + 1);
@@ -324,14 +330,20 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
             Ok(()) => acknowledged += 1,
             Err(e) => break e,
         }
-        assert!(acknowledged < 10_000, "the 2 MiB disk never filled up");
+        assert!(
+            acknowledged < 10_000,
+            "{kind}: the 2 MiB disk never filled up"
+        );
     };
-    assert!(matches!(poisoned, Error::Poisoned { .. }), "{poisoned:?}");
+    assert!(
+        matches!(poisoned, Error::Poisoned { .. }),
+        "{kind}: {poisoned:?}"
+    );
     let closed = store.close().await;
     std::fs::remove_file(&filler).expect("free the disk");
     match closed {
         Ok(()) => {
-            let reopened = SledStore::open(&dir).expect("reopen after the disk is fixed");
+            let reopened = open(kind, &dir);
             assert_eq!(
                 reopened.highest_seq_nr("p").await.expect("highest"),
                 acknowledged
@@ -343,8 +355,10 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
             reopened.close().await.expect("close");
         }
         // sled may not let go after an I/O error: then close must say so.
-        Err(Error::CloseFailed { reason, .. }) => println!("close failed as documented: {reason}"),
-        Err(e) => panic!("close: {e}"),
+        Err(Error::CloseFailed { reason, .. }) => {
+            println!("{kind}: close failed as documented: {reason}")
+        }
+        Err(e) => panic!("{kind}: close: {e}"),
     }
 }
 
