@@ -8,14 +8,17 @@
 //! commits with its event, and only then is the delivery acked.
 //!
 //! Halfway through, both actors and the store are shut down and everything
-//! is started again from the same sled directory, with deliveries still
+//! is started again from the same store directory, with deliveries still
 //! unconfirmed. At the end the warehouse's durable state is checked with a
 //! `History`: every order placed is applied exactly once.
 //!
 //! ```text
 //! cargo run --release --features testkit --example delivery_demo -- \
-//!     [--messages N] [--config FILE] [--seed S]
+//!     [--messages N] [--config FILE] [--seed S] [--engine sled|fjall]
 //! ```
+//!
+//! `--engine fjall` (or `engine = "fjall"` in the file's `[persistence]`)
+//! runs on the fjall engine; build with `--features testkit,fjall`.
 //!
 //! `--help` lists the options. Logs go to standard error (warnings and
 //! errors unless `RUST_LOG` says otherwise, e.g.
@@ -38,7 +41,7 @@ use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
 use courier::delivery::{DedupInbox, Deliverer, Delivery, Error, Receipt};
 use courier::persistence::{
-    Effect, EventSourced, Journal, Persistent, PersistentContext, SledStore,
+    DurableStore, Effect, EngineKind, EventSourced, Journal, Persistent, PersistentContext,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -255,7 +258,7 @@ struct Node {
 }
 
 fn start(
-    store: &Arc<SledStore>,
+    store: &Arc<DurableStore>,
     config: &Config,
     seed: u64,
     duplicates: &Arc<AtomicU64>,
@@ -393,9 +396,10 @@ impl Node {
     }
 }
 
-/// Opens the sled store. A store just closed in this process may still be
-/// releasing its file lock for a moment, so retry briefly.
-async fn open(config: &Config, path: &Path) -> anyhow::Result<Arc<SledStore>> {
+/// Opens the store on the configured engine. A store just closed in this
+/// process may still be releasing its file lock for a moment, so retry
+/// briefly.
+async fn open(config: &Config, path: &Path) -> anyhow::Result<Arc<DurableStore>> {
     let mut settings = config.persistence.clone();
     settings.path = path.to_owned();
     let mut tries = 0;
@@ -434,6 +438,10 @@ struct Args {
     /// printed on the first line].
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
+    /// The storage engine, `sled` or `fjall` (which needs the `fjall`
+    /// feature) [default: the file's `persistence.engine`].
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<EngineKind>,
 }
 
 #[path = "support/logging.rs"]
@@ -453,15 +461,19 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init_tracing()?;
     let seed = args.seed.unwrap_or_else(clock_seed);
-    let config = Config::from_file(&args.config)?;
+    let mut config = Config::from_file(&args.config)?;
+    if let Some(engine) = args.engine {
+        config.persistence.engine = engine;
+    }
     let path = config.persistence.path.join("delivery-demo");
     if path.exists() {
         std::fs::remove_dir_all(&path).with_context(|| format!("clearing {}", path.display()))?;
     }
     println!(
-        "delivering {} orders; config {}; store {}; seed {}",
+        "delivering {} orders; config {}; engine {}; store {}; seed {}",
         args.messages,
         args.config.display(),
+        config.persistence.engine,
         path.display(),
         seed
     );

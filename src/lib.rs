@@ -6,7 +6,8 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `sled` (default) | the embedded durable engine; implies `delivery` |
+//! | `sled` (default) | the embedded durable engine (sled 0.34); implies `delivery` |
+//! | `fjall` | the second embedded engine (fjall 3: a journal made durable with `fdatasync`, several times sled's batch throughput); implies `delivery`; needs Rust 1.90 |
 //! | `delivery` | `courier::persistence` (journals, snapshots, event-sourced actors, the in-memory engine), `courier::delivery` (at-least-once delivery, the dedup inbox) and `courier::config` (the TOML file) |
 //! | `remote` | `courier::remote`: nodes over gRPC |
 //! | `testkit` | `courier::delivery::testkit`: fault injection and a history checker |
@@ -78,9 +79,13 @@ pub mod codec {
 }
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`;
-/// feature `delivery`, with the sled engine under feature `sled`).
+/// feature `delivery`, with the sled engine under feature `sled` and the
+/// fjall engine under feature `fjall`).
 ///
-/// A program picks a store ([`SledStore`](persistence::SledStore) on disk,
+/// A program picks a store ([`DurableStore`](persistence::DurableStore)
+/// over the engine its configuration names, or
+/// [`SledStore`](persistence::SledStore) /
+/// [`FjallStore`](persistence::FjallStore) directly;
 /// [`MemoryStore`](persistence::MemoryStore) for tests) and uses it as a
 /// [`Journal`](persistence::Journal) and
 /// [`SnapshotStore`](persistence::SnapshotStore); the engines beneath a
@@ -95,17 +100,26 @@ pub mod persistence {
     #[cfg(feature = "tck")]
     pub use courier_persistence::tck;
     pub use courier_persistence::{
-        Effect, Error, EventRecord, EventSourced, Journal, JournalSummary, KvWrite, MAX_ID_LEN,
-        MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest, MemoryStore, NamespaceSummary, Persistent,
-        PersistentContext, PersistentSettings, Problem, ReplayRange, ReplayStats, Result, SeqNr,
-        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store,
-        StoreOptions, StoreReport, WriteBatch, decode_payload, encode_payload, now_millis, replay,
+        Effect, EngineKind, Error, EventRecord, EventSourced, Journal, JournalSummary, KvWrite,
+        MAX_ID_LEN, MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest, MemoryStore, NamespaceSummary,
+        Persistent, PersistentContext, PersistentSettings, Problem, ReplayRange, ReplayStats,
+        Result, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy,
+        SnapshotStore, Store, StoreOptions, StoreReport, WriteBatch, decode_payload,
+        encode_payload, now_millis, replay,
     };
+    #[cfg(any(feature = "sled", feature = "fjall"))]
+    pub use courier_persistence::DurableStore;
+    #[cfg(feature = "fjall")]
+    pub use courier_persistence::FjallStore;
 
     /// The key–value engines beneath a [`Store`]: the seam a new embedded
     /// engine implements, the engines courier ships, and the records the
     /// store keeps in every engine (its epoch, its commit number).
     pub mod engine {
+        #[cfg(any(feature = "sled", feature = "fjall"))]
+        pub use courier_persistence::DurableEngine;
+        #[cfg(feature = "fjall")]
+        pub use courier_persistence::FjallEngine;
         #[cfg(feature = "sled")]
         pub use courier_persistence::SledEngine;
         pub use courier_persistence::{

@@ -1,12 +1,14 @@
 //! Crash test with real processes: a child process (this test binary, re-run)
 //! runs an event-sourced sender and a deduplicating receiver, each on its own
-//! sled store, placing orders as fast as it can; the parent SIGKILLs it at
+//! durable store, placing orders as fast as it can; the parent SIGKILLs it at
 //! random moments, restarts it, and checks the receiver's ledger after each
 //! cycle (nothing applied twice, nothing applied that was never placed) and
 //! at the end (each of the N orders applied exactly once, none missing).
 //!
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
+//! The stores are sled's unless `COURIER_TEST_ENGINE=fjall` says otherwise
+//! (the child inherits the variable).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -24,7 +26,7 @@ use courier_delivery::testkit::History;
 use courier_test_support::Rng;
 use courier_test_support::crash::{Child, Plan, child_runtime};
 use courier_test_support::ledger::{Ledger, ledger};
-use courier_test_support::store::open_sled;
+use courier_test_support::store::{engine, open_store};
 
 const CHILD_ENV: &str = "COURIER_DELIVERY_CRASH_DIR";
 const ORDERS: u64 = 3000;
@@ -102,9 +104,9 @@ impl EventSourced for Desk {
 
 fn child(dir: &str) {
     child_runtime().block_on(async {
-        let sender_store = Arc::new(open_sled(&format!("{dir}/sender")).await);
+        let sender_store = Arc::new(open_store(&format!("{dir}/sender")).await);
         let receiver_store: Arc<dyn Journal> =
-            Arc::new(open_sled(&format!("{dir}/receiver")).await);
+            Arc::new(open_store(&format!("{dir}/receiver")).await);
         let system = ActorSystem::new("crash-child");
         system
             .spawn(Ledger::<u64>::props(&receiver_store).with_name("ledger"))
@@ -180,7 +182,8 @@ fn each_order_is_applied_exactly_once_across_sigkills() {
     }
     let Plan { seed, cycles } = Plan::from_env(0x0de1_1fe7, 20);
     println!(
-        "delivery crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders"
+        "delivery crash test on {}: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles, {ORDERS} orders",
+        engine()
     );
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -229,14 +232,14 @@ fn verify(dir: &str, acknowledged: u64, drained: bool, seed: u64, cycle: u64) ->
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let sender = open_sled(&format!("{dir}/sender")).await;
+        let sender = open_store(&format!("{dir}/sender")).await;
         let placed = sender.highest_seq_nr("desk").await.expect("highest");
         assert!(
             placed >= acknowledged,
             "seed {seed} cycle {cycle}: order {acknowledged} was acknowledged but the journal ends at {placed}"
         );
         drop(sender);
-        let receiver = open_sled(&format!("{dir}/receiver")).await;
+        let receiver = open_store(&format!("{dir}/receiver")).await;
         let mut history = History::new();
         for order in 1..=placed {
             // Until the outbox drained, a placed order may still be in

@@ -12,12 +12,13 @@ use courier::delivery::{
     UnconfirmedWarning,
 };
 use courier::persistence::{
-    Effect, EventSourced, Journal, MemoryStore, Persistent, PersistentContext, PersistentSettings,
+    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
     SnapshotPolicy, SnapshotStore,
 };
 use courier::prelude::*;
 use courier::{DeadLetter, DeadLetterReason};
 use courier_test_support::ledger::{Ledger, ledger};
+use courier_test_support::store::{ScenarioStore, scenario_store};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -206,8 +207,9 @@ impl ClientHandle {
     }
 }
 
-fn memory() -> Arc<MemoryStore> {
-    Arc::new(MemoryStore::memory().expect("memory store"))
+/// The memory store, or the engine `COURIER_TEST_ENGINE` names.
+fn memory() -> Arc<ScenarioStore> {
+    Arc::new(scenario_store())
 }
 
 #[tokio::test(start_paused = true)]
@@ -673,7 +675,7 @@ impl EventSourced for Stock {
 /// that turns deliveries into its commands, behind a lossy link.
 fn stock(
     system: &ActorSystem,
-    store: &Arc<MemoryStore>,
+    store: &Arc<ScenarioStore>,
     faults: Faults,
 ) -> (ActorRef<StockCmd>, Arc<Mutex<u64>>) {
     let duplicates: Arc<Mutex<u64>> = Arc::default();

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use courier_core::sync;
 
 use crate::error::Result;
@@ -33,11 +32,11 @@ pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 
 /// An ordered byte-keyed map with atomic batches.
 ///
-/// Reads and `apply` are synchronous and may block on I/O: the store calls
-/// them from its writer task or from `spawn_blocking` (see
-/// [`blocking`](Engine::blocking)). Durability comes only from
-/// [`flush`](Engine::flush).
-#[async_trait]
+/// Every method is synchronous and may block on I/O. A store never calls
+/// one on a tokio worker when [`blocking`](Engine::blocking) says it may
+/// block: `apply` and `flush` run on the store's own I/O thread (one at a
+/// time, in the order the writer issues them), reads on `spawn_blocking`.
+/// Durability comes only from [`flush`](Engine::flush).
 pub trait Engine: Send + Sync + 'static {
     /// The value at `key`.
     ///
@@ -88,14 +87,16 @@ pub trait Engine: Send + Sync + 'static {
     /// The engine's I/O errors; the store treats them as fatal.
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()>;
 
-    /// Makes every applied batch durable.
+    /// Makes every batch applied before the call durable; blocks until it is.
     ///
     /// # Errors
     ///
     /// The engine's I/O errors; the store treats them as fatal.
-    async fn flush(&self) -> Result<()>;
+    fn flush(&self) -> Result<()>;
 
-    /// Whether reads may block on disk (and so run on `spawn_blocking`).
+    /// Whether the engine's calls may block on disk (and so run off the
+    /// runtime: writes and flushes on the store's I/O thread, reads on
+    /// `spawn_blocking`).
     fn blocking(&self) -> bool;
 
     /// Releases the engine: its files, locks and threads. Called once, off
@@ -147,7 +148,6 @@ impl MemoryEngine {
 
 /// A shared engine: several stores over time (a process's restarts in a
 /// simulation, say) can use one engine and see the same data.
-#[async_trait]
 impl<E: Engine> Engine for std::sync::Arc<E> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(key)
@@ -177,8 +177,8 @@ impl<E: Engine> Engine for std::sync::Arc<E> {
         (**self).apply(ops)
     }
 
-    async fn flush(&self) -> Result<()> {
-        (**self).flush().await
+    fn flush(&self) -> Result<()> {
+        (**self).flush()
     }
 
     fn blocking(&self) -> bool {
@@ -186,7 +186,6 @@ impl<E: Engine> Engine for std::sync::Arc<E> {
     }
 }
 
-#[async_trait]
 impl Engine for MemoryEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().get(key).cloned())
@@ -243,7 +242,7 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    async fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         Ok(())
     }
 

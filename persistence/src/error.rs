@@ -204,3 +204,37 @@ impl From<sled::Error> for Error {
         Self::Storage(Box::new(e))
     }
 }
+
+#[cfg(feature = "fjall")]
+impl Error {
+    /// Maps a fjall error of the database in `path`, naming the directory
+    /// when fjall reports damaged files.
+    pub(crate) fn from_fjall(path: &std::path::Path, e: fjall::Error) -> Self {
+        use fjall::LsmError;
+        let detail = match &e {
+            fjall::Error::JournalRecovery(why) => {
+                Some(format!("fjall cannot recover its journal: {why}"))
+            }
+            fjall::Error::InvalidVersion(_)
+            | fjall::Error::Decompress(_)
+            | fjall::Error::InvalidTrailer
+            | fjall::Error::InvalidTag(_)
+            | fjall::Error::Unrecoverable => Some(format!("fjall found damaged files: {e:?}")),
+            fjall::Error::Storage(inner) => match inner {
+                LsmError::Io(_) => None,
+                _ => Some(format!("fjall found a damaged table: {inner:?}")),
+            },
+            _ => None,
+        };
+        match detail {
+            Some(detail) => {
+                tracing::error!(path = %path.display(), %detail, "the storage engine reports corruption");
+                Self::EngineCorrupt {
+                    path: path.to_owned(),
+                    detail,
+                }
+            }
+            None => Self::Storage(Box::new(e)),
+        }
+    }
+}

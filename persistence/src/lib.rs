@@ -6,7 +6,10 @@
 //! - [`Store`]: both traits over one [`Engine`], with a single writer task
 //!   that commits concurrent writes in groups and answers only after the
 //!   flush: `Ok` means durable. [`MemoryStore`] for tests, [`SledStore`] for
-//!   the embedded durable default.
+//!   the embedded durable default, `FjallStore` (feature `fjall`) for the
+//!   second embedded engine, and `DurableStore` over either, chosen at run
+//!   time by [`EngineKind`]. No engine call that may block runs on a tokio
+//!   worker.
 //! - The store knows what it acknowledged independently of the engine: a
 //!   commit number in every engine batch and a commit record outside the
 //!   engine, compared on open ([`Error::RolledBack`]); a store epoch
@@ -19,10 +22,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod commit_file;
+mod durable;
 mod engine;
 mod epoch;
 mod error;
 mod eventsourced;
+#[cfg(feature = "fjall")]
+mod fjall_engine;
 mod journal;
 mod keys;
 mod record;
@@ -34,12 +40,17 @@ mod store;
 pub mod tck;
 
 pub use commit_file::COMMIT_FILE;
+#[cfg(any(feature = "sled", feature = "fjall"))]
+pub use durable::DurableEngine;
+pub use durable::EngineKind;
 pub use engine::{Engine, EngineOp, Entry, MemoryEngine, Visitor};
 pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
 };
+#[cfg(feature = "fjall")]
+pub use fjall_engine::FjallEngine;
 pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
 pub use keys::MAX_ID_LEN;
 pub use record::{
@@ -49,6 +60,10 @@ pub use record::{
 #[cfg(feature = "sled")]
 pub use sled_engine::SledEngine;
 pub use snapshot::{SnapshotCriteria, SnapshotStore};
+#[cfg(any(feature = "sled", feature = "fjall"))]
+pub use store::DurableStore;
+#[cfg(feature = "fjall")]
+pub use store::FjallStore;
 #[cfg(feature = "sled")]
 pub use store::SledStore;
 pub use store::{

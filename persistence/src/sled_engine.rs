@@ -4,13 +4,11 @@ use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
-
 use crate::engine::{Engine, EngineOp, Entry, Visitor};
 use crate::error::{Error, Result};
 
 /// The sled 0.34 engine: one `sled::Db`, its default tree, atomic
-/// `apply_batch`, and `flush_async` for durability.
+/// `apply_batch`, and `flush` for durability.
 pub struct SledEngine {
     db: sled::Db,
     path: PathBuf,
@@ -26,11 +24,24 @@ impl SledEngine {
     /// them, which sled 0.34 does on some truncated logs); sled's error if the
     /// directory cannot be opened (locked by another process, unreadable).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_owned();
+        Self::open_with(path.as_ref(), sled::Config::new())
+    }
+
+    /// [`open`](Self::open) with a page cache of `bytes` instead of sled's
+    /// 1 GiB default (what bounds the memory a long replay takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn with_cache_capacity(path: impl AsRef<Path>, bytes: u64) -> Result<Self> {
+        Self::open_with(path.as_ref(), sled::Config::new().cache_capacity(bytes))
+    }
+
+    fn open_with(path: &Path, config: sled::Config) -> Result<Self> {
+        let path = path.to_owned();
         // sled 0.34 indexes out of bounds while recovering some truncated
         // logs: a damaged store must be a typed error, not a crash.
-        let opened =
-            std::panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(&path).open()));
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.path(&path).open()));
         let db = match opened {
             Ok(result) => result.map_err(|e| Error::from_sled(&path, e))?,
             Err(panic) => {
@@ -63,7 +74,6 @@ impl SledEngine {
     }
 }
 
-#[async_trait]
 impl Engine for SledEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
@@ -137,8 +147,13 @@ impl Engine for SledEngine {
         Ok(())
     }
 
-    async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
+    /// sled's blocking `flush`, never `flush_async`: called concurrently
+    /// from several tasks, sled 0.34.7's `flush_async` can hang for good.
+    /// On Linux sled writes its log with `pwrite` and `sync_file_range`, not
+    /// `fdatasync` (see docs/persistence.md for what that means on power
+    /// loss).
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(|e| self.err(e))?;
         Ok(())
     }
 

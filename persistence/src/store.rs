@@ -2,7 +2,9 @@
 //! single writer task that commits concurrent writes in groups.
 //!
 //! Write path (see `docs/architecture.md`):
-//! 1. a caller sends its request to the writer task and waits;
+//! 1. a caller encodes its records (keys, bodies, checksums) on its own
+//!    task, sends the request to the writer task's bounded queue (waiting
+//!    for room when it is full: back-pressure) and waits;
 //! 2. the writer takes every request that is waiting (up to a limit);
 //! 3. it validates each against what is stored plus what the group has
 //!    staged so far (a request that fails validation fails alone), and
@@ -17,7 +19,8 @@
 //!
 //! Every engine batch also sets the store's commit number, and once a flush
 //! has returned the writer records that number in a file outside the engine
-//! (for sled, `courier.commit` in the store's directory) before it answers:
+//! (for sled and fjall, `courier.commit` in the store's directory) before
+//! it answers:
 //! on open, an engine that holds fewer commits than the record says were
 //! acknowledged is refused ([`Error::RolledBack`]), because the engine's own
 //! recovery lost acknowledged writes.
@@ -26,28 +29,35 @@
 //! every later write gets [`Error::Poisoned`], because after a failed flush
 //! nobody can say what is durable. Reads go straight to the engine (on
 //! `spawn_blocking` for engines that block).
+//!
+//! No engine call runs on a tokio worker when the engine may block: the
+//! writer task hands its applies, its flushes and the commit record's
+//! update to the store's I/O thread (see `io.rs`).
 
 use std::collections::HashMap;
-#[cfg(feature = "sled")]
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use courier_core::sync;
 use tokio::sync::{mpsc, oneshot};
 
-#[cfg(feature = "sled")]
-use crate::commit_file::COMMIT_FILE;
-use crate::engine::{Engine, MemoryEngine};
+#[cfg(any(feature = "sled", feature = "fjall"))]
+use crate::durable::DurableEngine;
+use crate::engine::{Engine, EngineOp, MemoryEngine};
 use crate::error::{Error, Result};
-use crate::journal::WriteBatch;
-use crate::record::{SeqNr, Snapshot};
+#[cfg(feature = "fjall")]
+use crate::fjall_engine::FjallEngine;
+use crate::record::SeqNr;
 #[cfg(feature = "sled")]
 use crate::sled_engine::SledEngine;
 use crate::snapshot::SnapshotCriteria;
 
 mod close;
+#[cfg(any(feature = "sled", feature = "fjall"))]
+mod disk;
+mod io;
 mod journal;
 mod open;
+mod prepared;
 mod reads;
 mod snapshots;
 mod verify;
@@ -65,6 +75,10 @@ use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 pub const MAX_GROUP: usize = 4096;
 /// How many keys one engine batch deletes at most when deleting history.
 const DELETE_CHUNK: usize = 10_000;
+/// How many requests wait in the writer's queue at most, per request one
+/// group takes: a full queue makes writers wait (back-pressure) instead of
+/// growing memory.
+const QUEUE_PER_GROUP: usize = 2;
 /// How many times the writer yields, at most, to let a group fill up.
 const LINGER_ROUNDS: usize = 8;
 /// How many persistence ids the writer remembers the highest of.
@@ -95,7 +109,7 @@ pub struct Store<E: Engine> {
 struct Shared<E: Engine> {
     /// The engine, until [`Store::close`] takes it.
     engine: RwLock<Option<Arc<E>>>,
-    requests: mpsc::UnboundedSender<Pending>,
+    requests: mpsc::Sender<Pending>,
     poison: Arc<Mutex<Option<String>>>,
 }
 
@@ -121,6 +135,13 @@ pub type MemoryStore = Store<MemoryEngine>;
 /// The sled store: the embedded durable default.
 #[cfg(feature = "sled")]
 pub type SledStore = Store<SledEngine>;
+/// The fjall store: the second embedded engine.
+#[cfg(feature = "fjall")]
+pub type FjallStore = Store<FjallEngine>;
+/// The store over whichever embedded engine was chosen at run time
+/// ([`EngineKind`](crate::EngineKind)).
+#[cfg(any(feature = "sled", feature = "fjall"))]
+pub type DurableStore = Store<DurableEngine>;
 
 impl Store<MemoryEngine> {
     /// A fresh in-memory store. Must be called within a tokio runtime.
@@ -133,64 +154,15 @@ impl Store<MemoryEngine> {
     }
 }
 
-#[cfg(feature = "sled")]
-impl Store<SledEngine> {
-    /// Opens (or creates) a sled store in directory `path`, with its commit
-    /// record in `path/courier.commit`. Must be called within a tokio
-    /// runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::RolledBack`] if sled came back with fewer commits than the
-    /// store acknowledged; [`Error::CommitRecord`] if the commit record is
-    /// missing while the database has commits, or unreadable;
-    /// [`Error::EngineCorrupt`] if sled finds its files damaged; sled's
-    /// error if the directory cannot be opened; [`Error::Invalid`] outside a
-    /// tokio runtime.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new())
-    }
-
-    /// [`open`](Self::open) with `max_group` as the most writes that share
-    /// one flush (default 4096; values below 1 count as 1).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub fn open_with_max_group(path: impl AsRef<Path>, max_group: usize) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new().max_group(max_group))
-    }
-
-    /// Opens the sled store in `path` even if its engine lost acknowledged
-    /// writes or its commit record is gone: logs at ERROR what was lost,
-    /// rewrites the commit record from what the engine holds, and starts a
-    /// new store epoch (see [`store_epoch`](crate::store_epoch)), so that
-    /// layers above can tell the history before the loss from the history
-    /// after it. Use it after [`Error::RolledBack`] or
-    /// [`Error::CommitRecord`] once you decided not to restore a backup, and
-    /// after restoring a backup (which is a rollback the store cannot see).
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open), except the two it accepts.
-    pub fn open_accepting_loss(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_sled(path.as_ref(), StoreOptions::new().accept_loss(true))
-    }
-
-    fn open_sled(path: &Path, options: StoreOptions) -> Result<Self> {
-        let options = options.commit_file(path.join(COMMIT_FILE));
-        Self::with_options(SledEngine::open(path)?, options)
-    }
-}
-
 /// A request to the writer task.
 enum Request {
-    Write(WriteBatch),
+    Write(prepared::PreparedWrite),
     DeleteEventsTo {
         persistence_id: String,
         to: SeqNr,
     },
-    SaveSnapshot(Snapshot),
+    /// The snapshot's put, encoded by the caller.
+    SaveSnapshot(EngineOp),
     DeleteSnapshots {
         persistence_id: String,
         criteria: SnapshotCriteria,
@@ -258,24 +230,34 @@ impl<E: Engine> Store<E> {
             reason: "a store must be opened within a tokio runtime".into(),
         })?;
         let opened = open::prepare(&engine, &options)?;
+        let io = match engine.blocking() || opened.commit_file.is_some() {
+            true => Some(io::Io::spawn()?),
+            false => None,
+        };
         let engine = Arc::new(engine);
         let poison = Arc::new(Mutex::new(None));
-        let (requests, rx) = mpsc::unbounded_channel();
+        let max_group = options.max_group.max(1);
+        let (requests, rx) = mpsc::channel(max_group.saturating_mul(QUEUE_PER_GROUP));
         if opened.unflushed {
             // Its waiter is nobody: a failed flush poisons the store anyway.
+            // The queue is new, so there is room.
             let (done, _) = oneshot::channel();
-            let _ = requests.send(Pending {
+            let _ = requests.try_send(Pending {
                 request: Request::Sync,
                 done,
             });
         }
         let writer = writer::Writer {
-            engine: close::Releaser::new(Arc::clone(&engine)),
-            highest: HashMap::new(),
-            max_group: options.max_group.max(1),
+            core: Some(writer::Core {
+                engine: close::Releaser::new(Arc::clone(&engine)),
+                highest: HashMap::new(),
+                commit: opened.commit,
+                poison: Arc::clone(&poison),
+            }),
+            io,
+            max_group,
             requests: rx,
             poison: Arc::clone(&poison),
-            commit: opened.commit,
             commit_file: opened.commit_file,
             open: true,
             closers: Vec::new(),
@@ -310,8 +292,14 @@ impl<E: Engine> Store<E> {
         self.shared
             .requests
             .send(Pending { request, done })
+            .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        // A waiter dropped unanswered: the writer is gone, or the engine
+        // panicked on the I/O thread (which poisons the store).
+        rx.await.map_err(|_| match self.poisoned() {
+            Some(reason) => Error::Poisoned { reason },
+            None => Error::Closed,
+        })?
     }
 }
 

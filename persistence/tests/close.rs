@@ -1,10 +1,10 @@
-//! Closing a store: the engine (and sled's file lock) is released, so the
-//! same directory opens again in this process, also after the disk filled
+//! Closing a store: the engine (and sled's or fjall's file lock) is
+//! released, so the same directory opens again in this process, also after the disk filled
 //! up and poisoned the store; an engine that will not let go makes `close`
 //! fail in bounded time instead of hanging; dropping a store never drops a
 //! blocking engine on a runtime worker.
 
-#![cfg(feature = "sled")]
+#![cfg(all(feature = "sled", feature = "fjall"))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,18 +14,27 @@ use std::time::Duration;
 
 mod support;
 
-use async_trait::async_trait;
 use courier_persistence::{
-    Engine, EngineOp, Entry, Error, Journal, MemoryEngine, Result, SledStore, Store, WriteBatch,
-    tck,
+    DurableStore, Engine, EngineKind, EngineOp, Entry, Error, Journal, MemoryEngine, Result, Store,
+    StoreOptions, WriteBatch, tck,
 };
 use courier_test_support::eventually;
 use support::TestEngine;
 
+fn open(kind: EngineKind, dir: &Path) -> DurableStore {
+    DurableStore::open_engine(kind, dir, None, StoreOptions::new()).expect("open")
+}
+
 #[tokio::test]
-async fn a_closed_sled_store_opens_again_at_once_and_its_clones_are_closed() {
+async fn a_closed_store_opens_again_at_once_and_its_clones_are_closed() {
+    for kind in EngineKind::compiled() {
+        closed_store_opens_again(kind).await;
+    }
+}
+
+async fn closed_store_opens_again(kind: EngineKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path()).expect("open");
+    let store = open(kind, dir.path());
     let clone = store.clone();
     store
         .write(WriteBatch::new().event(tck::event("p", 1)))
@@ -41,15 +50,21 @@ async fn a_closed_sled_store_opens_again_at_once_and_its_clones_are_closed() {
     assert!(matches!(read, Err(Error::Closed)), "{read:?}");
 
     // No retry: the lock is free when close returns.
-    let reopened = SledStore::open(dir.path()).expect("reopen right after close");
+    let reopened = open(kind, dir.path());
     assert_eq!(reopened.highest_seq_nr("p").await.expect("highest"), 1);
     reopened.close().await.expect("close");
 }
 
 #[tokio::test]
 async fn writes_sent_before_close_are_flushed_and_answered() {
+    for kind in EngineKind::compiled() {
+        writes_before_close_are_answered(kind).await;
+    }
+}
+
+async fn writes_before_close_are_answered(kind: EngineKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path()).expect("open");
+    let store = open(kind, dir.path());
     let writes: Vec<_> = (0..20)
         .map(|i| {
             let store = store.clone();
@@ -79,7 +94,7 @@ async fn writes_sent_before_close_are_flushed_and_answered() {
             "{outcome:?}"
         );
     }
-    let reopened = SledStore::open(dir.path()).expect("reopen");
+    let reopened = open(kind, dir.path());
     for i in acknowledged {
         let highest = reopened
             .highest_seq_nr(&format!("w-{i}"))
@@ -123,6 +138,9 @@ struct StuckEngine {
     inner: Arc<MemoryEngine>,
     stuck_flush: bool,
     gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+    /// With `stuck_flush`: a flush returns once this gate opens (or never,
+    /// without one).
+    flush_gate: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
     _dropped_on: DropProbe,
 }
 
@@ -140,7 +158,6 @@ impl Drop for DropProbe {
     }
 }
 
-#[async_trait]
 impl Engine for StuckEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key)
@@ -160,9 +177,18 @@ impl Engine for StuckEngine {
         self.inner.apply(ops)
     }
 
-    async fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         if self.stuck_flush {
-            std::future::pending::<()>().await;
+            let gate = self.flush_gate.lock().expect("gate").take();
+            match gate {
+                Some(gate) => {
+                    let _ = gate.recv();
+                }
+                // Never returns, as sled's flush after an I/O error.
+                None => loop {
+                    std::thread::park();
+                },
+            }
         }
         Ok(())
     }
@@ -276,7 +302,13 @@ impl Drop for Tmpfs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() {
+async fn a_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() {
+    for kind in EngineKind::compiled() {
+        poisoned_by_a_full_disk(kind).await;
+    }
+}
+
+async fn poisoned_by_a_full_disk(kind: EngineKind) {
     let tmpfs = match Tmpfs::mount("2m") {
         Ok(tmpfs) => tmpfs,
         Err(reason) => {
@@ -289,7 +321,7 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
     let dir: PathBuf = tmpfs.path().join("store");
     let filler = tmpfs.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1_200_000]).expect("filler");
-    let store = SledStore::open(&dir).expect("open");
+    let store = open(kind, &dir);
     let mut acknowledged = 0;
     let poisoned = loop {
         let mut event = tck::event("p", acknowledged + 1);
@@ -298,14 +330,20 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
             Ok(()) => acknowledged += 1,
             Err(e) => break e,
         }
-        assert!(acknowledged < 10_000, "the 2 MiB disk never filled up");
+        assert!(
+            acknowledged < 10_000,
+            "{kind}: the 2 MiB disk never filled up"
+        );
     };
-    assert!(matches!(poisoned, Error::Poisoned { .. }), "{poisoned:?}");
+    assert!(
+        matches!(poisoned, Error::Poisoned { .. }),
+        "{kind}: {poisoned:?}"
+    );
     let closed = store.close().await;
     std::fs::remove_file(&filler).expect("free the disk");
     match closed {
         Ok(()) => {
-            let reopened = SledStore::open(&dir).expect("reopen after the disk is fixed");
+            let reopened = open(kind, &dir);
             assert_eq!(
                 reopened.highest_seq_nr("p").await.expect("highest"),
                 acknowledged
@@ -317,14 +355,17 @@ async fn a_sled_store_poisoned_by_a_full_disk_reopens_after_the_disk_is_fixed() 
             reopened.close().await.expect("close");
         }
         // sled may not let go after an I/O error: then close must say so.
-        Err(Error::CloseFailed { reason, .. }) => println!("close failed as documented: {reason}"),
-        Err(e) => panic!("close: {e}"),
+        Err(Error::CloseFailed { reason, .. }) => {
+            println!("{kind}: close failed as documented: {reason}")
+        }
+        Err(e) => panic!("{kind}: close: {e}"),
     }
 }
 
 #[test]
 fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
     let dropped_on = Arc::new(Mutex::new(None));
+    let (unstick, flush_gate) = std::sync::mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -332,13 +373,15 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
     runtime.block_on(async {
         let engine = StuckEngine {
             stuck_flush: true,
+            flush_gate: Arc::new(Mutex::new(Some(flush_gate))),
             _dropped_on: DropProbe(Arc::clone(&dropped_on)),
             ..StuckEngine::default()
         };
         // The store's first flush (of its new epoch) never returns.
         let store = Store::with_engine(engine).expect("store");
         let weak = Arc::downgrade(&store.engine().expect("open"));
-        // The store, the writer task and its flush hold the engine ...
+        // The store, the writer task and its flush (on the I/O thread) hold
+        // the engine ...
         eventually("three handles left", TEN_SECONDS, || {
             weak.strong_count() == 3
         })
@@ -347,9 +390,16 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
         // ... and then only the writer task and its flush.
         eventually("two handles left", TEN_SECONDS, || weak.strong_count() == 2).await;
     });
-    // Shutting the runtime down drops the writer task mid-flush, and with
-    // it the last handles to the engine: they must not be dropped here.
+    // Shutting the runtime down does not wait for the stuck flush (it runs
+    // on the store's I/O thread, not on `spawn_blocking`) and drops the
+    // writer task mid-flush; when the flush finally returns, the last
+    // handle goes with it: none may be dropped here or on the I/O thread.
     drop(runtime);
+    assert!(
+        dropped_on.lock().expect("lock").is_none(),
+        "the flush still holds the engine"
+    );
+    unstick.send(()).expect("the flush waits for its gate");
     let name = {
         let mut name = None;
         for _ in 0..2000 {

@@ -2,12 +2,13 @@
 //! fast as it can and prints every sequence number whose persist returned
 //! `Ok`; the parent SIGKILLs it at a random moment, reopens the store and
 //! checks that every acknowledged event survived, without gaps, and that
-//! recovery rebuilds the state a full replay gives.
+//! recovery rebuilds the state a full replay gives. On each durable engine
+//! (sled and fjall).
 //!
 //! Seeds are fixed and printed; `COURIER_CRASH_SEED=<n>` replays one run and
 //! `COURIER_CRASH_CYCLES=<n>` changes the number of cycles (default 20).
 
-#![cfg(feature = "sled")]
+#![cfg(all(feature = "sled", feature = "fjall"))]
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,16 +17,15 @@ use std::time::Duration;
 
 use courier_core::{ActorSystem, BoxError, Props, ReplyTo};
 use courier_persistence::{
-    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings, ReplayRange,
-    SledStore, SnapshotPolicy, replay,
+    DurableStore, Effect, EngineKind, EventSourced, Journal, Persistent, PersistentContext,
+    PersistentSettings, ReplayRange, SnapshotPolicy, replay,
 };
 use courier_test_support::Rng;
 use courier_test_support::crash::{Child, Plan, child_runtime};
-use courier_test_support::store::open_sled;
+use courier_test_support::store::{ENGINE_ENV, open_durable, open_store};
 use serde::{Deserialize, Serialize};
 
 const CHILD_ENV: &str = "COURIER_CRASH_CHILD_DIR";
-const TEST: &str = "acknowledged_events_survive_sigkill";
 const ACTORS: usize = 4;
 
 #[derive(Default)]
@@ -73,7 +73,7 @@ impl EventSourced for Counter {
     }
 }
 
-fn props(store: &Arc<SledStore>, i: usize) -> Props<Persistent<Counter>> {
+fn props(store: &Arc<DurableStore>, i: usize) -> Props<Persistent<Counter>> {
     Persistent::props_with(
         format!("counter-{i}"),
         Counter::default,
@@ -90,7 +90,7 @@ fn props(store: &Arc<SledStore>, i: usize) -> Props<Persistent<Counter>> {
 /// (actor, value) — the value equals the event's sequence number.
 fn child(dir: &str) {
     child_runtime().block_on(async {
-        let store = Arc::new(open_sled(dir).await);
+        let store = Arc::new(open_store(dir).await);
         let system = ActorSystem::new("crash-child");
         let mut tasks = Vec::new();
         for i in 0..ACTORS {
@@ -114,13 +114,30 @@ fn child(dir: &str) {
 }
 
 #[test]
-fn acknowledged_events_survive_sigkill() {
+fn acknowledged_events_survive_sigkill_on_sled() {
+    acknowledged_events_survive_sigkill(
+        EngineKind::Sled,
+        "acknowledged_events_survive_sigkill_on_sled",
+    );
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_on_fjall() {
+    acknowledged_events_survive_sigkill(
+        EngineKind::Fjall,
+        "acknowledged_events_survive_sigkill_on_fjall",
+    );
+}
+
+fn acknowledged_events_survive_sigkill(kind: EngineKind, test: &str) {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         child(&dir);
         return;
     }
     let Plan { seed, cycles } = Plan::from_env(0x00c0_ffee, 20);
-    println!("crash test: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles");
+    println!(
+        "crash test on {kind}: seed {seed} (replay with COURIER_CRASH_SEED={seed}), {cycles} cycles"
+    );
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_str = dir.path().to_str().expect("utf-8 path").to_owned();
@@ -130,7 +147,8 @@ fn acknowledged_events_survive_sigkill() {
         let kill_after = Duration::from_millis(30 + rng.below(300));
         let seen = Arc::new(Mutex::new(Vec::<(usize, u64)>::new()));
         let sink = Arc::clone(&seen);
-        let mut child = Child::spawn(TEST, &[(CHILD_ENV, &dir_str)], move |line| {
+        let env = [(CHILD_ENV, dir_str.as_str()), (ENGINE_ENV, kind.name())];
+        let mut child = Child::spawn(test, &env, move |line| {
             let mut parts = line.split_whitespace();
             if parts.next() != Some("ack") {
                 return;
@@ -144,7 +162,7 @@ fn acknowledged_events_survive_sigkill() {
         });
         // Wait for the first acknowledgement, then a random moment more.
         child.wait_until(
-            &format!("seed {seed} cycle {cycle}: first acknowledgement"),
+            &format!("{kind} seed {seed} cycle {cycle}: first acknowledgement"),
             Duration::from_secs(30),
             || !seen.lock().expect("lock").is_empty(),
         );
@@ -157,7 +175,7 @@ fn acknowledged_events_survive_sigkill() {
             let max = acked.entry(*i).or_default();
             *max = (*max).max(*seq);
         }
-        verify(&dir_str, &acked, cycle, seed);
+        verify(kind, &dir_str, &acked, cycle, seed);
         println!(
             "cycle {cycle}: killed after {kill_after:?}, {} acks, ok",
             seen.len()
@@ -166,13 +184,13 @@ fn acknowledged_events_survive_sigkill() {
 }
 
 /// Reopens the store and checks every invariant.
-fn verify(dir: &str, acked: &HashMap<usize, u64>, cycle: u64, seed: u64) {
+fn verify(kind: EngineKind, dir: &str, acked: &HashMap<usize, u64>, cycle: u64, seed: u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store = Arc::new(open_sled(dir).await);
+        let store = Arc::new(open_durable(kind, dir).await);
         let system = ActorSystem::new("verify");
         for i in 0..ACTORS {
             let pid = format!("counter-{i}");
@@ -180,29 +198,30 @@ fn verify(dir: &str, acked: &HashMap<usize, u64>, cycle: u64, seed: u64) {
             let highest = store.highest_seq_nr(&pid).await.expect("highest");
             assert!(
                 highest >= want,
-                "seed {seed} cycle {cycle}: {pid} acknowledged {want} but the journal ends at {highest}"
+                "{kind} seed {seed} cycle {cycle}: {pid} acknowledged {want} but the journal ends at {highest}"
             );
             // The events still in the journal form an unbroken sequence up to
             // the highest (replay fails on a gap or a bad checksum).
             let deleted = store.deleted_to(&pid).await.expect("deleted");
             let stats = replay(&*store, &pid, ReplayRange::all(), 256, |_| Ok(()))
                 .await
-                .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: {pid}: {e}"));
+                .unwrap_or_else(|e| panic!("{kind} seed {seed} cycle {cycle}: {pid}: {e}"));
             assert_eq!(
                 stats.events,
                 highest - deleted,
-                "seed {seed} cycle {cycle}: {pid} events missing"
+                "{kind} seed {seed} cycle {cycle}: {pid} events missing"
             );
             // Recovery (snapshot + replay) gives the value a full history has.
             let actor = system.spawn(props(&store, i)).expect("spawn");
             let value = actor
                 .ask(Cmd::Value, Duration::from_secs(30))
                 .await
-                .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: {pid} recovery: {e}"));
-            assert_eq!(value, highest, "seed {seed} cycle {cycle}: {pid} recovered state");
+                .unwrap_or_else(|e| panic!("{kind} seed {seed} cycle {cycle}: {pid} recovery: {e}"));
+            assert_eq!(value, highest, "{kind} seed {seed} cycle {cycle}: {pid} recovered state");
         }
         system.shutdown().await;
-        // Release sled's lock now, so the next child opens without waiting.
+        // Release the engine's lock now, so the next child opens without
+        // waiting.
         store.close().await.expect("close");
     });
 }

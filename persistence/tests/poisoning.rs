@@ -1,5 +1,7 @@
 //! Durability bookkeeping: a failed flush poisons the store, and concurrent
-//! writes are committed in groups (fewer flushes than writes).
+//! writes are committed in groups (fewer flushes than writes): on the
+//! memory engine, and on each durable engine (sled and fjall) under the
+//! same knobs.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,8 +10,8 @@ use std::time::Duration;
 mod support;
 
 use courier_persistence::{
-    Error, Journal, Manifest, ReplayRange, Snapshot, SnapshotCriteria, SnapshotMetadata,
-    SnapshotStore, Store, WriteBatch, replay, tck,
+    DurableEngine, Engine, EngineKind, Error, Journal, Manifest, ReplayRange, Snapshot,
+    SnapshotCriteria, SnapshotMetadata, SnapshotStore, Store, WriteBatch, replay, tck,
 };
 use support::TestEngine;
 
@@ -27,7 +29,19 @@ fn snapshot(seq: u64) -> Snapshot {
 
 #[tokio::test]
 async fn a_failed_flush_poisons_every_later_write_but_not_reads() {
-    let engine = TestEngine::default();
+    poisons(TestEngine::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_flush_poisons_a_durable_store() {
+    for kind in EngineKind::compiled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = DurableEngine::open(kind, dir.path(), None).expect("open");
+        poisons(TestEngine::over(engine)).await;
+    }
+}
+
+async fn poisons<E: Engine>(engine: TestEngine<E>) {
     let fail = engine.fail_flush.clone();
     let store = Store::with_engine(engine).expect("store");
     store
@@ -102,7 +116,22 @@ async fn concurrent_writers_to_many_ids_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_flushes() {
-    let engine = TestEngine::with_flush_delay(Duration::from_millis(20));
+    shares_flushes(TestEngine::with_flush_delay(Duration::from_millis(20))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_flushes_on_durable_engines() {
+    for kind in EngineKind::compiled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = DurableEngine::open(kind, dir.path(), None).expect("open");
+        let mut engine = TestEngine::over(engine);
+        // A real flush, made slow enough that the writes pile up behind it.
+        engine.flush_delay = Duration::from_millis(20);
+        shares_flushes(engine).await;
+    }
+}
+
+async fn shares_flushes<E: Engine>(engine: TestEngine<E>) {
     let flushes = engine.flushes.clone();
     let store = Arc::new(Store::with_engine(engine).expect("store"));
     let writes = 200;

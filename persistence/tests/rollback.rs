@@ -4,14 +4,15 @@
 //! upgraded. The engine here is the memory engine rolled back by hand, so
 //! the check is shown to live in the store, not in an engine.
 
-#![cfg(feature = "sled")]
+#![cfg(all(feature = "sled", feature = "fjall"))]
 
 use std::path::Path;
 use std::sync::Arc;
 
 use courier_persistence::{
-    Engine, EngineOp, Error, Journal, MemoryEngine, ReplayRange, STORE_EPOCH_KEY, STORE_NAMESPACE,
-    SledStore, Store, StoreOptions, WriteBatch, replay, store_epoch, tck,
+    COMMIT_FILE, Engine, EngineOp, Error, FjallStore, Journal, MemoryEngine, ReplayRange,
+    STORE_EPOCH_KEY, STORE_NAMESPACE, SledStore, Store, StoreOptions, WriteBatch, replay,
+    store_epoch, tck,
 };
 
 const PID: &str = "orders";
@@ -186,4 +187,39 @@ async fn a_sled_store_keeps_its_epoch_across_reopens_and_replaces_it_on_accepted
     let replaced = store_epoch(&store).await.expect("epoch").expect("some");
     assert_ne!(replaced, epoch);
     store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_fjall_store_keeps_its_epoch_across_reopens_and_replaces_it_on_accepted_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FjallStore::open(dir.path()).expect("open");
+    let epoch = store_epoch(&store).await.expect("epoch").expect("some");
+    write_events_to(&store, 1, 3).await;
+    store.close().await.expect("close");
+    let store = FjallStore::open(dir.path()).expect("reopen");
+    assert_eq!(store_epoch(&store).await.expect("epoch"), Some(epoch));
+    store.close().await.expect("close");
+    // The commit record is gone (a copy of the directory without it): the
+    // engine holds commits the store cannot vouch for.
+    std::fs::remove_file(dir.path().join(COMMIT_FILE)).expect("remove");
+    let refused = FjallStore::open(dir.path());
+    assert!(
+        matches!(refused, Err(Error::CommitRecord { .. })),
+        "{:?}",
+        refused.err()
+    );
+    let store = FjallStore::open_accepting_loss(dir.path()).expect("reopen accepting loss");
+    let replaced = store_epoch(&store).await.expect("epoch").expect("some");
+    assert_ne!(replaced, epoch);
+    assert_eq!(store.highest_seq_nr(PID).await.expect("highest"), 3);
+    store.close().await.expect("close");
+}
+
+async fn write_events_to(store: &dyn Journal, from: u64, to: u64) {
+    for seq in from..=to {
+        store
+            .write(WriteBatch::new().event(tck::event(PID, seq)))
+            .await
+            .expect("write");
+    }
 }

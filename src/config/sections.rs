@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(feature = "sled")]
-use courier_persistence::SledStore;
+use courier_persistence::EngineKind;
+#[cfg(any(feature = "sled", feature = "fjall"))]
+use courier_persistence::{DurableStore, StoreOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -20,9 +21,18 @@ use super::values::{
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
-    /// The sled directory. Default `"courier-data"`.
+    /// The embedded engine: `"sled"` (the default) or `"fjall"` (needs
+    /// courier's `fjall` feature).
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// The engine's directory. Default `"courier-data"`.
     #[serde(default = "default_path")]
     pub path: PathBuf,
+    /// The engine's block cache in bytes, what bounds the memory a long
+    /// replay takes. Default: unset, the engine's own (1 GiB for sled,
+    /// 32 MiB for fjall); at least 1.
+    #[serde(default, deserialize_with = "positive_u64_opt")]
+    pub cache_capacity: Option<u64>,
     /// The flush policy: at most this many writes share one flush (group
     /// commit). Every write is flushed before it is acknowledged; this only
     /// bounds how many wait for the same flush. Default 4096, at least 1.
@@ -33,23 +43,28 @@ pub struct PersistenceConfig {
 impl Default for PersistenceConfig {
     fn default() -> Self {
         Self {
+            engine: EngineKind::default(),
             path: default_path(),
+            cache_capacity: None,
             group_commit_max: default_group(),
         }
     }
 }
 
 impl PersistenceConfig {
-    /// Opens the sled store at `path` with this flush policy. Must be called
-    /// within a tokio runtime.
+    /// Opens the store at `path` on the configured engine, with its cache
+    /// capacity and flush policy. Must be called within a tokio runtime.
     ///
     /// # Errors
     ///
-    /// The store's error if sled cannot open the directory, or if it finds
-    /// acknowledged writes missing.
-    #[cfg(feature = "sled")]
-    pub fn open(&self) -> courier_persistence::Result<SledStore> {
-        SledStore::open_with_max_group(&self.path, self.group_commit_max)
+    /// [`Error::Invalid`](courier_persistence::Error::Invalid) if this build
+    /// lacks the engine (its feature is off); the store's error if the
+    /// engine cannot open the directory, or if it finds acknowledged writes
+    /// missing.
+    #[cfg(any(feature = "sled", feature = "fjall"))]
+    pub fn open(&self) -> courier_persistence::Result<DurableStore> {
+        let options = StoreOptions::new().max_group(self.group_commit_max);
+        DurableStore::open_engine(self.engine, &self.path, self.cache_capacity, options)
     }
 }
 

@@ -58,7 +58,9 @@ fn every_key_is_read_and_overrides_apply_by_name() {
     let config = Config::from_str(
         r#"
 [persistence]
+engine = "fjall"
 path = "/tmp/x"
+cache_capacity = 1048576
 group_commit_max = 64
 
 [snapshots]
@@ -86,6 +88,11 @@ max_unconfirmed = 10
     )
     .expect("valid");
     assert_eq!(config.persistence.group_commit_max, 64);
+    assert_eq!(
+        config.persistence.engine,
+        courier_persistence::EngineKind::Fjall
+    );
+    assert_eq!(config.persistence.cache_capacity, Some(1_048_576));
     let orders = config.outbox("orders");
     assert_eq!(
         orders.redelivery,
@@ -303,4 +310,38 @@ fn remote_credentials_come_from_files_or_the_environment_and_are_never_printed()
         invalid("[remote]\nnode = \"a\"\nsecret = \"change me: at least 16 bytes\"\n");
     assert_eq!(key.as_deref(), Some("remote.secret"));
     assert!(reason.contains("sample"), "{reason}");
+}
+
+#[test]
+fn an_unknown_engine_or_an_empty_cache_is_named_with_its_line() {
+    let e = Config::from_str("[persistence]\nengine = \"rocks\"\n")
+        .expect_err("not an engine")
+        .to_string();
+    assert!(
+        e.contains("persistence.engine") && e.contains("line 2") && e.contains("fjall"),
+        "{e}"
+    );
+    let e = Config::from_str("[persistence]\npath = \"x\"\ncache_capacity = 0\n")
+        .expect_err("an empty cache")
+        .to_string();
+    assert!(
+        e.contains("persistence.cache_capacity") && e.contains("line 3"),
+        "{e}"
+    );
+}
+
+/// An engine the build lacks is refused when the store opens, naming the
+/// feature, rather than silently replaced by another engine.
+#[cfg(all(feature = "sled", not(feature = "fjall")))]
+#[tokio::test]
+async fn an_engine_without_its_feature_is_refused_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "[persistence]\nengine = \"fjall\"\npath = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let config = Config::from_str(&text).expect("valid");
+    let opened = config.persistence.open();
+    let e = opened.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("`fjall` feature"), "{e}");
 }

@@ -8,8 +8,9 @@
 //! - [`Rng`]: the one deterministic generator for fault schedules.
 //! - [`eventually`]: poll a condition on tokio time instead of sleeping and
 //!   hoping.
-//! - `store` (feature `store`): `open_sled`, which retries while a killed
-//!   child's lock goes away.
+//! - `store` (feature `store`): `open_sled` / `open_durable`, which retry
+//!   while a killed child's lock goes away, and the engine seam: `engine()`
+//!   and `open_store` read `COURIER_TEST_ENGINE` (`sled` or `fjall`).
 //! - `ledger` (feature `ledger`): a deduplicating receiver whose effect is a
 //!   durable ledger, and the function that reads the ledger back.
 //! - `sim` (feature `sim`): a node's transport inside a turmoil simulation.

@@ -85,10 +85,18 @@ impl<E: Engine> Store<E> {
         };
         let guard = Releaser::new(engine);
         let (done, stopped) = oneshot::channel();
-        let sent = self.shared.requests.send(Pending {
+        let send = self.shared.requests.send(Pending {
             request: Request::Close,
             done,
         });
+        let sent = match tokio::time::timeout_at(deadline, send).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                return Err(failed(
+                    "the writer's queue stayed full (the engine is not taking writes)".into(),
+                ));
+            }
+        };
         // A failed send means the writer is gone already.
         if sent.is_ok() && tokio::time::timeout_at(deadline, stopped).await.is_err() {
             return Err(failed(

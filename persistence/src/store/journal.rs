@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use super::prepared::PreparedWrite;
 use super::reads::{decode_event, decode_kv, read_highest, read_meta};
 use super::{Request, Store};
 use crate::engine::Engine;
@@ -17,7 +18,8 @@ impl<E: Engine> Journal for Store<E> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.submit(Request::Write(batch)).await
+        let write = PreparedWrite::encode(batch)?;
+        self.submit(Request::Write(write)).await
     }
 
     async fn read_events(

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::prepared::encode_snapshot;
 use super::reads::{decode_snapshot, snapshots_below};
 use super::{Request, Store};
 use crate::engine::Engine;
@@ -15,8 +16,8 @@ use crate::snapshot::{SnapshotCriteria, SnapshotStore};
 #[async_trait]
 impl<E: Engine> SnapshotStore for Store<E> {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        keys::check_id("persistence id", &snapshot.metadata.persistence_id)?;
-        self.submit(Request::SaveSnapshot(snapshot)).await
+        let put = encode_snapshot(&snapshot)?;
+        self.submit(Request::SaveSnapshot(put)).await
     }
 
     async fn load_snapshot(

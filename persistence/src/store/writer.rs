@@ -1,5 +1,10 @@
 //! The store's single writer task: validates, applies, flushes, records the
 //! commit, answers (the write path of `docs/architecture.md`).
+//!
+//! The task itself only moves requests and waiters around; every engine
+//! call it makes (the reads that validate, the applies, the flushes and the
+//! commit record's update) runs on the store's I/O thread when the engine
+//! may block. Records arrive encoded and checksummed by their callers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::close::Releaser;
+use super::io::Io;
+use super::prepared::PreparedWrite;
 use super::{
     DELETE_CHUNK, Done, HIGHEST_CACHE, LINGER_ROUNDS, Pending, Request, chain, decode_snapshot,
     read_highest, read_meta, snapshots_below,
@@ -15,7 +22,6 @@ use crate::commit_file::CommitFile;
 use crate::engine::{Engine, EngineOp};
 use crate::epoch;
 use crate::error::{Error, Result};
-use crate::journal::{KvWrite, WriteBatch};
 use crate::keys;
 use crate::record::{self, SeqNr};
 use crate::snapshot::SnapshotCriteria;
@@ -44,19 +50,17 @@ struct Staged {
 
 /// The single task that writes: validates, applies, flushes, answers.
 pub(super) struct Writer<E: Engine> {
-    /// Released off the runtime when the writer ends, or when the runtime
-    /// drops the task at shutdown.
-    pub(super) engine: Releaser<E>,
-    /// Highest sequence number per persistence id. The writer is the only
-    /// one that writes, so the cache cannot go stale.
-    pub(super) highest: HashMap<String, SeqNr>,
+    /// What touches the engine. Lent to the I/O thread while a group is
+    /// applied there; `None` afterwards only if that thread failed (the
+    /// store is poisoned then).
+    pub(super) core: Option<Core<E>>,
+    /// The I/O thread, for engines that block (and for the commit record,
+    /// which is a file); `None`: engine calls run on this task.
+    pub(super) io: Option<Io>,
     /// The most requests applied (and so flushed) as one group.
     pub(super) max_group: usize,
-    pub(super) requests: mpsc::UnboundedReceiver<Pending>,
+    pub(super) requests: mpsc::Receiver<Pending>,
     pub(super) poison: Arc<Mutex<Option<String>>>,
-    /// The number of the last engine batch applied; every batch writes it
-    /// (see [`Writer::apply`]).
-    pub(super) commit: u64,
     /// Where the highest acknowledged commit is recorded outside the engine.
     pub(super) commit_file: Option<Arc<CommitFile>>,
     /// Whether new requests are still taken (until a close arrives or every
@@ -65,6 +69,20 @@ pub(super) struct Writer<E: Engine> {
     /// The callers of `close`, answered once everything before them is
     /// flushed and the writer has let go of the engine.
     pub(super) closers: Vec<Done>,
+}
+
+/// The writer's engine and what it knows about the engine's contents.
+pub(super) struct Core<E: Engine> {
+    /// Released off the runtime when dropped (the runtime may drop the
+    /// writer task at shutdown, mid-flush).
+    pub(super) engine: Releaser<E>,
+    /// Highest sequence number per persistence id. The writer is the only
+    /// one that writes, so the cache cannot go stale.
+    pub(super) highest: HashMap<String, SeqNr>,
+    /// The number of the last engine batch applied; every batch writes it
+    /// (see [`Core::apply`]).
+    pub(super) commit: u64,
+    pub(super) poison: Arc<Mutex<Option<String>>>,
 }
 
 impl<E: Engine> Writer<E> {
@@ -94,7 +112,7 @@ impl<E: Engine> Writer<E> {
                 // Every store handle is gone: finish what is in flight.
                 Step::Requests(0) => self.open = false,
                 Step::Requests(_) => {
-                    let applied = self.apply_group(std::mem::take(&mut group));
+                    let applied = self.apply_group(std::mem::take(&mut group)).await;
                     waiting.extend(applied);
                 }
                 Step::Flushed(result) => {
@@ -107,7 +125,8 @@ impl<E: Engine> Writer<E> {
                             }
                         }
                         Err(e) => {
-                            let reason = self.poison(format!("flush failed: {}", chain(&e)));
+                            let reason =
+                                poison(&self.poison, format!("flush failed: {}", chain(&e)));
                             tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
                             // Nothing applied since can be made durable either.
                             for done in dones.into_iter().chain(waiting.drain(..)) {
@@ -135,28 +154,36 @@ impl<E: Engine> Writer<E> {
     /// only after that, so the record never claims more than the engine
     /// holds after a crash, and always as much as was acknowledged.
     fn flush(&self) -> FlushFuture {
-        let engine = self.engine.share();
+        let Some(core) = &self.core else {
+            let reason = poison(&self.poison, "the store's I/O thread failed".into());
+            return Box::pin(async move { Err(Error::Poisoned { reason }) });
+        };
+        let engine = core.engine.share();
         let record = self.commit_file.clone();
-        let commit = self.commit;
-        Box::pin(async move {
-            engine.flush().await?;
+        let commit = core.commit;
+        let work = move || -> Result<()> {
+            engine.flush()?;
             if let Some(file) = record {
-                tokio::task::spawn_blocking(move || {
-                    file.record(commit).map_err(|e| {
-                        Error::Storage(
-                            format!(
-                                "cannot update the commit record {}: {e}",
-                                file.path().display()
-                            )
-                            .into(),
+                file.record(commit).map_err(|e| {
+                    Error::Storage(
+                        format!(
+                            "cannot update the commit record {}: {e}",
+                            file.path().display()
                         )
-                    })
-                })
-                .await
-                .map_err(|e| Error::Storage(Box::new(e)))??;
+                        .into(),
+                    )
+                })?;
             }
             Ok(())
-        })
+        };
+        match self.io.clone() {
+            Some(io) => Box::pin(async move {
+                io.run(work)
+                    .await
+                    .map_err(|why| Error::Storage(why.into()))?
+            }),
+            None => Box::pin(async move { work() }),
+        }
     }
 
     /// Before a flush, gives writers that were just answered a moment to
@@ -180,28 +207,19 @@ impl<E: Engine> Writer<E> {
             if group.is_empty() {
                 return;
             }
-            let applied = self.apply_group(std::mem::take(group));
+            let applied = self.apply_group(std::mem::take(group)).await;
             waiting.extend(applied);
         }
     }
 
-    fn poison(&self, reason: String) -> String {
-        let mut poison = courier_core::sync::lock(&self.poison);
-        poison.get_or_insert(reason).clone()
-    }
-
-    fn poisoned(&self) -> Option<String> {
-        courier_core::sync::lock(&self.poison).clone()
-    }
-
-    /// Validates and applies a group of requests: their writes go to the
-    /// engine as one atomic batch (more than one only around a deletion,
-    /// which must see what came before it). Returns the waiters of what was
-    /// applied, to be answered after the next flush; the others are answered
-    /// here with their error.
-    fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
-        let mut staged = Staged::default();
-        let mut applied = Vec::with_capacity(group.len());
+    /// Sorts a group out: a close stops the intake (what follows it is
+    /// refused), a sync only needs the next flush, and the writes go to the
+    /// engine (on the I/O thread, if it blocks). Returns the waiters of what
+    /// was applied, to be answered after the next flush; the others are
+    /// answered here with their error.
+    async fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
+        let mut work = Vec::with_capacity(group.len());
+        let mut applied = Vec::new();
         for Pending { request, done } in group {
             if !self.open {
                 // A close came before this request in the same group.
@@ -212,16 +230,77 @@ impl<E: Engine> Writer<E> {
                 Request::Close => {
                     self.open = false;
                     self.closers.push(done);
-                    continue;
                 }
                 // Applied at open: it only needs the next flush.
-                Request::Sync => {
-                    applied.push(done);
-                    continue;
-                }
-                _ => {}
+                Request::Sync => applied.push(done),
+                request => match self.poisoned() {
+                    Some(reason) => {
+                        let _ = done.send(Err(Error::Poisoned { reason }));
+                    }
+                    None => work.push(Pending { request, done }),
+                },
             }
-            if let Some(reason) = self.poisoned() {
+        }
+        if work.is_empty() {
+            return applied;
+        }
+        let Some(mut core) = self.core.take() else {
+            let reason = poison(&self.poison, "the store's I/O thread failed".into());
+            for Pending { done, .. } in work {
+                let _ = done.send(Err(Error::Poisoned {
+                    reason: reason.clone(),
+                }));
+            }
+            return applied;
+        };
+        match &self.io {
+            None => {
+                applied.extend(core.apply_group(work));
+                self.core = Some(core);
+            }
+            Some(io) => {
+                let job = move || {
+                    let applied = core.apply_group(work);
+                    (core, applied)
+                };
+                match io.run(job).await {
+                    Ok((core, done)) => {
+                        applied.extend(done);
+                        self.core = Some(core);
+                    }
+                    // The group's waiters went with the job: they learn
+                    // from the poison.
+                    Err(why) => {
+                        let reason = poison(&self.poison, why.into());
+                        tracing::error!(%reason, "store poisoned");
+                    }
+                }
+            }
+        }
+        applied
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        courier_core::sync::lock(&self.poison).clone()
+    }
+}
+
+/// Poisons the store unless it already is; the reason that stands.
+fn poison(poison: &Mutex<Option<String>>, reason: String) -> String {
+    let mut poison = courier_core::sync::lock(poison);
+    poison.get_or_insert(reason).clone()
+}
+
+impl<E: Engine> Core<E> {
+    /// Validates and applies writes: they go to the engine as one atomic
+    /// batch (more than one only around a deletion, which must see what
+    /// came before it). Returns the waiters of what was applied; the others
+    /// are answered here with their error.
+    fn apply_group(&mut self, work: Vec<Pending>) -> Vec<Done> {
+        let mut staged = Staged::default();
+        let mut applied = Vec::with_capacity(work.len());
+        for Pending { request, done } in work {
+            if let Some(reason) = courier_core::sync::lock(&self.poison).clone() {
                 let _ = done.send(Err(Error::Poisoned { reason }));
                 continue;
             }
@@ -229,20 +308,15 @@ impl<E: Engine> Writer<E> {
                 request,
                 Request::DeleteEventsTo { .. } | Request::DeleteSnapshots { .. }
             );
-            let result = match &request {
-                Request::Write(batch) => self.plan_write(batch, &mut staged),
-                Request::SaveSnapshot(snapshot) => {
-                    let md = &snapshot.metadata;
-                    record::encode_snapshot(snapshot).map(|value| {
-                        staged.ops.push(EngineOp::Put(
-                            keys::snapshot(&md.persistence_id, md.seq_nr),
-                            value,
-                        ));
-                    })
+            let result = match request {
+                Request::Write(write) => self.plan_write(write, &mut staged),
+                Request::SaveSnapshot(op) => {
+                    staged.ops.push(op);
+                    Ok(())
                 }
                 Request::DeleteEventsTo { persistence_id, to } => {
                     self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_events(persistence_id, *to)
+                    self.plan_delete_events(&persistence_id, to)
                         .and_then(|chunks| self.apply_chunks(chunks))
                 }
                 Request::DeleteSnapshots {
@@ -250,9 +324,10 @@ impl<E: Engine> Writer<E> {
                     criteria,
                 } => {
                     self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_snapshots(persistence_id, criteria)
+                    self.plan_delete_snapshots(&persistence_id, &criteria)
                         .and_then(|chunks| self.apply_chunks(chunks))
                 }
+                // Sorted out by the writer before.
                 Request::Close | Request::Sync => Ok(()),
             };
             match result {
@@ -279,7 +354,7 @@ impl<E: Engine> Writer<E> {
         match self.apply(ops) {
             Ok(()) => applied.extend(dones),
             Err(e) => {
-                let reason = self.poison(format!("apply failed: {}", chain(&e)));
+                let reason = poison(&self.poison, format!("apply failed: {}", chain(&e)));
                 tracing::error!(%reason, "store poisoned");
                 for done in dones {
                     let _ = done.send(Err(Error::Poisoned {
@@ -307,7 +382,7 @@ impl<E: Engine> Writer<E> {
     fn apply_chunks(&mut self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
         for ops in chunks {
             if let Err(e) = self.apply(ops) {
-                let reason = self.poison(format!("apply failed: {}", chain(&e)));
+                let reason = poison(&self.poison, format!("apply failed: {}", chain(&e)));
                 tracing::error!(%reason, "store poisoned");
                 return Err(e);
             }
@@ -318,13 +393,11 @@ impl<E: Engine> Writer<E> {
     /// Stages the operations of a write. Validates against the journal's
     /// highest sequence numbers as everything applied and staged so far
     /// leaves them; on error nothing is staged.
-    fn plan_write(&mut self, batch: &WriteBatch, staged: &mut Staged) -> Result<()> {
-        let mut ops = Vec::with_capacity(batch.events.len() + batch.kv.len());
+    fn plan_write(&mut self, write: PreparedWrite, staged: &mut Staged) -> Result<()> {
         // Highest per persistence id as this batch advances it.
         let mut advanced: HashMap<&str, SeqNr> = HashMap::new();
-        for event in &batch.events {
-            let pid = event.persistence_id.as_str();
-            keys::check_id("persistence id", pid)?;
+        for (pid, seq_nr) in &write.events {
+            let pid = pid.as_str();
             let highest = match advanced.get_mut(pid) {
                 Some(highest) => highest,
                 None => {
@@ -333,44 +406,21 @@ impl<E: Engine> Writer<E> {
                 }
             };
             let expected = highest.saturating_add(1);
-            if event.seq_nr != expected {
+            if *seq_nr != expected {
                 return Err(Error::SequenceConflict {
                     persistence_id: pid.to_owned(),
                     expected,
-                    got: event.seq_nr,
+                    got: *seq_nr,
                 });
             }
-            *highest = event.seq_nr;
-            ops.push(EngineOp::Put(
-                keys::event(pid, event.seq_nr),
-                record::encode_event(event)?,
-            ));
-        }
-        for kv in &batch.kv {
-            match kv {
-                KvWrite::Put {
-                    namespace,
-                    key,
-                    value,
-                } => {
-                    check_namespace(namespace)?;
-                    ops.push(EngineOp::Put(
-                        keys::kv(namespace, key),
-                        record::frame(value.clone()),
-                    ));
-                }
-                KvWrite::Delete { namespace, key } => {
-                    check_namespace(namespace)?;
-                    ops.push(EngineOp::Delete(keys::kv(namespace, key)));
-                }
-            }
+            *highest = *seq_nr;
         }
         // Staged writes either apply or poison the store, so the cache may
         // move ahead now.
         for (pid, highest) in advanced {
             self.remember_highest(pid, highest);
         }
-        staged.ops.extend(ops);
+        staged.ops.extend(write.ops);
         Ok(())
     }
 
@@ -460,16 +510,4 @@ impl<E: Engine> Writer<E> {
         }
         Ok(vec![ops])
     }
-}
-
-/// Checks a namespace a caller writes to: the store's own is not one.
-fn check_namespace(namespace: &str) -> Result<()> {
-    keys::check_id("namespace", namespace)?;
-    if namespace == epoch::STORE_NAMESPACE {
-        return Err(Error::Invalid {
-            what: "namespace",
-            reason: format!("{namespace:?} is reserved for the store's own records"),
-        });
-    }
-    Ok(())
 }

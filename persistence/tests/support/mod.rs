@@ -5,18 +5,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use courier_persistence::{Engine, EngineOp, Entry, Error, MemoryEngine, Result};
 
-/// The memory engine with knobs: flushes can fail or take a while, and
-/// flushes and the largest scan are counted.
-#[derive(Default, Clone)]
-pub struct TestEngine {
-    pub inner: Arc<MemoryEngine>,
+/// An engine (the memory engine unless said otherwise) with knobs:
+/// flushes can fail or take a while, and flushes and the largest scan are
+/// counted.
+pub struct TestEngine<E = MemoryEngine> {
+    pub inner: Arc<E>,
     pub fail_flush: Arc<AtomicBool>,
     pub flush_delay: Duration,
     pub flushes: Arc<AtomicUsize>,
     pub largest_scan: Arc<AtomicUsize>,
+}
+
+impl<E> Clone for TestEngine<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            fail_flush: Arc::clone(&self.fail_flush),
+            flush_delay: self.flush_delay,
+            flushes: Arc::clone(&self.flushes),
+            largest_scan: Arc::clone(&self.largest_scan),
+        }
+    }
+}
+
+impl Default for TestEngine {
+    fn default() -> Self {
+        Self::over(MemoryEngine::new())
+    }
 }
 
 impl TestEngine {
@@ -28,8 +45,20 @@ impl TestEngine {
     }
 }
 
-#[async_trait]
-impl Engine for TestEngine {
+impl<E: Engine> TestEngine<E> {
+    /// Knobs around `engine` (a real disk engine, say).
+    pub fn over(engine: E) -> Self {
+        Self {
+            inner: Arc::new(engine),
+            fail_flush: Arc::default(),
+            flush_delay: Duration::ZERO,
+            flushes: Arc::default(),
+            largest_scan: Arc::default(),
+        }
+    }
+}
+
+impl<E: Engine> Engine for TestEngine<E> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.get(key)
     }
@@ -50,18 +79,19 @@ impl Engine for TestEngine {
         self.inner.apply(ops)
     }
 
-    async fn flush(&self) -> Result<()> {
+    fn flush(&self) -> Result<()> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
         if !self.flush_delay.is_zero() {
-            tokio::time::sleep(self.flush_delay).await;
+            std::thread::sleep(self.flush_delay);
         }
         if self.fail_flush.load(Ordering::SeqCst) {
             return Err(Error::Storage("disk on fire".into()));
         }
-        Ok(())
+        self.inner.flush()
     }
 
+    /// A slow flush is a disk: it must run off the runtime.
     fn blocking(&self) -> bool {
-        false
+        self.inner.blocking() || !self.flush_delay.is_zero()
     }
 }
