@@ -180,6 +180,21 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// A reference through `sink`, from its parts (adapters use this).
+    pub(crate) fn from_sink_parts(
+        sink: Arc<dyn MessageSink<M>>,
+        dead_letters: Arc<DeadLetters>,
+        deadlines: Arc<Deadlines>,
+    ) -> Self {
+        Self {
+            inner: Inner::Sink(Arc::new(SinkRef {
+                sink,
+                dead_letters,
+                deadlines,
+            })),
+        }
+    }
+
     /// Sends `msg` without waiting (at-most-once). If the mailbox is full or
     /// the actor has stopped, the message becomes a [`DeadLetter`].
     pub fn tell(&self, msg: M) {

@@ -136,6 +136,17 @@ impl<A: Actor> ActorLoop<A> {
                 }
                 msg
             }
+            // The mapping is the user's code: a panic in it is a failure of
+            // this actor, like one in its handler.
+            Envelope::Adapted(adapted) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| adapted.into_msg())) {
+                    Ok(msg) => msg,
+                    Err(panic) => {
+                        let failure = Failure::Panic(panic_message(panic));
+                        return Box::pin(self.recover(actor, failure)).await;
+                    }
+                }
+            }
         };
         let Some(instance) = actor.as_mut() else {
             return Flow::Stop;
