@@ -82,7 +82,7 @@ impl EventSourced for OrderDesk {
     type Snapshot = u64;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: DeskCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
@@ -174,7 +174,7 @@ impl EventSourced for Warehouse {
     type Snapshot = BTreeMap<u64, u64>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: WarehouseCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -88,10 +88,10 @@ pub mod persistence {
     pub use courier_persistence::{
         COMMIT_FILE, Effect, Engine, EngineOp, Entry, Error, EventRecord, EventSourced, Journal,
         KvWrite, MAX_GROUP, MAX_ID_LEN, MAX_RECORD_SIZE, Manifest, MemoryEngine, MemoryStore,
-        Persistent, PersistentContext, PersistentSettings, ReplayRange, ReplayStats, Result,
-        STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata,
-        SnapshotPolicy, SnapshotStore, Store, StoreOptions, WriteBatch, decode_payload,
-        encode_payload, now_millis, replay, store_epoch,
+        PersistenceStatus, Persistent, PersistentContext, PersistentInfo, PersistentSettings,
+        RecoveryStatus, ReplayRange, ReplayStats, Result, STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr,
+        Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store,
+        StoreOptions, WriteBatch, decode_payload, encode_payload, now_millis, replay, store_epoch,
     };
     #[cfg(feature = "sled")]
     pub use courier_persistence::{SledEngine, SledStore};

@@ -524,7 +524,7 @@ impl EventSourced for OrderBook {
     type Snapshot = Vec<(u64, u64)>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: BookCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
@@ -622,7 +622,7 @@ impl EventSourced for Stock {
     type Snapshot = Vec<u64>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: StockCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -38,7 +38,8 @@ pub use engine::{Engine, EngineOp, Entry, MemoryEngine, Visitor};
 pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
-    Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
+    Effect, EventSourced, PersistenceStatus, Persistent, PersistentContext, PersistentInfo,
+    PersistentSettings, RecoveryStatus, SnapshotPolicy,
 };
 pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
 pub use keys::MAX_ID_LEN;
