@@ -55,8 +55,8 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,
-    DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox, Props,
-    ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig, Terminated, TimerKey,
+    DeadLetterReason, Directive, Error, EventStream, Extensions, Failure, MAX_TIMER_DELAY, Mailbox,
+    Props, ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig, Terminated, TimerKey,
     TryTellError, broadcast,
 };
 
@@ -107,9 +107,10 @@ pub mod config;
 #[cfg(feature = "delivery")]
 pub mod delivery {
     pub use courier_delivery::{
-        Ack, DedupInbox, Deliverer, Delivery, DeliveryId, Error, InboxWrite, MAX_EXPIRE_AFTER,
-        MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing, ParkedDelivery, PendingDelivery, Prepared,
-        Receipt, Redelivery, Result, SenderId, UnconfirmedWarning, model,
+        Ack, AtLeastOnce, DedupInbox, DeliverEffect, Deliverer, Delivery, DeliveryId, Error,
+        ExactlyOnce, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing,
+        ParkedDelivery, PendingDelivery, Prepared, Receipt, Redelivery, Result, SenderId,
+        UnconfirmedWarning, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).
@@ -130,12 +131,18 @@ pub mod remote {
     };
 }
 
-/// The names most programs need.
+/// The names most programs need: the actor core, and (feature
+/// `delivery`) the wrappers that make an existing actor a durable sender
+/// or an exactly-once receiver, with the traits their methods need.
 pub mod prelude {
     pub use courier_core::{
         Actor, ActorRef, ActorSystem, BoxError, Context, Mailbox, Props, ReplyTo,
         SupervisorStrategy,
     };
+    #[cfg(feature = "delivery")]
+    pub use courier_delivery::{AtLeastOnce, DeliverEffect, Delivery, ExactlyOnce};
+    #[cfg(feature = "delivery")]
+    pub use courier_persistence::PersistentInfo;
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.
