@@ -8,8 +8,9 @@
 //! letters cannot flood the log. The event stream itself is not rate limited.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 // tokio's clock, so that paused test time drives the log window (outside a
@@ -69,6 +70,8 @@ pub(crate) struct DeadLetters {
     events: EventStream,
     log: Mutex<LogWindow>,
     per_second: u32,
+    /// Message types whose dead letters are published but not logged.
+    quiet: RwLock<HashSet<&'static str>>,
 }
 
 struct LogWindow {
@@ -87,7 +90,13 @@ impl DeadLetters {
                 suppressed: 0,
             }),
             per_second,
+            quiet: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// Stops logging dead letters of the message type named `type_name`.
+    pub(crate) fn quiet(&self, type_name: &'static str) {
+        sync::write(&self.quiet).insert(type_name);
     }
 
     pub(crate) fn publish(&self, letter: DeadLetter) {
@@ -96,6 +105,9 @@ impl DeadLetters {
     }
 
     fn log(&self, letter: &DeadLetter) {
+        if sync::read(&self.quiet).contains(letter.message_type) {
+            return;
+        }
         let mut window = sync::lock(&self.log);
         let now = Instant::now();
         if now.duration_since(window.started) >= Duration::from_secs(1) {

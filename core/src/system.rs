@@ -214,6 +214,14 @@ impl ActorSystem {
         self.inner.dead_letters.publish(letter);
     }
 
+    /// Dead letters of message type `M` are still published on the event
+    /// stream, but no longer logged (Akka's `DeadLetterSuppression`): for
+    /// messages whose loss is expected, such as ticks or acks of a
+    /// duplicate.
+    pub fn suppress_dead_letter_logs<M: 'static>(&self) {
+        self.inner.dead_letters.quiet(type_name::<M>());
+    }
+
     pub(crate) fn deadlines(&self) -> Arc<Deadlines> {
         Arc::clone(&self.inner.deadlines)
     }

@@ -30,6 +30,7 @@
 //! skip a delivery.
 
 mod cleaner;
+mod manual;
 mod names;
 mod prepared;
 mod recovery;
