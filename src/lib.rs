@@ -48,6 +48,11 @@
     "\n\n</details>\n"
 ))]
 #![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>From Akka</b>: three Akka classic programs beside their courier counterparts (<code>docs/from-akka.md</code>)</summary>\n\n",
+    include_str!("../docs/from-akka.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
     "<details><summary><b>Architecture</b>: the write, ack and recovery paths with every flush (<code>docs/architecture.md</code>)</summary>\n\n",
     include_str!("../docs/architecture.md"),
     "\n\n</details>\n"
@@ -142,13 +147,20 @@ pub mod prelude {
     #[cfg(feature = "delivery")]
     pub use courier_delivery::{AtLeastOnce, DeliverEffect, Delivery, ExactlyOnce};
     #[cfg(feature = "delivery")]
-    pub use courier_persistence::PersistentInfo;
+    pub use courier_persistence::{
+        Effect, EventSourced, Persistent, PersistentContext, PersistentInfo,
+    };
 }
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The migration guide's programs, compiled and run as doctests.
+#[cfg(all(doctest, feature = "sled"))]
+#[doc = include_str!("../docs/from-akka.md")]
+pub struct FromAkkaDoctests;
 
 /// The remote guide's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "remote", feature = "sled"))]
