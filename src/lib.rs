@@ -60,9 +60,9 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,
-    DeadLetterReason, Directive, Error, EventStream, Extensions, Failure, MAX_TIMER_DELAY, Mailbox,
-    Props, ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig, Terminated, TimerKey,
-    TryTellError, broadcast,
+    DeadLetterReason, DeadMessage, Directive, Error, EventStream, Extensions, Failure,
+    MAX_TIMER_DELAY, Mailbox, Props, ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig,
+    Terminated, TimerKey, TryTellError, broadcast,
 };
 
 /// What a transport (such as `courier::remote`) plugs into: message sinks

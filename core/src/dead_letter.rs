@@ -17,6 +17,7 @@ use std::time::Duration;
 // runtime it is the system's monotonic clock).
 use tokio::time::Instant;
 
+use crate::dead_message::DeadMessage;
 use crate::event_stream::EventStream;
 use crate::path::ActorPath;
 use crate::sync;
@@ -102,6 +103,21 @@ impl DeadLetters {
     pub(crate) fn publish(&self, letter: DeadLetter) {
         self.log(&letter);
         self.events.publish(letter);
+    }
+
+    /// Publishes `letter`, and (for subscribers to [`DeadMessage`]) the
+    /// message with it.
+    pub(crate) fn publish_message<M: Send + 'static>(
+        &self,
+        letter: DeadLetter,
+        sender: Option<ActorPath>,
+        message: M,
+    ) {
+        if self.events.has_subscribers::<DeadMessage>() {
+            self.events
+                .publish(DeadMessage::new(letter.clone(), sender, message));
+        }
+        self.publish(letter);
     }
 
     fn log(&self, letter: &DeadLetter) {

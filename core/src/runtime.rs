@@ -333,11 +333,11 @@ impl<A: Actor> ActorLoop<A> {
         // later sends fail (and become dead letters at the sender), so no
         // message can slip in between the drain and the end.
         self.mailbox.close();
-        for _ in self.batch.drain(..) {
-            cell.dead_letter(DeadLetterReason::ActorStopped);
+        for env in self.batch.drain(..) {
+            dead_envelope(&cell, env);
         }
-        while self.mailbox.try_recv().is_some() {
-            cell.dead_letter(DeadLetterReason::ActorStopped);
+        while let Some(env) = self.mailbox.try_recv() {
+            dead_envelope(&cell, env);
         }
 
         self.sys_rx.close();
@@ -386,6 +386,17 @@ where
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure::Error(e)),
         Err(panic) => Err(Failure::Panic(panic_message(panic))),
+    }
+}
+
+/// A message left in the mailbox of a stopped actor. An adapted one is
+/// reported without its message: mapping it would run user code here.
+fn dead_envelope<M: Send + 'static>(cell: &crate::actor_ref::LocalCell<M>, env: Envelope<M>) {
+    match env {
+        Envelope::User(msg) | Envelope::Timer { msg, .. } => {
+            cell.dead_message(DeadLetterReason::ActorStopped, None, msg);
+        }
+        Envelope::Adapted(_) => cell.dead_letter(DeadLetterReason::ActorStopped),
     }
 }
 
