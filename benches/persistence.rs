@@ -55,7 +55,7 @@ impl EventSourced for Sink {
     type Snapshot = (u64, u64);
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: Cmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -5,7 +5,10 @@
 //! The deliveries travel to an event-sourced warehouse through a link that
 //! drops, duplicates and reorders messages and drops acks. The warehouse
 //! deduplicates by (sender, incarnation, delivery id); its inbox record
-//! commits with its event, and only then is the delivery acked.
+//! commits with its event, and only then is the delivery acked. Both keep
+//! their own command enums: the desk's outbox is an `AtLeastOnce` field,
+//! the warehouse takes deliveries through a `Delivery<Order>` message
+//! adapter and answers a query for its totals.
 //!
 //! Halfway through, both actors and the store are shut down and everything
 //! is started again from the same store directory, with deliveries still
@@ -32,14 +35,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
-use courier::delivery::{DedupInbox, Deliverer, Delivery, Error, Receipt};
+use courier::delivery::{Deliverer, Error, Receipt};
 use courier::persistence::{
     DurableStore, Effect, EngineKind, EventSourced, Journal, Persistent, PersistentContext,
 };
@@ -66,10 +68,9 @@ struct Placed {
 }
 
 struct OrderDesk {
-    journal: Arc<dyn Journal>,
-    config: Config,
+    /// The outbox, named once ("orders", from the config).
+    out: AtLeastOnce<Order>,
     placed: u64,
-    out: Option<Deliverer<Order>>,
 }
 
 enum DeskCmd {
@@ -85,26 +86,23 @@ impl EventSourced for OrderDesk {
     type Snapshot = u64;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: DeskCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
-        let out = self.out.as_ref().ok_or("not recovered")?;
         Ok(match cmd {
             DeskCmd::Place(number, reply) => {
                 let order = Order {
                     number,
                     item: format!("item-{}", number % 97),
                 };
-                match out.prepare("/user/link", |_| order) {
+                match self.out.prepare("/user/link", |_| order) {
                     Ok(prepared) => {
                         let delivery = prepared.id().get();
-                        // One atomic write: the event and the outbox entry.
+                        // One atomic write: the event and the outbox entry;
+                        // sent once it is durable.
                         Effect::persist(Placed { number, delivery })
-                            .with_writes(prepared.writes())
-                            .then(move |_: &Self, _| {
-                                prepared.send();
-                            })
+                            .and_deliver(prepared)
                             .reply(reply, move |_: &Self| Ok(delivery))
                     }
                     // Back-pressure: nothing accepted, the caller retries.
@@ -116,7 +114,7 @@ impl EventSourced for OrderDesk {
                 }
             }
             DeskCmd::Outbox(reply) => {
-                reply.reply(out.clone());
+                reply.reply(self.out.deliverer()?);
                 Effect::none()
             }
         })
@@ -138,19 +136,12 @@ impl EventSourced for OrderDesk {
         &mut self,
         ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
-        let out = Deliverer::start(
-            ctx,
-            SENDER,
-            Arc::clone(&self.journal),
-            self.config.outbox(SENDER),
-        )
-        .await?;
+        let out = self.out.start(ctx).await?;
         println!(
             "  order desk recovered: {} orders placed so far, {} unconfirmed (sent again first)",
             self.placed,
             out.unconfirmed()
         );
-        self.out = Some(out);
         Ok(())
     }
 }
@@ -158,17 +149,31 @@ impl EventSourced for OrderDesk {
 // ---- the receiver: an event-sourced warehouse with a dedup inbox ----
 
 struct Warehouse {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
+    inbox: ExactlyOnce,
     /// Order number → how many times it was applied: a broken dedup would
     /// show as a count above one rather than vanish into a set.
     applied: BTreeMap<u64, u64>,
-    duplicates: Arc<AtomicU64>,
+    /// Duplicates suppressed by this incarnation (transient).
+    duplicates: u64,
 }
 
+/// What the warehouse tells about itself.
+struct Totals {
+    applied: BTreeMap<u64, u64>,
+    duplicates: u64,
+}
+
+/// The warehouse's own commands; deliveries reach it through a
+/// `Delivery<Order>` adapter under its path (see its props).
 enum WarehouseCmd {
     Deliver(Delivery<Order>),
-    Applied(ReplyTo<BTreeMap<u64, u64>>),
+    Totals(ReplyTo<Totals>),
+}
+
+impl From<Delivery<Order>> for WarehouseCmd {
+    fn from(d: Delivery<Order>) -> Self {
+        WarehouseCmd::Deliver(d)
+    }
 }
 
 impl EventSourced for Warehouse {
@@ -177,28 +182,26 @@ impl EventSourced for Warehouse {
     type Snapshot = BTreeMap<u64, u64>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: WarehouseCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not recovered")?;
         Ok(match cmd {
-            WarehouseCmd::Deliver(d) => match inbox.check(&d) {
-                Receipt::Duplicate => {
-                    self.duplicates.fetch_add(1, Ordering::Relaxed);
-                    d.send_ack();
-                    Effect::none()
+            WarehouseCmd::Deliver(d) => {
+                if self.inbox.open().await?.check(&d) == Receipt::Duplicate {
+                    self.duplicates += 1;
                 }
-                // The order and the inbox record in one write; ack after.
-                Receipt::New => {
-                    let write = inbox.prepare(&d)?;
-                    Effect::persist(d.message.clone())
-                        .with_writes(write.writes())
-                        .then(move |_: &Self, _| write.ack())
-                }
-            },
-            WarehouseCmd::Applied(reply) => {
-                reply.reply(self.applied.clone());
+                // A duplicate is acked again; a new order and its inbox
+                // record commit in one write, acked after it.
+                self.inbox
+                    .effect(&d, |order| Effect::persist(order.clone()))
+                    .await?
+            }
+            WarehouseCmd::Totals(reply) => {
+                reply.reply(Totals {
+                    applied: self.applied.clone(),
+                    duplicates: self.duplicates,
+                });
                 Effect::none()
             }
         })
@@ -220,29 +223,11 @@ impl EventSourced for Warehouse {
         &mut self,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), RECEIVER).await?);
+        self.inbox.open().await?;
         println!(
             "  warehouse recovered: {} orders applied so far",
             self.applied.len()
         );
-        Ok(())
-    }
-}
-
-/// Hands deliveries to the warehouse as its commands.
-struct Dock {
-    warehouse: ActorRef<WarehouseCmd>,
-}
-
-impl Actor for Dock {
-    type Msg = Delivery<Order>;
-
-    async fn handle(
-        &mut self,
-        d: Delivery<Order>,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), BoxError> {
-        self.warehouse.tell(WarehouseCmd::Deliver(d));
         Ok(())
     }
 }
@@ -257,41 +242,29 @@ struct Node {
     acks: LinkStats,
 }
 
-fn start(
-    store: &Arc<DurableStore>,
-    config: &Config,
-    seed: u64,
-    duplicates: &Arc<AtomicU64>,
-) -> anyhow::Result<Node> {
+fn start(store: &Arc<DurableStore>, config: &Config, seed: u64) -> anyhow::Result<Node> {
     let system = ActorSystem::new("delivery-demo");
     let journal: Arc<dyn Journal> = store.clone();
     let warehouse = system.spawn(
         Persistent::props_with(
             RECEIVER,
             {
-                let (journal, duplicates) = (Arc::clone(&journal), Arc::clone(duplicates));
+                let journal = Arc::clone(&journal);
                 move || Warehouse {
-                    journal: Arc::clone(&journal),
-                    inbox: None,
+                    inbox: ExactlyOnce::new(RECEIVER, Arc::clone(&journal)),
                     applied: BTreeMap::new(),
-                    duplicates: Arc::clone(&duplicates),
+                    duplicates: 0,
                 }
             },
             store.clone(),
             store.clone(),
             config.persistent(RECEIVER),
         )
-        .with_name(RECEIVER),
+        .with_name(RECEIVER)
+        .with_adapter::<Delivery<Order>>(),
     )?;
-    let dock = system.spawn(
-        Props::new({
-            let warehouse = warehouse.clone();
-            move || Dock {
-                warehouse: warehouse.clone(),
-            }
-        })
-        .with_name("dock"),
-    )?;
+    // The warehouse, found by path as an actor that takes deliveries.
+    let dock = system.lookup::<Delivery<Order>>(&format!("/user/{RECEIVER}"))?;
     // The unreliable network between them.
     let (_, link, acks) = FaultyLink::spawn_for_deliveries(
         &system,
@@ -307,12 +280,10 @@ fn start(
         Persistent::props_with(
             SENDER,
             {
-                let (journal, config) = (Arc::clone(&journal), config.clone());
+                let out = config.at_least_once::<Order>(SENDER, Arc::clone(&journal));
                 move || OrderDesk {
-                    journal: Arc::clone(&journal),
-                    config: config.clone(),
+                    out: out.clone(),
                     placed: 0,
-                    out: None,
                 }
             },
             store.clone(),
@@ -379,9 +350,15 @@ impl Node {
         Ok(())
     }
 
-    /// Stops everything; returns this run's redelivery count.
-    async fn stop(self) -> anyhow::Result<u64> {
+    /// Stops everything; returns this run's redelivery and suppressed
+    /// duplicate counts.
+    async fn stop(self) -> anyhow::Result<(u64, u64)> {
         let redelivered = self.outbox().await?.redelivered();
+        let duplicates = self
+            .warehouse
+            .ask(WarehouseCmd::Totals, ASK)
+            .await?
+            .duplicates;
         println!(
             "  link: {} deliveries in, {} dropped, {} duplicated, {} reordered; acks: {} in, {} dropped",
             self.link.received(),
@@ -392,7 +369,7 @@ impl Node {
             self.acks.dropped()
         );
         self.system.shutdown().await;
-        Ok(redelivered)
+        Ok((redelivered, duplicates))
     }
 }
 
@@ -478,39 +455,39 @@ async fn main() -> anyhow::Result<()> {
         seed
     );
     let started = Instant::now();
-    let duplicates = Arc::new(AtomicU64::new(0));
     let half = args.messages / 2;
     let mut history = History::new();
 
     println!("first half: orders 1..={half}");
     let store = open(&config, &path).await?;
-    let node = start(&store, &config, seed, &duplicates)?;
+    let node = start(&store, &config, seed)?;
     node.place(1..=half, &mut history).await?;
     let unconfirmed = node.outbox().await?.unconfirmed();
     println!("  placed {half}; {unconfirmed} still unconfirmed; restarting both sides");
-    let mut redelivered = node.stop().await?;
+    let (mut redelivered, mut duplicates) = node.stop().await?;
     drop(store);
 
     println!("second half: orders {}..={}", half + 1, args.messages);
     let store = open(&config, &path).await?;
-    let node = start(&store, &config, seed.wrapping_add(2), &duplicates)?;
+    let node = start(&store, &config, seed.wrapping_add(2))?;
     node.place(half + 1..=args.messages, &mut history).await?;
     node.drain(Duration::from_secs(300)).await?;
-    for (number, times) in node.warehouse.ask(WarehouseCmd::Applied, ASK).await? {
+    for (number, times) in node.warehouse.ask(WarehouseCmd::Totals, ASK).await?.applied {
         for _ in 0..times {
             history.applied(number);
         }
     }
     let sent = store.highest_seq_nr(SENDER).await?;
-    redelivered += node.stop().await?;
+    let (more_redelivered, more_duplicates) = node.stop().await?;
+    redelivered += more_redelivered;
+    duplicates += more_duplicates;
     drop(store);
 
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     let report = history.check();
     let (processed, lost) = (report.applied, report.lost.len());
     println!(
-        "sent={sent} processed={processed} duplicates_suppressed={} redelivered={redelivered} lost={lost}",
-        duplicates.load(Ordering::Relaxed)
+        "sent={sent} processed={processed} duplicates_suppressed={duplicates} redelivered={redelivered} lost={lost}"
     );
     if !report.is_clean() || sent != args.messages {
         bail!("delivery broke its promise: {report}; {sent} orders in the desk's journal");

@@ -44,7 +44,7 @@ impl EventSourced for Counter {
     type Snapshot = u64;
 
     async fn handle_command(
-        &self,
+        &mut self,
         command: Command,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

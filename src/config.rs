@@ -32,11 +32,14 @@
 //! `remote.reconnect_max` at most
 //! [`MAX_RECONNECT_DELAY`](courier_remote::MAX_RECONNECT_DELAY) (1 hour).
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use courier_delivery::{OutboxSettings, Redelivery};
+use courier_delivery::{AtLeastOnce, OutboxSettings, Outgoing, Redelivery};
+use courier_persistence::Journal;
 use courier_persistence::{PersistentSettings, SnapshotPolicy};
 use serde::Deserialize;
 use toml::Spanned;
@@ -159,6 +162,57 @@ pub struct Config {
     #[cfg(feature = "remote")]
     #[serde(default)]
     pub remote: Option<Spanned<RemoteConfig>>,
+    /// Which per-actor overrides were asked for, shared by clones.
+    #[serde(skip)]
+    names: NameUse,
+}
+
+/// The sections of per-actor overrides: `[delivery.actor.<name>]` and
+/// `[snapshots.actor.<id>]`, by the name they override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Overrides {
+    Delivery,
+    Snapshots,
+}
+
+impl Overrides {
+    fn section(self, name: &str) -> String {
+        match self {
+            Self::Delivery => format!("[delivery.actor.{name}]"),
+            Self::Snapshots => format!("[snapshots.actor.{name}]"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Used {
+    asked: BTreeSet<(Overrides, String)>,
+    reported: BTreeSet<(Overrides, String)>,
+}
+
+/// The names whose settings were asked for. Not part of the configuration's
+/// value: two configs with the same settings are equal, whatever was asked.
+#[derive(Clone, Default)]
+struct NameUse(Arc<Mutex<Used>>);
+
+impl NameUse {
+    fn asked(&self, kind: Overrides, name: &str) {
+        courier_core::sync::lock(&self.0)
+            .asked
+            .insert((kind, name.to_owned()));
+    }
+}
+
+impl PartialEq for NameUse {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for NameUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameUse")
+    }
 }
 
 impl Config {
@@ -235,9 +289,71 @@ impl Config {
         Ok(())
     }
 
+    /// The at-least-once sender named `name` (the outbox's name, the log
+    /// fields' and the override section's), keeping its outbox in
+    /// `journal`, with [`outbox(name)`](Self::outbox)'s settings. Start it
+    /// in the owning actor's `started` hook.
+    pub fn at_least_once<M: Outgoing>(
+        &self,
+        name: &str,
+        journal: Arc<dyn Journal>,
+    ) -> AtLeastOnce<M> {
+        AtLeastOnce::new(name, journal, self.outbox(name))
+    }
+
+    /// The per-actor override sections (`[delivery.actor.<name>]`,
+    /// `[snapshots.actor.<id>]`) whose name no call to
+    /// [`outbox`](Self::outbox), [`at_least_once`](Self::at_least_once) or
+    /// [`persistent`](Self::persistent) on this configuration (or a clone)
+    /// asked for so far: usually a misspelt sender name or persistence id.
+    pub fn unused_overrides(&self) -> Vec<String> {
+        let used = courier_core::sync::lock(&self.names.0);
+        self.overrides()
+            .filter(|key| !used.asked.contains(key))
+            .map(|(kind, name)| kind.section(&name))
+            .collect()
+    }
+
+    /// Logs a WARN naming each [unused override](Self::unused_overrides)
+    /// section, once per section (over every clone of this configuration),
+    /// and returns the sections it warned about now. Call it once the
+    /// actors that read their settings from this configuration are started.
+    pub fn warn_unused_overrides(&self) -> Vec<String> {
+        let mut used = courier_core::sync::lock(&self.names.0);
+        let mut warned = Vec::new();
+        for key in self.overrides() {
+            if used.asked.contains(&key) || used.reported.contains(&key) {
+                continue;
+            }
+            let section = key.0.section(&key.1);
+            tracing::warn!(
+                section = %section,
+                "per-actor override used by no sender or persistence id (misspelt name?)"
+            );
+            warned.push(section);
+            used.reported.insert(key);
+        }
+        warned
+    }
+
+    fn overrides(&self) -> impl Iterator<Item = (Overrides, String)> + '_ {
+        let delivery = self
+            .delivery
+            .actor
+            .keys()
+            .map(|name| (Overrides::Delivery, name.clone()));
+        let snapshots = self
+            .snapshots
+            .actor
+            .keys()
+            .map(|id| (Overrides::Snapshots, id.clone()));
+        delivery.chain(snapshots)
+    }
+
     /// The outbox settings for the sender named `name`: its overrides, else
     /// the defaults.
     pub fn outbox(&self, name: &str) -> OutboxSettings {
+        self.names.asked(Overrides::Delivery, name);
         let d = &self.delivery;
         let o = self.delivery.actor.get(name).map(Spanned::get_ref);
         let interval = o
@@ -270,6 +386,7 @@ impl Config {
 
     /// The persistence settings (snapshots) for persistence id `id`.
     pub fn persistent(&self, id: &str) -> PersistentSettings {
+        self.names.asked(Overrides::Snapshots, id);
         let d = &self.snapshots;
         let o = self.snapshots.actor.get(id).map(Spanned::get_ref);
         let every = o.and_then(|o| o.every).or(d.every);

@@ -49,6 +49,11 @@
     "\n\n</details>\n"
 ))]
 #![cfg_attr(not(doctest), doc = concat!(
+    "<details><summary><b>From Akka</b>: three Akka classic programs beside their courier counterparts (<code>docs/from-akka.md</code>)</summary>\n\n",
+    include_str!("../docs/from-akka.md"),
+    "\n\n</details>\n"
+))]
+#![cfg_attr(not(doctest), doc = concat!(
     "<details><summary><b>Architecture</b>: the write, ack and recovery paths with every flush (<code>docs/architecture.md</code>)</summary>\n\n",
     include_str!("../docs/architecture.md"),
     "\n\n</details>\n"
@@ -56,9 +61,9 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,
-    DeadLetterReason, Directive, Error, EventStream, Failure, MAX_TIMER_DELAY, Mailbox, Props,
-    ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig, Terminated, TimerKey,
-    TryTellError, broadcast,
+    DeadLetterReason, DeadMessage, Directive, Error, EventStream, Extensions, Failure,
+    MAX_TIMER_DELAY, Mailbox, Props, ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig,
+    Terminated, TimerKey, TryTellError, broadcast,
 };
 
 /// What a transport (such as `courier::remote`) plugs into: message sinks
@@ -93,6 +98,10 @@ pub mod codec {
 /// [`persistence::engine`].
 #[cfg(feature = "delivery")]
 pub mod persistence {
+    #[cfg(any(feature = "sled", feature = "fjall"))]
+    pub use courier_persistence::DurableStore;
+    #[cfg(feature = "fjall")]
+    pub use courier_persistence::FjallStore;
     #[cfg(feature = "sled")]
     pub use courier_persistence::SledStore;
     /// The conformance suite every journal backend must pass (feature
@@ -102,15 +111,11 @@ pub mod persistence {
     pub use courier_persistence::{
         Effect, EngineKind, Error, EventRecord, EventSourced, Journal, JournalSummary, KvWrite,
         MAX_ID_LEN, MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest, MemoryStore, NamespaceSummary,
-        Persistent, PersistentContext, PersistentSettings, Problem, ReplayRange, ReplayStats,
-        Result, SeqNr, Snapshot, SnapshotCriteria, SnapshotMetadata, SnapshotPolicy,
-        SnapshotStore, Store, StoreOptions, StoreReport, WriteBatch, decode_payload,
-        encode_payload, now_millis, replay,
+        PersistenceStatus, Persistent, PersistentContext, PersistentInfo, PersistentSettings,
+        Problem, RecoveryStatus, ReplayRange, ReplayStats, Result, SeqNr, Snapshot,
+        SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions,
+        StoreReport, WriteBatch, decode_payload, encode_payload, now_millis, replay,
     };
-    #[cfg(any(feature = "sled", feature = "fjall"))]
-    pub use courier_persistence::DurableStore;
-    #[cfg(feature = "fjall")]
-    pub use courier_persistence::FjallStore;
 
     /// The key–value engines beneath a [`Store`]: the seam a new embedded
     /// engine implements, the engines courier ships, and the records the
@@ -139,9 +144,10 @@ pub mod config;
 #[cfg(feature = "delivery")]
 pub mod delivery {
     pub use courier_delivery::{
-        Ack, DedupInbox, Deliverer, Delivery, DeliveryId, Error, InboxWrite, MAX_EXPIRE_AFTER,
-        MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing, ParkedDelivery, PendingDelivery, Prepared,
-        Receipt, Redelivery, Result, SenderId, UnconfirmedWarning, inspect, model,
+        Ack, AtLeastOnce, DedupInbox, DeliverEffect, Deliverer, Delivery, DeliveryId, Error,
+        ExactlyOnce, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing,
+        ParkedDelivery, PendingDelivery, Prepared, Receipt, Redelivery, Result, SenderId,
+        UnconfirmedWarning, inspect, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).
@@ -163,11 +169,19 @@ pub mod remote {
     };
 }
 
-/// The names most programs need.
+/// The names most programs need: the actor core, and (feature
+/// `delivery`) the wrappers that make an existing actor a durable sender
+/// or an exactly-once receiver, with the traits their methods need.
 pub mod prelude {
     pub use courier_core::{
         Actor, ActorRef, ActorSystem, BoxError, Context, Mailbox, Props, ReplyTo,
         SupervisorStrategy,
+    };
+    #[cfg(feature = "delivery")]
+    pub use courier_delivery::{AtLeastOnce, DeliverEffect, Delivery, ExactlyOnce};
+    #[cfg(feature = "delivery")]
+    pub use courier_persistence::{
+        Effect, EventSourced, Persistent, PersistentContext, PersistentInfo,
     };
 }
 
@@ -175,6 +189,11 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The migration guide's programs, compiled and run as doctests.
+#[cfg(all(doctest, feature = "sled"))]
+#[doc = include_str!("../docs/from-akka.md")]
+pub struct FromAkkaDoctests;
 
 /// The remote guide's examples, compiled and run as doctests.
 #[cfg(all(doctest, feature = "remote", feature = "sled"))]

@@ -52,7 +52,7 @@ impl EventSourced for Desk {
     type Snapshot = u64;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: DeskCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -161,3 +161,107 @@ async fn a_delivery_rejected_as_undecodable_is_parked_at_once() {
         "parked at the first rejection, not after retries"
     );
 }
+
+/// A receiver with its own enum: deliveries reach it through a
+/// `Delivery<Order>` adapter under its path, on another node as locally.
+enum Depot {
+    Deliver(Delivery<Order>),
+    Count(ReplyTo<usize>),
+}
+
+impl From<Delivery<Order>> for Depot {
+    fn from(d: Delivery<Order>) -> Self {
+        Depot::Deliver(d)
+    }
+}
+
+struct DepotActor {
+    inbox: courier::delivery::ExactlyOnce,
+    applied: std::collections::BTreeSet<u64>,
+}
+
+impl Actor for DepotActor {
+    type Msg = Depot;
+
+    async fn handle(&mut self, msg: Depot, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        match msg {
+            Depot::Deliver(d) => {
+                let receipt = self
+                    .inbox
+                    .process(&d, |_| courier::persistence::WriteBatch::new())
+                    .await?;
+                if receipt == courier::delivery::Receipt::New {
+                    assert!(self.applied.insert(d.message.0), "applied twice");
+                }
+            }
+            Depot::Count(reply) => reply.reply(self.applied.len()),
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_receiver_with_its_own_enum_takes_deliveries_through_its_adapter() {
+    let receiver_store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
+    let rsys = ActorSystem::new("depot-node");
+    let depot = rsys
+        .spawn(
+            Props::new(move || DepotActor {
+                inbox: courier::delivery::ExactlyOnce::new("depot", Arc::clone(&receiver_store)),
+                applied: Default::default(),
+            })
+            .with_name("depot")
+            .with_adapter::<Delivery<Order>>(),
+        )
+        .expect("spawn depot");
+    let rnode = Node::start(
+        &rsys,
+        RemoteSettings::new("depot-node", SECRET),
+        delivery_registry(),
+    )
+    .await
+    .expect("depot node");
+    let destination = rnode.path_of("/user/depot");
+
+    let system = ActorSystem::new("shop-node");
+    let snode = Node::start(
+        &system,
+        RemoteSettings::new("shop-node", SECRET),
+        delivery_registry(),
+    )
+    .await
+    .expect("shop node");
+    // A remote lookup of the adapted type needs only the type registered
+    // with the transport: the peer resolves the path with the depot's
+    // adapters as each message arrives.
+    system
+        .lookup::<Delivery<Order>>(&destination)
+        .expect("remote lookup of the adapted type");
+    // The receiving node's own resolver finds the adapter by its node path.
+    rsys.lookup::<Delivery<Order>>(&destination)
+        .expect("local lookup through the node path");
+    let store: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
+    let out = shop(&system, &store, Duration::from_millis(100)).await;
+    for n in 1..=20 {
+        out.deliver(&destination, |_| Order(n))
+            .await
+            .expect("deliver");
+    }
+    for _ in 0..200 {
+        if out.unconfirmed() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(out.unconfirmed(), 0, "every delivery confirmed");
+    assert_eq!(
+        depot
+            .ask(Depot::Count, Duration::from_secs(5))
+            .await
+            .expect("the depot still answers its own queries"),
+        20
+    );
+    assert!(out.parked().await.expect("parked").is_empty());
+    snode.shutdown().await;
+    rnode.shutdown().await;
+}

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::adapter::{AdapterFactory, MapFn, Registration, adapter};
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::mailbox::Mailbox;
@@ -144,6 +145,7 @@ pub struct Props<A: Actor> {
     pub(crate) name: Option<String>,
     pub(crate) mailbox: Mailbox,
     pub(crate) supervisor: SupervisorStrategy,
+    pub(crate) adapters: Vec<AdapterFactory<A::Msg>>,
 }
 
 impl<A: Actor> Props<A> {
@@ -155,6 +157,7 @@ impl<A: Actor> Props<A> {
             name: None,
             mailbox: Mailbox::default(),
             supervisor: SupervisorStrategy::default(),
+            adapters: Vec::new(),
         }
     }
 
@@ -176,6 +179,85 @@ impl<A: Actor> Props<A> {
         self.supervisor = strategy;
         self
     }
+
+    /// Makes the actor reachable as an `ActorRef<T>` too, under its own
+    /// path: [`ActorSystem::lookup::<T>`](crate::ActorSystem::lookup) finds
+    /// it, and each `T` becomes an `A::Msg` through `From` as the actor takes
+    /// it (a [message adapter](crate::Context::message_adapter) present from
+    /// the spawn on, across restarts). The actor's message type and its
+    /// other messages are unchanged; an actor without adapters pays nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use courier::{Actor, ActorSystem, BoxError, Context, Props, ReplyTo};
+    ///
+    /// struct Charge(u64);
+    ///
+    /// enum Payments {
+    ///     Charge(Charge),
+    ///     Total(ReplyTo<u64>),
+    /// }
+    ///
+    /// impl From<Charge> for Payments {
+    ///     fn from(charge: Charge) -> Self {
+    ///         Payments::Charge(charge)
+    ///     }
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Ledger {
+    ///     total: u64,
+    /// }
+    ///
+    /// impl Actor for Ledger {
+    ///     type Msg = Payments;
+    ///
+    ///     async fn handle(&mut self, msg: Payments, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         match msg {
+    ///             Payments::Charge(Charge(n)) => self.total += n,
+    ///             Payments::Total(reply) => reply.reply(self.total),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), courier::Error> {
+    /// let system = ActorSystem::new("docs");
+    /// let ledger = system.spawn(
+    ///     Props::new(Ledger::default)
+    ///         .with_name("payments")
+    ///         .with_adapter::<Charge>(),
+    /// )?;
+    /// // Found by path as an actor that takes `Charge`.
+    /// let charges = system.lookup::<Charge>("/user/payments")?;
+    /// charges.tell(Charge(5));
+    /// assert_eq!(ledger.ask(Payments::Total, Duration::from_secs(1)).await?, 5);
+    /// # system.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_adapter<T: Send + 'static>(self) -> Self
+    where
+        A::Msg: From<T>,
+    {
+        self.with_adapter_fn(<A::Msg as From<T>>::from)
+    }
+
+    /// [`with_adapter`](Self::with_adapter) with a mapping function instead
+    /// of `From`. A later adapter for the same `T` replaces an earlier one.
+    pub fn with_adapter_fn<T: Send + 'static>(
+        mut self,
+        map: impl Fn(T) -> A::Msg + Send + Sync + 'static,
+    ) -> Self {
+        let map: MapFn<T, A::Msg> = Arc::new(map);
+        self.adapters.push(Arc::new(move |cell| {
+            Registration::new(adapter(cell, Arc::clone(&map)))
+        }));
+        self
+    }
 }
 
 impl<A: Actor> Clone for Props<A> {
@@ -185,6 +267,7 @@ impl<A: Actor> Clone for Props<A> {
             name: self.name.clone(),
             mailbox: self.mailbox,
             supervisor: self.supervisor.clone(),
+            adapters: self.adapters.clone(),
         }
     }
 }

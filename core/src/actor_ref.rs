@@ -89,6 +89,23 @@ impl<M> LocalCell<M> {
     }
 }
 
+impl<M: Send + 'static> LocalCell<M> {
+    /// A dead letter that still has its message.
+    pub(crate) fn dead_message(
+        &self,
+        reason: DeadLetterReason,
+        sender: Option<ActorPath>,
+        message: M,
+    ) {
+        let letter = DeadLetter {
+            recipient: self.path.clone(),
+            message_type: type_name::<M>(),
+            reason,
+        };
+        self.dead_letters.publish_message(letter, sender, message);
+    }
+}
+
 struct SinkRef<M> {
     sink: Arc<dyn MessageSink<M>>,
     dead_letters: Arc<DeadLetters>,
@@ -180,15 +197,50 @@ impl<M: Send + 'static> ActorRef<M> {
         }
     }
 
+    /// A reference through `sink`, from its parts (adapters use this).
+    pub(crate) fn from_sink_parts(
+        sink: Arc<dyn MessageSink<M>>,
+        dead_letters: Arc<DeadLetters>,
+        deadlines: Arc<Deadlines>,
+    ) -> Self {
+        Self {
+            inner: Inner::Sink(Arc::new(SinkRef {
+                sink,
+                dead_letters,
+                deadlines,
+            })),
+        }
+    }
+
     /// Sends `msg` without waiting (at-most-once). If the mailbox is full or
-    /// the actor has stopped, the message becomes a [`DeadLetter`].
+    /// the actor has stopped, the message becomes a [`DeadLetter`] (and,
+    /// for subscribers, a [`DeadMessage`](crate::DeadMessage) with it).
     pub fn tell(&self, msg: M) {
+        self.tell_inner(msg, None);
+    }
+
+    /// [`tell`](Self::tell), naming the sender: a dead letter of this
+    /// message says who sent it ([`DeadMessage::sender`](crate::DeadMessage::sender)).
+    pub fn tell_from(&self, msg: M, sender: &ActorPath) {
+        self.tell_inner(msg, Some(sender));
+    }
+
+    fn tell_inner(&self, msg: M, sender: Option<&ActorPath>) {
         if let Err(e) = self.try_tell(msg) {
-            let reason = match e {
-                TryTellError::Full(_) => DeadLetterReason::MailboxFull,
-                TryTellError::Stopped(_) => DeadLetterReason::ActorStopped,
+            let (reason, msg) = match e {
+                TryTellError::Full(m) => (DeadLetterReason::MailboxFull, m),
+                TryTellError::Stopped(m) => (DeadLetterReason::ActorStopped, m),
             };
-            self.dead_letter(reason);
+            let letter = DeadLetter {
+                recipient: self.path().clone(),
+                message_type: type_name::<M>(),
+                reason,
+            };
+            let dead_letters = match &self.inner {
+                Inner::Local(cell) => &cell.dead_letters,
+                Inner::Sink(s) => &s.dead_letters,
+            };
+            dead_letters.publish_message(letter, sender.cloned(), msg);
         }
     }
 
@@ -309,17 +361,6 @@ impl<M: Send + 'static> ActorRef<M> {
         match &self.inner {
             Inner::Local(cell) => *cell.terminated.borrow(),
             Inner::Sink(_) => false,
-        }
-    }
-
-    fn dead_letter(&self, reason: DeadLetterReason) {
-        match &self.inner {
-            Inner::Local(cell) => cell.dead_letter(reason),
-            Inner::Sink(s) => s.dead_letters.publish(DeadLetter {
-                recipient: s.sink.path().clone(),
-                message_type: type_name::<M>(),
-                reason,
-            }),
         }
     }
 

@@ -13,8 +13,10 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use crate::actor::{Actor, Props};
 use crate::actor_ref::{ActorRef, LocalCell};
+use crate::adapter::{Registration, adapter};
 use crate::dead_letter::DeadLetterReason;
 use crate::error::Result;
+use crate::extensions::Extensions;
 use crate::mailbox::Envelope;
 use crate::path::ActorPath;
 use crate::system::{ActorSystem, Parent};
@@ -71,6 +73,7 @@ pub struct Context<A: Actor> {
     repeating: HashSet<u64>,
     next_timer: u64,
     pub(crate) stop_requested: bool,
+    extensions: Extensions,
 }
 
 impl<A: Actor> Context<A> {
@@ -85,12 +88,45 @@ impl<A: Actor> Context<A> {
             repeating: HashSet::new(),
             next_timer: 0,
             stop_requested: false,
+            extensions: Extensions::default(),
         }
     }
 
     /// A reference to this actor.
     pub fn myself(&self) -> ActorRef<A::Msg> {
         ActorRef::local(Arc::clone(&self.cell))
+    }
+
+    /// A reference to this actor for messages of type `T`, each mapped into
+    /// this actor's own with `map` as the actor takes it (Akka Typed's
+    /// `messageAdapter`). It is also registered under this actor's path, so
+    /// [`ActorSystem::lookup::<T>`](ActorSystem::lookup) finds this actor
+    /// until it stops; registering `T` again replaces the mapping. An
+    /// adapter that must be there from the spawn on (before `started`, and
+    /// across restarts) belongs in the props:
+    /// [`Props::with_adapter`].
+    pub fn message_adapter<T: Send + 'static>(
+        &mut self,
+        map: impl Fn(T) -> A::Msg + Send + Sync + 'static,
+    ) -> ActorRef<T> {
+        let adapted = adapter(&self.cell, Arc::new(map));
+        self.system.register_adapter(
+            &self.cell.path,
+            self.cell.uid,
+            Registration::new(adapted.clone()),
+        );
+        adapted
+    }
+
+    /// Values that layers above the core keep with this actor (see
+    /// [`Extensions`]).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// [`extensions`](Self::extensions), mutably.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// This actor's path.

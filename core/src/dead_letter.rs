@@ -8,14 +8,16 @@
 //! letters cannot flood the log. The event stream itself is not rate limited.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 // tokio's clock, so that paused test time drives the log window (outside a
 // runtime it is the system's monotonic clock).
 use tokio::time::Instant;
 
+use crate::dead_message::DeadMessage;
 use crate::event_stream::EventStream;
 use crate::path::ActorPath;
 use crate::sync;
@@ -69,6 +71,8 @@ pub(crate) struct DeadLetters {
     events: EventStream,
     log: Mutex<LogWindow>,
     per_second: u32,
+    /// Message types whose dead letters are published but not logged.
+    quiet: RwLock<HashSet<&'static str>>,
 }
 
 struct LogWindow {
@@ -87,7 +91,13 @@ impl DeadLetters {
                 suppressed: 0,
             }),
             per_second,
+            quiet: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// Stops logging dead letters of the message type named `type_name`.
+    pub(crate) fn quiet(&self, type_name: &'static str) {
+        sync::write(&self.quiet).insert(type_name);
     }
 
     pub(crate) fn publish(&self, letter: DeadLetter) {
@@ -95,7 +105,25 @@ impl DeadLetters {
         self.events.publish(letter);
     }
 
+    /// Publishes `letter`, and (for subscribers to [`DeadMessage`]) the
+    /// message with it.
+    pub(crate) fn publish_message<M: Send + 'static>(
+        &self,
+        letter: DeadLetter,
+        sender: Option<ActorPath>,
+        message: M,
+    ) {
+        if self.events.has_subscribers::<DeadMessage>() {
+            self.events
+                .publish(DeadMessage::new(letter.clone(), sender, message));
+        }
+        self.publish(letter);
+    }
+
     fn log(&self, letter: &DeadLetter) {
+        if sync::read(&self.quiet).contains(letter.message_type) {
+            return;
+        }
         let mut window = sync::lock(&self.log);
         let now = Instant::now();
         if now.duration_since(window.started) >= Duration::from_secs(1) {

@@ -14,16 +14,25 @@
 //! - every message a local send accepts is either handled or becomes a dead
 //!   letter.
 //!
+//! An actor keeps its one message type and can still be reached as an
+//! `ActorRef<T>` for other types through message adapters
+//! ([`Props::with_adapter`], [`Context::message_adapter`]), found by its
+//! own path: that is how an existing actor becomes a destination for a
+//! layer that sends another type.
+//!
 //! This crate has no knowledge of storage or networks; transports plug in
 //! through [`MessageSink`] and [`Resolver`].
 
 mod actor;
 mod actor_ref;
+mod adapter;
 mod context;
 mod dead_letter;
+mod dead_message;
 mod deadlines;
 mod error;
 mod event_stream;
+mod extensions;
 mod mailbox;
 mod path;
 mod refusal;
@@ -38,8 +47,10 @@ pub use actor::{Actor, Props, Terminated};
 pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
 pub use context::{Context, MAX_TIMER_DELAY, TimerKey};
 pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use dead_message::DeadMessage;
 pub use error::{BoxError, Error, Result, SendError, TryTellError};
 pub use event_stream::EventStream;
+pub use extensions::Extensions;
 pub use mailbox::Mailbox;
 pub use path::ActorPath;
 pub use refusal::Refusal;

@@ -8,6 +8,7 @@
 
 use tokio::sync::mpsc;
 
+use crate::adapter::Adapted;
 use crate::error::{Error, Result};
 
 /// The kind and capacity of an actor's user mailbox.
@@ -91,12 +92,16 @@ pub(crate) enum Envelope<M> {
         repeat: bool,
         msg: M,
     },
+    /// A message sent through a message adapter, mapped into `M` when the
+    /// actor takes it (boxed: only adapted messages pay for it).
+    Adapted(Box<dyn Adapted<M>>),
 }
 
 impl<M> Envelope<M> {
     pub(crate) fn into_msg(self) -> M {
         match self {
             Self::User(m) | Self::Timer { msg: m, .. } => m,
+            Self::Adapted(adapted) => adapted.into_msg(),
         }
     }
 }

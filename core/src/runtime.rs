@@ -136,6 +136,17 @@ impl<A: Actor> ActorLoop<A> {
                 }
                 msg
             }
+            // The mapping is the user's code: a panic in it is a failure of
+            // this actor, like one in its handler.
+            Envelope::Adapted(adapted) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| adapted.into_msg())) {
+                    Ok(msg) => msg,
+                    Err(panic) => {
+                        let failure = Failure::Panic(panic_message(panic));
+                        return Box::pin(self.recover(actor, failure)).await;
+                    }
+                }
+            }
         };
         let Some(instance) = actor.as_mut() else {
             return Flow::Stop;
@@ -322,11 +333,11 @@ impl<A: Actor> ActorLoop<A> {
         // later sends fail (and become dead letters at the sender), so no
         // message can slip in between the drain and the end.
         self.mailbox.close();
-        for _ in self.batch.drain(..) {
-            cell.dead_letter(DeadLetterReason::ActorStopped);
+        for env in self.batch.drain(..) {
+            dead_envelope(&cell, env);
         }
-        while self.mailbox.try_recv().is_some() {
-            cell.dead_letter(DeadLetterReason::ActorStopped);
+        while let Some(env) = self.mailbox.try_recv() {
+            dead_envelope(&cell, env);
         }
 
         self.sys_rx.close();
@@ -375,6 +386,17 @@ where
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure::Error(e)),
         Err(panic) => Err(Failure::Panic(panic_message(panic))),
+    }
+}
+
+/// A message left in the mailbox of a stopped actor. An adapted one is
+/// reported without its message: mapping it would run user code here.
+fn dead_envelope<M: Send + 'static>(cell: &crate::actor_ref::LocalCell<M>, env: Envelope<M>) {
+    match env {
+        Envelope::User(msg) | Envelope::Timer { msg, .. } => {
+            cell.dead_message(DeadLetterReason::ActorStopped, None, msg);
+        }
+        Envelope::Adapted(_) => cell.dead_letter(DeadLetterReason::ActorStopped),
     }
 }
 

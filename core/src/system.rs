@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::actor::{Actor, Props};
 use crate::actor_ref::{ActorRef, LocalCell};
+use crate::adapter::Registration;
 use crate::context::{ChildHandle, Context, stop_all};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::deadlines::Deadlines;
@@ -71,6 +72,8 @@ struct Registered {
     uid: u64,
     type_name: &'static str,
     actor_ref: Box<dyn Any + Send + Sync>,
+    /// Message adapters: references to the same actor for other types.
+    adapters: Vec<Registration>,
 }
 
 struct SystemInner {
@@ -83,6 +86,7 @@ struct SystemInner {
     resolvers: RwLock<HashMap<String, Arc<dyn Resolver>>>,
     anonymous: AtomicU64,
     shutting_down: AtomicBool,
+    extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 #[derive(Default)]
@@ -188,6 +192,7 @@ impl ActorSystem {
                 resolvers: RwLock::new(HashMap::new()),
                 anonymous: AtomicU64::new(0),
                 shutting_down: AtomicBool::new(false),
+                extensions: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -207,6 +212,14 @@ impl ActorSystem {
     /// stream). For transports and layers that lose a message.
     pub fn publish_dead_letter(&self, letter: DeadLetter) {
         self.inner.dead_letters.publish(letter);
+    }
+
+    /// Dead letters of message type `M` are still published on the event
+    /// stream, but no longer logged (Akka's `DeadLetterSuppression`): for
+    /// messages whose loss is expected, such as ticks or acks of a
+    /// duplicate.
+    pub fn suppress_dead_letter_logs<M: 'static>(&self) {
+        self.inner.dead_letters.quiet(type_name::<M>());
     }
 
     pub(crate) fn deadlines(&self) -> Arc<Deadlines> {
@@ -266,7 +279,8 @@ impl ActorSystem {
             terminated: terminated_tx,
         });
         let actor_ref = ActorRef::local(Arc::clone(&cell));
-        self.register(&actor_ref)?;
+        let adapters = props.adapters.iter().map(|make| make(&cell)).collect();
+        self.register(&actor_ref, adapters)?;
         let handle = ChildHandle {
             path: path.clone(),
             sys: sys_tx.clone(),
@@ -306,7 +320,11 @@ impl ActorSystem {
         Ok((actor_ref, handle))
     }
 
-    fn register<M: Send + 'static>(&self, actor_ref: &ActorRef<M>) -> Result<()> {
+    fn register<M: Send + 'static>(
+        &self,
+        actor_ref: &ActorRef<M>,
+        adapters: Vec<Registration>,
+    ) -> Result<()> {
         let mut registry = self.registry();
         let path = actor_ref.path().clone();
         if registry.contains_key(&path) {
@@ -318,9 +336,19 @@ impl ActorSystem {
                 uid: actor_ref.uid(),
                 type_name: type_name::<M>(),
                 actor_ref: Box::new(actor_ref.clone()),
+                adapters,
             },
         );
         Ok(())
+    }
+
+    /// Adds (or replaces) a message adapter of the live actor `path`/`uid`.
+    pub(crate) fn register_adapter(&self, path: &ActorPath, uid: u64, adapter: Registration) {
+        let mut registry = self.registry();
+        if let Some(entry) = registry.get_mut(path).filter(|r| r.uid == uid) {
+            entry.adapters.retain(|a| a.type_id != adapter.type_id);
+            entry.adapters.push(adapter);
+        }
     }
 
     pub(crate) fn unregister(&self, path: &ActorPath, uid: u64) {
@@ -373,11 +401,50 @@ impl ActorSystem {
         let entry = registry
             .get(path)
             .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        if let Some(found) = entry.actor_ref.downcast_ref::<ActorRef<M>>() {
+            return Ok(found.clone());
+        }
+        // A message adapter for `M`, if the actor registered one (the last
+        // registered wins).
         entry
-            .actor_ref
-            .downcast_ref::<ActorRef<M>>()
+            .adapters
+            .iter()
+            .rev()
+            .find(|a| a.type_id == TypeId::of::<M>())
+            .and_then(|a| a.actor_ref.downcast_ref::<ActorRef<M>>())
             .cloned()
             .ok_or_else(|| wrong_type(entry.type_name))
+    }
+
+    /// The message types an actor at `path` can be looked up with: its own,
+    /// then those of its message adapters. Empty when no live local actor
+    /// has the path.
+    pub fn message_types(&self, path: &ActorPath) -> Vec<&'static str> {
+        let registry = self.registry();
+        registry
+            .get(path)
+            .map(|entry| {
+                std::iter::once(entry.type_name)
+                    .chain(entry.adapters.iter().map(|a| a.type_name))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The system's one value of type `T`, made with `T::default()` on first
+    /// use: how layers above the core keep per-system state (the names of
+    /// started senders, say) without the core knowing their types.
+    pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut extensions = sync::lock(&self.inner.extensions);
+        let entry = extensions
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        match Arc::clone(entry).downcast::<T>() {
+            Ok(found) => found,
+            // Keyed by `TypeId::of::<T>()`, so it is a `T`: unreachable, but
+            // a fresh value beats a panic.
+            Err(_) => Arc::new(T::default()),
+        }
     }
 
     /// Registers `resolver` for paths whose scheme is `scheme`, replacing any

@@ -83,3 +83,55 @@ async fn every_dead_letter_is_published_but_the_log_is_rate_limited() {
         "{logged}"
     );
 }
+
+#[tokio::test]
+async fn suppressed_message_types_are_published_but_not_logged() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let system = ActorSystem::new("test");
+    system.suppress_dead_letter_logs::<Msg>();
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let actor = system
+        .spawn(recorder(Mailbox::unbounded()).with_name("quiet"))
+        .expect("spawn");
+    actor.stop();
+    actor.terminated().await;
+    actor.tell(Msg::Note(1));
+    assert_eq!(drain_dead_letters(&mut dead).len(), 1, "still published");
+    let logged = lines.text();
+    assert!(!logged.contains("recipient=/user/quiet"), "{logged}");
+
+    // Another type's dead letters are still logged.
+    let unsuppressed: courier_core::ActorRef<u64> = system
+        .spawn(courier_core::Props::new(|| Sink).with_name("loud"))
+        .expect("spawn");
+    unsuppressed.stop();
+    unsuppressed.terminated().await;
+    unsuppressed.tell(1);
+    assert!(
+        lines.text().contains("recipient=/user/loud"),
+        "{}",
+        lines.text()
+    );
+}
+
+struct Sink;
+
+impl courier_core::Actor for Sink {
+    type Msg = u64;
+
+    async fn handle(
+        &mut self,
+        _: u64,
+        _ctx: &mut courier_core::Context<Self>,
+    ) -> Result<(), courier_core::BoxError> {
+        Ok(())
+    }
+}

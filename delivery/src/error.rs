@@ -97,6 +97,22 @@ pub enum Error {
         /// This inbox's identity.
         found: uuid::Uuid,
     },
+    /// Another live sender in this actor system has this name: two would
+    /// share one outbox and number deliveries twice.
+    #[error("sender name {name:?} is taken by the sender started by {owner} in this actor system")]
+    SenderNameTaken {
+        /// The name.
+        name: String,
+        /// The actor whose sender holds it.
+        owner: ActorPath,
+    },
+    /// A sender used before its `start` (call it in the actor's `started`
+    /// hook, or in `recovery_completed` when event-sourced).
+    #[error("sender {sender:?} is not started yet: call start in the actor's started hook")]
+    NotStarted {
+        /// The sender's name.
+        sender: String,
+    },
     /// The sender actor is not running (stopped, or failed to recover).
     #[error("sender {path} is not running")]
     SenderStopped {

@@ -69,14 +69,14 @@ struct State {
 
 /// A receiver's durable dedup state.
 pub struct DedupInbox {
-    name: String,
-    journal: Arc<dyn Journal>,
+    pub(crate) name: String,
+    pub(crate) journal: Arc<dyn Journal>,
     identity: Uuid,
     /// Opened with `open_adopting`.
     adopting: bool,
     state: Arc<Mutex<State>>,
     /// Serializes [`commit`](Self::commit)s: plan, write, apply.
-    commits: tokio::sync::Mutex<()>,
+    pub(crate) commits: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for DedupInbox {

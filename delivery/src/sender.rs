@@ -30,6 +30,8 @@
 //! skip a delivery.
 
 mod cleaner;
+mod manual;
+mod names;
 mod prepared;
 mod recovery;
 mod redeliverer;
@@ -209,7 +211,8 @@ impl<M: Outgoing> Deliverer<M> {
     /// # Errors
     ///
     /// [`Error::InvalidSenderName`] for an empty name or one containing
-    /// `'\0'` or `'/'`, [`Error::Store`] or [`Error::Corrupt`] when the
+    /// `'\0'` or `'/'`, [`Error::SenderNameTaken`] when another live sender
+    /// of this actor system has the name, [`Error::Store`] or [`Error::Corrupt`] when the
     /// outbox cannot be read, [`Error::Spawn`] when its child actors cannot
     /// be spawned; nothing is sent then.
     pub async fn start<A: Actor>(
@@ -224,6 +227,7 @@ impl<M: Outgoing> Deliverer<M> {
                 reason: "a sender name must be non-empty, without '/' or NUL",
             });
         }
+        let claim = names::claim(ctx.system(), name, ctx.path())?;
         let recovery::Recovered {
             meta,
             state,
@@ -268,6 +272,7 @@ impl<M: Outgoing> Deliverer<M> {
         tokio::spawn(
             Cleaner::new(Arc::clone(&shared), cleanups, meta.next_id).run(signals.clone()),
         );
+        claim.started(signals.clone());
         redeliverer::watch_refusals(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");
         Ok(Self { shared })

@@ -526,7 +526,7 @@ impl EventSourced for OrderBook {
     type Snapshot = Vec<(u64, u64)>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: BookCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
@@ -624,7 +624,7 @@ impl EventSourced for Stock {
     type Snapshot = Vec<u64>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: StockCmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -31,10 +31,12 @@ use crate::record::{Manifest, decode_payload};
 mod effect;
 mod persistent;
 mod settings;
+mod status;
 
 pub use effect::Effect;
 pub use persistent::{Persistent, PersistentContext};
 pub use settings::{PersistentSettings, SnapshotPolicy};
+pub use status::{PersistenceStatus, PersistentInfo, RecoveryStatus};
 
 /// State that is changed only by events, and rebuilt by replaying them.
 ///
@@ -65,7 +67,7 @@ pub use settings::{PersistentSettings, SnapshotPolicy};
 ///     type Snapshot = u64;
 ///
 ///     async fn handle_command(
-///         &self,
+///         &mut self,
 ///         cmd: Command,
 ///         _ctx: &mut PersistentContext<Self>,
 ///     ) -> Result<Effect<Self>, BoxError> {
@@ -116,15 +118,18 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
         Manifest::new(type_name::<Self::Snapshot>(), 1)
     }
 
-    /// Decides what a command does. Must not change state: state changes
-    /// only through events.
+    /// Decides what a command does. The persisted state changes only
+    /// through events (applied by [`apply_event`](Self::apply_event) once
+    /// they are durable); transient fields (counters, caches, handles) may
+    /// change here. The context tells where the actor stands
+    /// ([`PersistentInfo`]: sequence number, last snapshot, recovery).
     ///
     /// # Errors
     ///
     /// An error is a failure of the actor, handled by its supervisor; nothing
     /// is persisted.
     fn handle_command(
-        &self,
+        &mut self,
         command: Self::Command,
         ctx: &mut PersistentContext<Self>,
     ) -> impl Future<Output = Result<Effect<Self>, BoxError>> + Send;

@@ -47,7 +47,8 @@ pub use engine::{Engine, EngineOp, Entry, MemoryEngine, Visitor};
 pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
-    Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SnapshotPolicy,
+    Effect, EventSourced, PersistenceStatus, Persistent, PersistentContext, PersistentInfo,
+    PersistentSettings, RecoveryStatus, SnapshotPolicy,
 };
 #[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;

@@ -47,7 +47,7 @@ impl EventSourced for Counter {
     type Snapshot = u64;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: Cmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

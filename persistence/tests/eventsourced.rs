@@ -46,7 +46,7 @@ impl EventSourced for Ledger {
     type Snapshot = Vec<u64>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: Cmd,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {
@@ -478,7 +478,7 @@ impl EventSourced for LedgerV2 {
     }
 
     async fn handle_command(
-        &self,
+        &mut self,
         cmd: CmdV2,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -47,7 +47,7 @@ impl EventSourced for Notes {
     type Snapshot = Vec<Note>;
 
     async fn handle_command(
-        &self,
+        &mut self,
         Get(reply): Get,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<Effect<Self>, BoxError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use courier_core::{Actor, BoxError, Context, Props};
 use uuid::Uuid;
 
-use super::{EventSourced, PersistentSettings};
+use super::{EventSourced, PersistenceStatus, PersistentSettings, RecoveryStatus};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ReplayRange, WriteBatch, replay};
 use crate::record::{EventRecord, SeqNr, Snapshot, SnapshotMetadata, encode_payload, now_millis};
@@ -27,6 +27,7 @@ pub struct Persistent<E: EventSourced> {
     settings: PersistentSettings,
     seq_nr: SeqNr,
     writer_id: Uuid,
+    status: PersistenceStatus,
 }
 
 impl<E: EventSourced> Persistent<E> {
@@ -64,6 +65,7 @@ impl<E: EventSourced> Persistent<E> {
             settings: settings.clone(),
             seq_nr: 0,
             writer_id: Uuid::now_v7(),
+            status: PersistenceStatus::default(),
         })
     }
 
@@ -171,6 +173,15 @@ impl<E: EventSourced> Persistent<E> {
         )
         .await?;
         self.seq_nr = apply_snapshot.max(stats.last_seq_nr);
+        let from_snapshot = (apply_snapshot > 0).then_some(apply_snapshot);
+        self.status = PersistenceStatus {
+            seq_nr: self.seq_nr,
+            last_snapshot: from_snapshot,
+            recovery: RecoveryStatus::Completed {
+                from_snapshot,
+                replayed: stats.events,
+            },
+        };
         tracing::debug!(
             persistence_id = %self.persistence_id,
             snapshot = apply_snapshot,
@@ -251,8 +262,11 @@ impl<E: EventSourced> Persistent<E> {
             Ok::<(), Error>(())
         }
         .await;
-        if let Err(e) = result {
-            tracing::warn!(persistence_id = %self.persistence_id, seq_nr = seq, error = %e, "snapshot failed");
+        match result {
+            Ok(()) => self.status.last_snapshot = Some(seq),
+            Err(e) => {
+                tracing::warn!(persistence_id = %self.persistence_id, seq_nr = seq, error = %e, "snapshot failed");
+            }
         }
     }
 }
@@ -261,12 +275,14 @@ impl<E: EventSourced> Actor for Persistent<E> {
     type Msg = E::Command;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        ctx.extensions_mut().insert(PersistenceStatus::default());
         if let Err(e) = self.recover().await {
             tracing::error!(persistence_id = %self.persistence_id, error = %e, "recovery failed");
             // A failed recovery is not retried by restarting: stop, report.
             ctx.stop();
             return Err(Box::new(e));
         }
+        ctx.extensions_mut().insert(self.status);
         if let Err(e) = self.state.recovery_completed(ctx).await {
             ctx.stop();
             return Err(e);
@@ -286,6 +302,8 @@ impl<E: EventSourced> Actor for Persistent<E> {
                 ctx.stop();
                 return Err(Box::new(e));
             }
+            self.status.seq_nr = self.seq_nr;
+            ctx.extensions_mut().insert(self.status);
         }
         for f in effect.then {
             f(&self.state, ctx);

@@ -1,0 +1,228 @@
+//! Processing a delivery exactly once, in one call: [`DedupInbox::process`]
+//! for a plain receiver, [`DedupInbox::effect`] for an event-sourced one,
+//! and [`ExactlyOnce`], the receiver's inbox as a plain field of the actor,
+//! opened with it.
+//!
+//! Both calls do the same steps:
+//!
+//! 1. check the inbox: a duplicate is acked again and not applied;
+//! 2. a new delivery's effect records and its inbox record go into one
+//!    atomic write;
+//! 3. once that write is flushed, the inbox in memory changes and the
+//!    delivery is acked.
+//!
+//! The caller changes its state in memory only once the call says the
+//! delivery was new (plain), or in `apply_event` (event-sourced): state
+//! moves only after persistence.
+
+use std::sync::Arc;
+
+use courier_persistence::{Effect, EventSourced, Journal, WriteBatch};
+use tokio::sync::OnceCell;
+
+use crate::envelope::Delivery;
+use crate::error::{Error, Result};
+use crate::inbox::Receipt;
+use crate::receiver::DedupInbox;
+
+impl DedupInbox {
+    /// Processes `delivery` exactly once, for a receiver whose effect is
+    /// records in courier's store (or none, its state in memory):
+    /// a duplicate is acked again and `effect` is not called
+    /// ([`Receipt::Duplicate`]); a new delivery's `effect` records and its
+    /// inbox record are written atomically, then it is acked
+    /// ([`Receipt::New`]: apply the in-memory effect now). Concurrent calls
+    /// take turns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the write fails (nothing acked, the inbox
+    /// unchanged: the redelivery is new again); [`Error::InboxLost`] and
+    /// [`Error::InboxBusy`] as [`prepare`](Self::prepare).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`commit`](Self::commit): dropped before the write returned,
+    /// nothing is acked; if the write became durable anyway, the
+    /// redelivery is a duplicate (and the in-memory effect, which the
+    /// caller never applied, is missing: keep state that matters in the
+    /// effect's records).
+    pub async fn process<M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> WriteBatch,
+    ) -> Result<Receipt> {
+        let _turn = self.commits.lock().await;
+        if self.check(delivery) == Receipt::Duplicate {
+            delivery.send_ack();
+            return Ok(Receipt::Duplicate);
+        }
+        let write = self.prepare(delivery)?;
+        let mut batch = effect(&delivery.message);
+        batch.extend(write.writes());
+        if !batch.is_empty() {
+            self.journal
+                .write(batch)
+                .await
+                .map_err(|source| Error::Store {
+                    owner: self.name.clone(),
+                    source,
+                })?;
+        }
+        write.ack();
+        Ok(Receipt::New)
+    }
+
+    /// Processes `delivery` exactly once in an event-sourced receiver:
+    /// returns the command's [`Effect`]. A duplicate is acked again and
+    /// gets [`Effect::none`] (`effect` is not called); for a new delivery,
+    /// `effect`'s events and the inbox record commit in one atomic write,
+    /// and the delivery is acked after it (and after the effect's other
+    /// follow-ups).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InboxLost`] and [`Error::InboxBusy`] as
+    /// [`prepare`](Self::prepare): nothing is applied or acked.
+    pub fn effect<E: EventSourced, M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> Effect<E>,
+    ) -> Result<Effect<E>> {
+        if self.check(delivery) == Receipt::Duplicate {
+            delivery.send_ack();
+            return Ok(Effect::none());
+        }
+        let write = self.prepare(delivery)?;
+        Ok(effect(&delivery.message)
+            .with_writes(write.writes())
+            .then(move |_, _| write.ack()))
+    }
+}
+
+/// A receiver's dedup inbox as a plain field of the actor: named once,
+/// opened (loaded from the store) on first use or by
+/// [`open`](Self::open), and reopened by each new incarnation of the actor
+/// that makes a new one in its factory. Cheap to clone; clones share the
+/// inbox.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use courier::prelude::*;
+/// use courier::delivery::{Delivery, ExactlyOnce, Receipt};
+/// use courier::persistence::{Journal, MemoryStore, WriteBatch};
+///
+/// struct Payments {
+///     inbox: ExactlyOnce,
+///     charged: u64,
+/// }
+///
+/// impl Actor for Payments {
+///     type Msg = Delivery<u64>;
+///
+///     async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+///         // The charge record and the inbox record in one write; ack after.
+///         let receipt = self
+///             .inbox
+///             .process(&d, |amount| {
+///                 WriteBatch::new().put("charges", d.id.get().to_be_bytes().to_vec(), amount.to_be_bytes().to_vec())
+///             })
+///             .await?;
+///         if receipt == Receipt::New {
+///             self.charged += d.message;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// let journal: Arc<dyn Journal> = Arc::new(MemoryStore::memory()?);
+/// let system = ActorSystem::new("docs");
+/// system.spawn(
+///     Props::new(move || Payments { inbox: ExactlyOnce::new("payments", journal.clone()), charged: 0 })
+///         .with_name("payments"),
+/// )?;
+/// # system.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ExactlyOnce {
+    name: Arc<str>,
+    journal: Arc<dyn Journal>,
+    inbox: Arc<OnceCell<DedupInbox>>,
+}
+
+impl std::fmt::Debug for ExactlyOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExactlyOnce({})", self.name)
+    }
+}
+
+impl ExactlyOnce {
+    /// The inbox of receiver `name` in `journal`; read on first use.
+    pub fn new(name: impl Into<String>, journal: Arc<dyn Journal>) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            journal,
+            inbox: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The receiver's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The inbox, opened ([`DedupInbox::open`]) on the first call.
+    ///
+    /// # Errors
+    ///
+    /// As [`DedupInbox::open`]; a later call tries again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped half-way, the inbox is not opened; a later call opens it.
+    pub async fn open(&self) -> Result<&DedupInbox> {
+        self.inbox
+            .get_or_try_init(|| DedupInbox::open(Arc::clone(&self.journal), &self.name))
+            .await
+    }
+
+    /// [`DedupInbox::process`], opening the inbox first if need be.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`DedupInbox::process`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`DedupInbox::process`].
+    pub async fn process<M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> WriteBatch,
+    ) -> Result<Receipt> {
+        self.open().await?.process(delivery, effect).await
+    }
+
+    /// [`DedupInbox::effect`], opening the inbox first if need be.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`DedupInbox::effect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped half-way, nothing is applied or acked.
+    pub async fn effect<E: EventSourced, M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> Effect<E>,
+    ) -> Result<Effect<E>> {
+        self.open().await?.effect(delivery, effect)
+    }
+}

@@ -1,0 +1,168 @@
+//! Wrapping event-sourced actors: the sender adds a prepared delivery to
+//! its effect (`and_deliver`), the receiver keeps its own command enum and
+//! processes each delivery exactly once with `ExactlyOnce::effect`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use courier::delivery::{AtLeastOnce, Delivery, ExactlyOnce, OutboxSettings, Redelivery};
+use courier::persistence::{Journal, MemoryStore};
+use courier::prelude::*;
+use serde::{Deserialize, Serialize};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Charge {
+    order: u64,
+    cents: u64,
+}
+
+fn fast() -> OutboxSettings {
+    OutboxSettings {
+        redelivery: Redelivery::Fixed {
+            interval: Duration::from_millis(50),
+        },
+        ..OutboxSettings::default()
+    }
+}
+
+// ---- event-sourced on both sides ----
+
+#[derive(Serialize, Deserialize)]
+struct Placed(u64);
+
+struct EsDesk {
+    out: AtLeastOnce<Charge>,
+}
+
+impl EventSourced for EsDesk {
+    type Command = (u64, ReplyTo<u64>);
+    type Event = Placed;
+    type Snapshot = ();
+
+    async fn handle_command(
+        &mut self,
+        (order, reply): (u64, ReplyTo<u64>),
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        let prepared = self
+            .out
+            .prepare("/user/es-payments", |_| Charge { order, cents: 10 })?;
+        let id = prepared.id().get();
+        Ok(Effect::persist(Placed(order))
+            .and_deliver(prepared)
+            .reply(reply, move |_| id))
+    }
+
+    fn apply_event(&mut self, _: Placed) {}
+
+    fn to_snapshot(&self) {}
+
+    fn apply_snapshot(&mut self, (): ()) {}
+
+    async fn recovery_completed(
+        &mut self,
+        ctx: &mut PersistentContext<Self>,
+    ) -> Result<(), BoxError> {
+        self.out.start(ctx).await?;
+        Ok(())
+    }
+}
+
+enum EsPayments {
+    Charge(Delivery<Charge>),
+    Total(ReplyTo<u64>),
+}
+
+impl From<Delivery<Charge>> for EsPayments {
+    fn from(d: Delivery<Charge>) -> Self {
+        EsPayments::Charge(d)
+    }
+}
+
+struct EsLedger {
+    inbox: ExactlyOnce,
+    total: u64,
+}
+
+impl EventSourced for EsLedger {
+    type Command = EsPayments;
+    type Event = u64;
+    type Snapshot = u64;
+
+    async fn handle_command(
+        &mut self,
+        cmd: EsPayments,
+        _ctx: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        Ok(match cmd {
+            EsPayments::Charge(d) => self.inbox.effect(&d, |c| Effect::persist(c.cents)).await?,
+            EsPayments::Total(reply) => {
+                reply.reply(self.total);
+                Effect::none()
+            }
+        })
+    }
+
+    fn apply_event(&mut self, cents: u64) {
+        self.total += cents;
+    }
+
+    fn to_snapshot(&self) -> u64 {
+        self.total
+    }
+
+    fn apply_snapshot(&mut self, total: u64) {
+        self.total = total;
+    }
+}
+
+#[tokio::test]
+async fn event_sourced_sender_and_receiver_wrap_in_a_few_lines() {
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let es: Arc<dyn Journal> = store.clone();
+    let system = ActorSystem::new("wrap");
+    let ledger = system
+        .spawn(
+            Persistent::props(
+                "es-payments",
+                {
+                    let es = Arc::clone(&es);
+                    move || EsLedger {
+                        inbox: ExactlyOnce::new("es-payments", Arc::clone(&es)),
+                        total: 0,
+                    }
+                },
+                store.clone(),
+                store.clone(),
+            )
+            .with_name("es-payments")
+            .with_adapter::<Delivery<Charge>>(),
+        )
+        .expect("spawn");
+    let out = AtLeastOnce::<Charge>::new("es-desk", Arc::clone(&es), fast());
+    let desk = system
+        .spawn(Persistent::props(
+            "es-desk",
+            move || EsDesk { out: out.clone() },
+            store.clone(),
+            store.clone(),
+        ))
+        .expect("spawn");
+    for order in 1..=5 {
+        assert_eq!(desk.ask(|r| (order, r), SECOND).await.expect("ask"), order);
+    }
+    let mut total = 0;
+    for _ in 0..200 {
+        total = ledger.ask(EsPayments::Total, SECOND).await.expect("ask");
+        if total == 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(total, 50);
+    // Events and inbox records went into the receiver's journal together.
+    assert_eq!(es.highest_seq_nr("es-payments").await.expect("seq"), 5);
+    system.shutdown().await;
+}
