@@ -194,7 +194,8 @@ fn remote(c: &mut Criterion) {
                 for _ in 0..iters {
                     let goal = seen.load(Ordering::Relaxed) + TELLS;
                     for n in 0..TELLS {
-                        target.tell(charge(n));
+                        // `send` waits for room in the peer's bounded queue.
+                        target.send(charge(n)).await.expect("room");
                     }
                     while seen.load(Ordering::Relaxed) < goal {
                         tokio::time::sleep(Duration::from_millis(1)).await;
