@@ -96,6 +96,14 @@ pub struct RemoteSettings {
     /// The most envelopes in one batch: a node sends no more, and ends a
     /// link whose peer sends more. Default 4096; at least 1.
     pub max_batch: usize,
+    /// The messages queued for one peer: beyond it, `try_tell` on a remote
+    /// reference reports `Full` and `send` waits for room. Default 1024; at
+    /// least 1.
+    pub queue_capacity: usize,
+    /// The messages sent to one peer and not yet reported received: at
+    /// the limit, nothing more is sent until the peer answers (and the
+    /// queue fills behind it). Default 8192; at least `max_batch`.
+    pub max_in_flight: usize,
     /// How long an accepted connection may carry no authenticated link
     /// (from the moment it is accepted, or its last link ended) before it
     /// is closed. Default 30 s; at least `handshake_timeout`.
@@ -147,6 +155,8 @@ impl RemoteSettings {
             handshake_timeout: Duration::from_secs(5),
             max_hello: 1024,
             max_batch: 4096,
+            queue_capacity: 1024,
+            max_in_flight: 8192,
             idle_timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
@@ -273,6 +283,12 @@ impl RemoteSettings {
         }
         if self.max_batch == 0 {
             return invalid("max_batch", "at least 1".into());
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity", "at least 1".into());
+        }
+        if self.max_in_flight < self.max_batch {
+            return invalid("max_in_flight", "at least max_batch".into());
         }
         if self.idle_timeout < self.handshake_timeout {
             return invalid("idle_timeout", "at least handshake_timeout".into());

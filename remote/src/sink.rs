@@ -88,29 +88,24 @@ impl<M> RemoteSink<M> {
     }
 }
 
-impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
-    fn path(&self) -> &ActorPath {
-        &self.target.path
-    }
-
-    fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>> {
-        let Some(shared) = self.target.shared.upgrade() else {
-            return Err(TryTellError::Stopped(msg));
-        };
+impl<M: Serialize + Send + 'static> RemoteSink<M> {
+    /// Encodes `msg` for the peer; `None` (after a dead letter) when it
+    /// cannot be encoded or would not fit in a frame.
+    fn prepare(&self, shared: &Shared, msg: &M) -> Option<Outbound> {
         let type_name = type_name::<M>();
         let limit = shared.settings.max_frame;
-        let (encoded, asks) = encode_with_asks(&shared.codec, &msg, limit);
+        let (encoded, asks) = encode_with_asks(&shared.codec, msg, limit);
         let payload = match encoded {
             Ok(payload) => payload,
             Err(e @ courier_codec::Error::TooLarge { .. }) => {
                 shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
                 abandon(asks);
-                return Ok(());
+                return None;
             }
             Err(e) => {
                 shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
                 abandon(asks);
-                return Ok(());
+                return None;
             }
         };
         if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
@@ -121,9 +116,9 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
                 format!("oversized: {} bytes, limit {limit}", payload.len()),
             );
             abandon(asks);
-            return Ok(());
+            return None;
         }
-        let out = Outbound {
+        Some(Outbound {
             path: self.target.path.clone(),
             recipient: self.target.recipient.clone(),
             manifest: self.manifest.clone(),
@@ -131,19 +126,49 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             type_name,
             stop: false,
             asks,
-        };
-        match self.target.peer.queue.send(out) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(out)) => {
-                abandon(out.asks);
-                Err(TryTellError::Stopped(msg))
-            }
-        }
+        })
+    }
+}
+
+impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
+    fn path(&self) -> &ActorPath {
+        &self.target.path
     }
 
+    /// Queues for the peer, or reports [`TryTellError::Full`] when the
+    /// peer's queue (`queue_capacity`) is full: the peer is slower than
+    /// this node's senders, or its in-flight window is full.
+    fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>> {
+        let Some(shared) = self.target.shared.upgrade() else {
+            return Err(TryTellError::Stopped(msg));
+        };
+        // Room first, so that a message that cannot be queued is handed
+        // back whole, before encoding has spent its `ReplyTo`s.
+        let permit = match self.target.peer.queue.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return Err(TryTellError::Full(msg)),
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(TryTellError::Stopped(msg)),
+        };
+        if let Some(out) = self.prepare(&shared, &msg) {
+            permit.send(out);
+        }
+        Ok(())
+    }
+
+    /// Waits for room in the peer's queue, then queues.
     fn send(&self, msg: M) -> BoxFuture<'_, Result<(), SendError<M>>> {
-        let result = self.try_tell(msg).map_err(|e| SendError(e.into_inner()));
-        Box::pin(async move { result })
+        Box::pin(async move {
+            let Ok(permit) = self.target.peer.queue.reserve().await else {
+                return Err(SendError(msg));
+            };
+            let Some(shared) = self.target.shared.upgrade() else {
+                return Err(SendError(msg));
+            };
+            if let Some(out) = self.prepare(&shared, &msg) {
+                permit.send(out);
+            }
+            Ok(())
+        })
     }
 
     /// Sends a stop request to the peer, in order after the messages
@@ -161,9 +186,20 @@ impl<M: Serialize + Send + 'static> MessageSink<M> for RemoteSink<M> {
             stop: true,
             asks: Vec::new(),
         };
-        if self.target.peer.queue.send(out).is_err() {
-            if let Some(shared) = self.target.shared.upgrade() {
-                shared.dead_letter(&self.target.path, "stop", "the node has shut down".into());
+        // A stop is never refused for want of room: it waits its turn on
+        // its own task if the queue is full.
+        match self.target.peer.queue.try_send(out) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(out)) => {
+                let queue = self.target.peer.queue.clone();
+                tokio::spawn(async move {
+                    let _ = queue.send(out).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                if let Some(shared) = self.target.shared.upgrade() {
+                    shared.dead_letter(&self.target.path, "stop", "the node has shut down".into());
+                }
             }
         }
     }

@@ -188,3 +188,94 @@ fn an_idle_peer_that_goes_silent_is_declared_down_and_its_watchers_told() {
     });
     sim.run().expect("simulation");
 }
+
+/// The in-flight window is bounded: to a peer that stops answering, a node
+/// sends at most `max_in_flight` messages; behind them the queue fills and
+/// `try_tell` reports `Full`, instead of memory growing without end.
+#[test]
+fn a_full_in_flight_window_pushes_back_on_senders() {
+    use courier_core::TryTellError;
+    use support::{Billing, Charge, billing_registry, charge};
+
+    let bounded = |node: &str| {
+        let mut settings = settings(node);
+        settings.max_batch = 8;
+        settings.max_in_flight = 8;
+        settings.queue_capacity = 4;
+        settings
+    };
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    let seen: Arc<Mutex<Vec<Charge>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    sim.host("receiver", move || {
+        let s = Arc::clone(&s);
+        async move {
+            let system = ActorSystem::new("receiver");
+            system
+                .spawn(
+                    Props::new(move || Billing {
+                        seen: Arc::clone(&s),
+                    })
+                    .with_name("billing"),
+                )
+                .expect("spawn");
+            let _node = Node::start_with(
+                &system,
+                bounded("receiver"),
+                billing_registry(),
+                transport("receiver", PORT).await,
+            )
+            .await
+            .expect("node");
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let seen_by_client = Arc::clone(&seen);
+    sim.client("sender", async move {
+        let system = ActorSystem::new("sender");
+        let _node = Node::start_with(
+            &system,
+            bounded("sender"),
+            billing_registry(),
+            transport("sender", PORT).await,
+        )
+        .await
+        .expect("node");
+        let billing = system
+            .lookup::<Charge>(&format!(
+                "courier://receiver@{}/user/billing",
+                SocketAddr::new(turmoil::lookup("receiver"), PORT)
+            ))
+            .expect("lookup");
+        billing.tell(charge(0));
+        while seen_by_client.lock().expect("lock").is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        turmoil::hold("sender", "receiver");
+        let mut accepted = 0;
+        let mut full = false;
+        for cents in 1..=1000 {
+            match billing.try_tell(charge(cents)) {
+                Ok(()) => accepted += 1,
+                Err(TryTellError::Full(_)) => {
+                    full = true;
+                    break;
+                }
+                Err(TryTellError::Stopped(_)) => panic!("the node is running"),
+            }
+            // Let the peer task take what it may.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(full, "the queue filled behind the window");
+        assert!(
+            accepted <= 8 + 4 + 1,
+            "{accepted} accepted: at most the window, the queue and one in hand"
+        );
+        Ok(())
+    });
+    sim.run().expect("simulation");
+}

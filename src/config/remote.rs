@@ -74,6 +74,14 @@ pub struct RemoteConfig {
     /// The most envelopes in one batch. Default 4096.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// The messages queued for one peer; beyond it `try_tell` reports
+    /// `Full` and `send` waits. Default 1024.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// The messages sent to one peer and not yet reported received.
+    /// Default 8192; at least `max_batch`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     /// How long an accepted connection may carry no authenticated link.
     /// Default `"30s"`; at least `handshake_timeout`.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
@@ -128,6 +136,14 @@ fn default_max_batch() -> usize {
     remote_defaults().max_batch
 }
 
+fn default_queue_capacity() -> usize {
+    remote_defaults().queue_capacity
+}
+
+fn default_max_in_flight() -> usize {
+    remote_defaults().max_in_flight
+}
+
 fn default_idle_timeout() -> Duration {
     remote_defaults().idle_timeout
 }
@@ -158,6 +174,8 @@ impl RemoteConfig {
         settings.handshake_timeout = self.handshake_timeout;
         settings.max_hello = self.max_hello;
         settings.max_batch = self.max_batch;
+        settings.queue_capacity = self.queue_capacity;
+        settings.max_in_flight = self.max_in_flight;
         settings.idle_timeout = self.idle_timeout;
         settings.keepalive_interval = self.keepalive_interval;
         settings.keepalive_timeout = self.keepalive_timeout;

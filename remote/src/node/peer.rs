@@ -52,7 +52,7 @@ pub(crate) struct Outbound {
 /// The sending side's handle on a peer connection.
 #[derive(Clone)]
 pub(crate) struct PeerHandle {
-    pub(crate) queue: mpsc::UnboundedSender<Outbound>,
+    pub(crate) queue: mpsc::Sender<Outbound>,
     watchers: Watchers,
 }
 
@@ -81,7 +81,7 @@ pub(crate) struct Peer {
     shared: Weak<Shared>,
     node: String,
     host_port: String,
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    rx: mpsc::Receiver<Outbound>,
     watchers: Watchers,
     next_seq: u64,
     /// Sent, not yet reported `Received`: (path, type) by sequence number.
@@ -112,7 +112,7 @@ impl Peer {
     /// Starts the task for the node `node` at `host_port`; it runs until
     /// every handle is gone or the node shuts down.
     pub(crate) fn spawn(shared: &Arc<Shared>, node: &str, host_port: &str) -> PeerHandle {
-        let (queue, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::channel(shared.settings.queue_capacity);
         let watchers = Watchers::default();
         let handle = PeerHandle {
             queue,
@@ -140,9 +140,12 @@ impl Peer {
             let (min, max) = (shared.settings.reconnect_min, shared.settings.reconnect_max);
             drop(shared);
             if let Some(wait) = delay {
-                // Whatever was queued meanwhile cannot be sent now.
-                self.drain_queue("peer unreachable");
-                tokio::time::sleep(wait).await;
+                // Until the next attempt, what is queued cannot be sent:
+                // it becomes a dead letter at once rather than waiting.
+                if self.wait_unreachable(wait).await {
+                    self.lost("node shut down");
+                    return;
+                }
             }
             let ended = match self.connect().await {
                 Ok((tx, inbound)) => {
@@ -251,11 +254,13 @@ impl Peer {
         tx: mpsc::Sender<proto::Frame>,
         mut inbound: Streaming<proto::Frame>,
     ) -> Ended {
-        let Some((max_frame, max_batch)) = self
-            .shared
-            .upgrade()
-            .map(|s| (s.settings.max_frame, s.settings.max_batch))
-        else {
+        let Some((max_frame, max_batch, window)) = self.shared.upgrade().map(|s| {
+            (
+                s.settings.max_frame,
+                s.settings.max_batch,
+                s.settings.max_in_flight,
+            )
+        }) else {
             return Ended::Closed;
         };
         // The last time the peer showed progress; a peer that sits on
@@ -268,14 +273,19 @@ impl Peer {
                 () = tokio::time::sleep_until(progress + UNRESPONSIVE), if waiting => {
                     return Ended::Lost(format!("no answer for {UNRESPONSIVE:?}"));
                 }
-                next = self.rx.recv() => {
+                // A full window stops taking from the queue, so that the
+                // queue fills and senders feel the back-pressure.
+                next = self.rx.recv(), if self.in_flight.len() < window => {
                     let Some(first) = next else {
                         return Ended::Closed;
                     };
                     let mut size = first.payload.len();
                     let mut envelopes = vec![self.envelope(first)];
                     // Batch what else is queued, up to one frame.
-                    while size < max_frame / 2 && envelopes.len() < max_batch {
+                    while size < max_frame / 2
+                        && envelopes.len() < max_batch
+                        && self.in_flight.len() < window
+                    {
                         match self.rx.try_recv() {
                             Ok(more) => {
                                 size += more.payload.len() + more.recipient.len();
@@ -373,6 +383,31 @@ impl Peer {
         let watchers = std::mem::take(&mut *lock(&self.watchers));
         for (path, watcher) in watchers {
             watcher.notify_terminated(&path, 0);
+        }
+    }
+
+    /// Waits `wait` before the next attempt, turning what is queued
+    /// meanwhile into dead letters; whether every handle is gone.
+    async fn wait_unreachable(&mut self, wait: Duration) -> bool {
+        self.drain_queue("peer unreachable");
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return false,
+                next = self.rx.recv() => {
+                    let Some(out) = next else {
+                        return true;
+                    };
+                    if let Some(shared) = self.shared.upgrade() {
+                        shared.dead_letter(
+                            &out.path,
+                            out.type_name,
+                            format!("peer unreachable: {}", self.node),
+                        );
+                    }
+                    crate::sink::abandon(out.asks);
+                }
+            }
         }
     }
 

@@ -48,3 +48,59 @@ async fn a_hello_beyond_max_hello_is_refused_and_a_small_one_welcomed() {
     let refused = link_with("x".repeat(4000)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_carries_at_most_max_streams_links() {
+    let system = ActorSystem::new("x");
+    let mut settings = RemoteSettings::new("billing-node", "a-secret-for-wire-tests");
+    settings.max_streams = 1;
+    settings.handshake_timeout = std::time::Duration::from_secs(30);
+    settings.idle_timeout = std::time::Duration::from_secs(30);
+    let node = Node::start(&system, settings, Registry::new())
+        .await
+        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.address()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let open = |client: &mut RemoteClient<tonic::transport::Channel>| {
+        let (tx, rx) = mpsc::channel(4);
+        let hello = proto::Frame {
+            kind: Some(Kind::Hello(proto::Hello {
+                node: "shop-node".into(),
+                nonce: crate::auth::nonce(),
+            })),
+        };
+        let mut client = client.clone();
+        async move {
+            tx.send(hello).await.unwrap();
+            let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
+            let welcome = inbound.message().await?;
+            Ok::<_, tonic::Status>((tx, inbound, welcome))
+        }
+    };
+    let mut client = RemoteClient::new(channel);
+    let first = open(&mut client).await.unwrap();
+    assert!(matches!(
+        first.2.as_ref().and_then(|f| f.kind.as_ref()),
+        Some(Kind::Welcome(_))
+    ));
+    // A second link on the same connection waits for the first to end.
+    let mut second = tokio::spawn(open(&mut client));
+    let early = tokio::time::timeout(std::time::Duration::from_secs(1), &mut second).await;
+    assert!(
+        early.is_err(),
+        "the second link was not let in beside the first"
+    );
+    drop(first);
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second link once the first ended")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        second.2.and_then(|f| f.kind),
+        Some(Kind::Welcome(_))
+    ));
+}
