@@ -7,15 +7,21 @@
 //! - `recovery/1m_events`: recovering an actor from 1,000,000 events, with
 //!   and without a snapshot near the end.
 //!
-//! Run: `cargo bench --bench persistence`. Results: docs/benchmarks.md.
+//! With feature `fjall`, `persist` also runs courier on fjall
+//! (`courier_fjall`) against raw fjall doing the same writes (a batch
+//! commit + `persist(SyncData)` through `FjallEngine`, `raw_fjall_*`).
+//!
+//! Run: `cargo bench --bench persistence` (add `--features fjall` for the
+//! fjall rows). Results: docs/benchmarks.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use courier::persistence::{
-    Effect, EventRecord, EventSourced, Journal, Manifest, Persistent, PersistentContext, SledStore,
-    Snapshot, SnapshotMetadata, SnapshotStore, WriteBatch, encode_payload, now_millis,
+    DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest, Persistent,
+    PersistentContext, SledStore, Snapshot, SnapshotMetadata, SnapshotStore, StoreOptions,
+    WriteBatch, encode_payload, now_millis,
 };
 use courier::prelude::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -109,6 +115,43 @@ fn uuid_like() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
+/// The engines `persist` runs courier on, with their benchmark ids.
+fn engines() -> Vec<(EngineKind, &'static str)> {
+    let mut out = vec![(EngineKind::Sled, "courier")];
+    if EngineKind::Fjall.available() {
+        out.push((EngineKind::Fjall, "courier_fjall"));
+    }
+    out
+}
+
+fn open(kind: EngineKind, dir: &std::path::Path) -> DurableStore {
+    DurableStore::open_engine(kind, dir, None, StoreOptions::new()).expect("open")
+}
+
+#[cfg(feature = "fjall")]
+fn fjall_engine(dir: &std::path::Path) -> courier::persistence::FjallEngine {
+    courier::persistence::FjallEngine::open(dir).expect("open")
+}
+
+/// One atomic fjall batch of `n` entries, then `persist(SyncData)`.
+#[cfg(feature = "fjall")]
+fn raw_fjall_batch(
+    engine: &courier::persistence::FjallEngine,
+    key: &mut u64,
+    n: u64,
+    value_len: usize,
+) {
+    use courier::persistence::{Engine, EngineOp};
+    let ops = (0..n)
+        .map(|_| {
+            *key += 1;
+            EngineOp::Put(key.to_be_bytes().to_vec(), vec![7u8; value_len])
+        })
+        .collect();
+    engine.apply(ops).expect("batch");
+    engine.flush().expect("persist");
+}
+
 fn persist(c: &mut Criterion) {
     let rt = runtime();
     let value_len = stored_event_size();
@@ -121,30 +164,43 @@ fn persist(c: &mut Criterion) {
     // (a) one actor, each persist awaited.
     const SEQUENTIAL: u64 = 200;
     group.throughput(Throughput::Elements(SEQUENTIAL));
-    group.bench_function(BenchmarkId::new("one_actor", "courier"), |b| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (system, actor) = rt.block_on(async {
-            let store = Arc::new(SledStore::open(dir.path()).expect("open"));
-            let system = ActorSystem::new("bench");
-            let actor = system
-                .spawn(Persistent::props(
-                    "sink-0",
-                    Sink::default,
-                    store.clone(),
-                    store,
-                ))
-                .expect("spawn");
-            (system, actor)
+    for (kind, id) in engines() {
+        group.bench_function(BenchmarkId::new("one_actor", id), |b| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (system, actor) = rt.block_on(async {
+                let store = Arc::new(open(kind, dir.path()));
+                let system = ActorSystem::new("bench");
+                let actor = system
+                    .spawn(Persistent::props(
+                        "sink-0",
+                        Sink::default,
+                        store.clone(),
+                        store,
+                    ))
+                    .expect("spawn");
+                (system, actor)
+            });
+            b.to_async(&rt).iter(|| async {
+                for _ in 0..SEQUENTIAL {
+                    actor
+                        .ask(Cmd::Write, Duration::from_secs(30))
+                        .await
+                        .expect("persist");
+                }
+            });
+            rt.block_on(system.shutdown());
         });
-        b.to_async(&rt).iter(|| async {
+    }
+    #[cfg(feature = "fjall")]
+    group.bench_function(BenchmarkId::new("one_actor", "raw_fjall_sync_each"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = fjall_engine(dir.path());
+        let mut key = 0u64;
+        b.iter(|| {
             for _ in 0..SEQUENTIAL {
-                actor
-                    .ask(Cmd::Write, Duration::from_secs(30))
-                    .await
-                    .expect("persist");
+                raw_fjall_batch(&engine, &mut key, 1, value_len);
             }
         });
-        rt.block_on(system.shutdown());
     });
     group.bench_function(BenchmarkId::new("one_actor", "raw_sled_flush_each"), |b| {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -165,45 +221,58 @@ fn persist(c: &mut Criterion) {
     const ACTORS: u64 = 100;
     const PER_ACTOR: u64 = 20;
     group.throughput(Throughput::Elements(ACTORS * PER_ACTOR));
-    group.bench_function(BenchmarkId::new("100_actors", "courier"), |b| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (system, actors) = rt.block_on(async {
-            let store = Arc::new(SledStore::open(dir.path()).expect("open"));
-            let system = ActorSystem::new("bench");
-            let actors: Vec<_> = (0..ACTORS)
-                .map(|i| {
-                    system
-                        .spawn(Persistent::props(
-                            format!("sink-{i}"),
-                            Sink::default,
-                            store.clone(),
-                            store.clone(),
-                        ))
-                        .expect("spawn")
-                })
-                .collect();
-            (system, actors)
-        });
-        b.to_async(&rt).iter(|| async {
-            let tasks: Vec<_> = actors
-                .iter()
-                .cloned()
-                .map(|actor| {
-                    tokio::spawn(async move {
-                        for _ in 0..PER_ACTOR {
-                            actor
-                                .ask(Cmd::Write, Duration::from_secs(30))
-                                .await
-                                .expect("persist");
-                        }
+    for (kind, id) in engines() {
+        group.bench_function(BenchmarkId::new("100_actors", id), |b| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (system, actors) = rt.block_on(async {
+                let store = Arc::new(open(kind, dir.path()));
+                let system = ActorSystem::new("bench");
+                let actors: Vec<_> = (0..ACTORS)
+                    .map(|i| {
+                        system
+                            .spawn(Persistent::props(
+                                format!("sink-{i}"),
+                                Sink::default,
+                                store.clone(),
+                                store.clone(),
+                            ))
+                            .expect("spawn")
                     })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("task");
+                    .collect();
+                (system, actors)
+            });
+            b.to_async(&rt).iter(|| async {
+                let tasks: Vec<_> = actors
+                    .iter()
+                    .cloned()
+                    .map(|actor| {
+                        tokio::spawn(async move {
+                            for _ in 0..PER_ACTOR {
+                                actor
+                                    .ask(Cmd::Write, Duration::from_secs(30))
+                                    .await
+                                    .expect("persist");
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
+                }
+            });
+            rt.block_on(system.shutdown());
+        });
+    }
+    #[cfg(feature = "fjall")]
+    group.bench_function(BenchmarkId::new("100_actors", "raw_fjall_batch_100"), |b| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = fjall_engine(dir.path());
+        let mut key = 0u64;
+        b.iter(|| {
+            for _ in 0..PER_ACTOR {
+                raw_fjall_batch(&engine, &mut key, ACTORS, value_len);
             }
         });
-        rt.block_on(system.shutdown());
     });
     group.bench_function(BenchmarkId::new("100_actors", "raw_sled_batch_100"), |b| {
         let dir = tempfile::tempdir().expect("tempdir");

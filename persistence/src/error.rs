@@ -36,12 +36,14 @@ pub enum Error {
     },
     /// The engine came back with fewer commits than the store had
     /// acknowledged: writes that were acknowledged are gone (sled, for
-    /// one, silently ends its recovery at the first damaged log message).
+    /// one, silently ends its recovery at the first damaged log message;
+    /// fjall truncates its journal at the first entry it cannot parse).
     #[error(
         "the commit record {path} says commit {acknowledged} was acknowledged, but the \
          storage engine came back with commit {found}: every write acknowledged after commit \
          {found} is lost; restore the store from a backup, or open it accepting the loss \
-         (`SledStore::open_accepting_loss`), which starts a new store epoch"
+         (`SledStore::open_accepting_loss`, `FjallStore::open_accepting_loss`), which starts \
+         a new store epoch"
     )]
     RolledBack {
         /// The commit record that says what was acknowledged.
@@ -57,7 +59,8 @@ pub enum Error {
     #[error(
         "the commit record {path} cannot be used: {reason}; if the store's files were \
          restored or copied without it, open the store accepting possible loss \
-         (`SledStore::open_accepting_loss`), which starts a new store epoch"
+         (`SledStore::open_accepting_loss`, `FjallStore::open_accepting_loss`), which starts \
+         a new store epoch"
     )]
     CommitRecord {
         /// The record.
