@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use courier::persistence::{Engine, EngineOp, FjallEngine};
+use courier::persistence::engine::{Engine, EngineOp, FjallEngine};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const VALUE: usize = 200;

@@ -129,19 +129,19 @@ fn open(kind: EngineKind, dir: &std::path::Path) -> DurableStore {
 }
 
 #[cfg(feature = "fjall")]
-fn fjall_engine(dir: &std::path::Path) -> courier::persistence::FjallEngine {
-    courier::persistence::FjallEngine::open(dir).expect("open")
+fn fjall_engine(dir: &std::path::Path) -> courier::persistence::engine::FjallEngine {
+    courier::persistence::engine::FjallEngine::open(dir).expect("open")
 }
 
 /// One atomic fjall batch of `n` entries, then `persist(SyncData)`.
 #[cfg(feature = "fjall")]
 fn raw_fjall_batch(
-    engine: &courier::persistence::FjallEngine,
+    engine: &courier::persistence::engine::FjallEngine,
     key: &mut u64,
     n: u64,
     value_len: usize,
 ) {
-    use courier::persistence::{Engine, EngineOp};
+    use courier::persistence::engine::{Engine, EngineOp};
     let ops = (0..n)
         .map(|_| {
             *key += 1;

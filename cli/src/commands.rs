@@ -280,7 +280,7 @@ fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) 
 }
 
 async fn events(
-    store: &courier::persistence::SledStore,
+    store: &courier::persistence::DurableStore,
     pid: &str,
     from: u64,
     to: u64,

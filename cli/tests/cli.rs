@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
-use courier::persistence::{EventRecord, Journal, Manifest, SledStore, WriteBatch};
+use courier::persistence::{
+    DurableStore, EngineKind, EventRecord, Journal, Manifest, SledStore, StoreOptions, WriteBatch,
+};
 use courier::prelude::*;
 use serde_json::Value;
 
@@ -117,7 +119,11 @@ async fn settle(desk: &ActorRef<DeskCmd>, left: usize) {
 /// A store with journal "orders" (5 events), sender "till" (3 confirmed
 /// into the warehouse's inbox, 1 pending) and sender "desk" (2 parked).
 async fn make_store(dir: &Path) {
-    let store = SledStore::open(dir).expect("open");
+    make_store_on(EngineKind::Sled, dir).await;
+}
+
+async fn make_store_on(kind: EngineKind, dir: &Path) {
+    let store = DurableStore::open_engine(kind, dir, None, StoreOptions::new()).expect("open");
     let journal: Arc<dyn Journal> = Arc::new(store.clone());
     let events = (1..=5).map(|seq| EventRecord {
         persistence_id: "orders".into(),
@@ -437,4 +443,37 @@ fn a_store_in_use_or_missing_is_refused_with_the_reason() {
         "{}",
         stderr(&missing)
     );
+}
+
+#[test]
+fn a_fjall_store_is_read_verified_and_refused_while_held_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let rt = runtime();
+    rt.block_on(make_store_on(EngineKind::Fjall, &store));
+    let path = store.to_str().expect("utf-8 path");
+    let before = contents(&store);
+    let inspect = json(&["inspect", path]);
+    assert_eq!(inspect["journals"][0]["persistence_id"], "orders");
+    assert_eq!(inspect["journals"][0]["events"], 5);
+    assert_eq!(inspect["inboxes"][0]["senders"][0]["watermark"], 3);
+    let verify = courier(&["verify", path]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        before == contents(&store),
+        "a reading command wrote to the store"
+    );
+
+    let held = rt.block_on(async {
+        DurableStore::open_engine(EngineKind::Fjall, &store, None, StoreOptions::new())
+            .expect("open")
+    });
+    let busy = courier(&["verify", path]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(
+        stderr(&busy).contains("open in another process"),
+        "{}",
+        stderr(&busy)
+    );
+    rt.block_on(held.close()).expect("close");
 }
