@@ -1,9 +1,9 @@
-//! The writer's queue is bounded: while the engine cannot take writes (its
-//! flush hangs), writers beyond the queue's capacity wait in `write`
+//! The writer's queue is bounded: while the engine cannot take writes (an
+//! apply hangs), writers beyond the queue's capacity wait in `write`
 //! instead of piling up in memory, and a write abandoned while it waits
 //! for room is never written.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -12,9 +12,12 @@ use courier_persistence::{
 };
 use courier_test_support::eventually;
 
-/// The memory engine behind a flush that returns only when its gate opens.
+/// The memory engine, whose first apply once armed returns only when its
+/// gate opens. (An apply, not a flush: the writer keeps applying the groups
+/// that arrive while a flush is in flight, which is not memory it holds.)
 struct GatedEngine {
     inner: Arc<MemoryEngine>,
+    armed: Arc<AtomicBool>,
     gate: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
@@ -34,14 +37,16 @@ impl Engine for GatedEngine {
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        if self.armed.load(Ordering::SeqCst) {
+            let gate = self.gate.lock().expect("gate").take();
+            if let Some(gate) = gate {
+                let _ = gate.recv();
+            }
+        }
         self.inner.apply(ops)
     }
 
     fn flush(&self) -> Result<()> {
-        let gate = self.gate.lock().expect("gate").take();
-        if let Some(gate) = gate {
-            let _ = gate.recv();
-        }
         Ok(())
     }
 
@@ -55,13 +60,16 @@ async fn writers_wait_for_room_while_the_engine_is_stuck() {
     const WRITERS: usize = 20;
     let inner = Arc::new(MemoryEngine::new());
     let (open_gate, gate) = mpsc::channel();
+    let armed = Arc::new(AtomicBool::new(false));
     let engine = GatedEngine {
         inner: Arc::clone(&inner),
+        armed: Arc::clone(&armed),
         gate: Mutex::new(Some(gate)),
     };
-    // Groups of one, so the queue holds two requests; the store's first
-    // flush (of its new epoch) hangs at once.
+    // Groups of one, so the queue holds two requests; the first write's
+    // apply (after the store's own, at open) hangs.
     let store = Store::with_options(engine, StoreOptions::new().max_group(1)).expect("store");
+    armed.store(true, Ordering::SeqCst);
     let started = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|i| {
@@ -95,9 +103,9 @@ async fn writers_wait_for_room_while_the_engine_is_stuck() {
         .into_iter()
         .filter(|(k, _)| k.first() == Some(&0x01))
         .count();
-    // One request taken by the writer (its apply waits behind the hung
-    // flush on the I/O thread) and two in the queue: the other writers
-    // never got in, so their abandoned writes are not there.
+    // One request taken by the writer (its apply hangs on the I/O thread)
+    // and two in the queue: the other writers never got in, so their
+    // abandoned writes are not there.
     assert!(
         events <= 3,
         "{events} of {WRITERS} abandoned writes were written: the queue is not bounded"
