@@ -123,7 +123,7 @@ pub mod persistence {
     pub mod postgres {
         pub use courier_postgres::{
             DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, Error, Password,
-            PostgresSettings, PostgresStore, Result, SCHEMA_VERSION,
+            PostgresSettings, PostgresStore, Result, SCHEMA_VERSION, WriterStats,
         };
     }
 }

@@ -54,4 +54,4 @@ pub use schema::SCHEMA_VERSION;
 pub use settings::{
     DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, Password, PostgresSettings,
 };
-pub use store::PostgresStore;
+pub use store::{PostgresStore, WriterStats};

@@ -193,6 +193,13 @@ impl PostgresSettings {
         Ok(self)
     }
 
+    /// Names the store's connections (`application_name`, shown in
+    /// `pg_stat_activity`), for example after the node. Default `courier`.
+    pub fn with_application_name(mut self, name: &str) -> Self {
+        self.config.application_name(name);
+        self
+    }
+
     /// The schema the tables live in.
     pub fn schema(&self) -> &str {
         &self.schema

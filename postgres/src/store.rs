@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: the journal and snapshot store on PostgreSQL.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use courier_persistence::{
@@ -21,6 +22,22 @@ use crate::writer::{Pending, Writer};
 
 type PResult<T> = courier_persistence::Result<T>;
 
+/// What the writer has committed since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Writes ([`Journal::write`] calls) committed.
+    pub writes: u64,
+    /// Transactions that committed them (group commit: fewer than writes
+    /// when writers overlap).
+    pub groups: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) writes: AtomicU64,
+    pub(crate) groups: AtomicU64,
+}
+
 /// A [`Journal`] and [`SnapshotStore`] on PostgreSQL, shared by every node
 /// that opens the same database and schema. Cheap to clone: clones share
 /// one pool and one writer task.
@@ -36,6 +53,7 @@ pub struct PostgresStore {
 
 pub(crate) struct Shared {
     pub(crate) pool: Pool,
+    pub(crate) stats: Counters,
     pub(crate) sql: Sql,
     requests: mpsc::UnboundedSender<Pending>,
     settings: PostgresSettings,
@@ -132,6 +150,7 @@ impl PostgresStore {
         let (requests, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             pool,
+            stats: Counters::default(),
             sql,
             requests,
             settings,
@@ -144,6 +163,14 @@ impl PostgresStore {
     /// The settings the store was opened with.
     pub fn settings(&self) -> &PostgresSettings {
         &self.shared.settings
+    }
+
+    /// How many writes and group transactions the writer has committed.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            writes: self.shared.stats.writes.load(Ordering::Relaxed),
+            groups: self.shared.stats.groups.load(Ordering::Relaxed),
+        }
     }
 
     async fn client(&self) -> PResult<deadpool_postgres::Object> {

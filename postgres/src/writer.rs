@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use courier_persistence::{Error as PError, KvWrite, STORE_NAMESPACE, WriteBatch};
@@ -140,8 +141,12 @@ impl Writer {
             let verdicts = pad(verdicts, checked.len());
             match outcome {
                 Outcome::Committed => {
-                    if verdicts.iter().any(Option::is_none) {
+                    let written = verdicts.iter().filter(|v| v.is_none()).count() as u64;
+                    if written > 0 {
                         self.previous = Some(marker);
+                        let stats = &self.shared.stats;
+                        stats.writes.fetch_add(written, Ordering::Relaxed);
+                        stats.groups.fetch_add(1, Ordering::Relaxed);
                     }
                     for (done, verdict) in dones.into_iter().zip(verdicts) {
                         let _ = done.send(verdict.map_or(Ok(()), Err));

@@ -62,3 +62,31 @@ impl Fixture for Pg {
         &self.0
     }
 }
+
+/// A plain client of the test database, for tests that reach behind the
+/// store (damaging rows, killing connections).
+pub async fn client() -> tokio_postgres::Client {
+    let url = url().expect("COURIER_POSTGRES_URL");
+    let mut config: tokio_postgres::Config = url.parse().expect("url");
+    if let Ok(password) = std::env::var("COURIER_POSTGRES_PASSWORD") {
+        config.password(password);
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Event `seq` of `pid`, written by `writer`.
+pub fn event(pid: &str, seq: u64, writer: uuid::Uuid) -> courier_persistence::EventRecord {
+    courier_persistence::EventRecord {
+        persistence_id: pid.to_owned(),
+        seq_nr: seq,
+        manifest: courier_persistence::Manifest::new("test.Event", 1),
+        payload: format!("{pid}-{seq}").into_bytes(),
+        writer_id: writer,
+        timestamp: seq,
+    }
+}
