@@ -20,6 +20,10 @@ use super::values::{
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
+    /// Which store holds journals, snapshots, outboxes and inboxes.
+    /// Default `"sled"`.
+    #[serde(default)]
+    pub engine: EngineKind,
     /// The sled directory. Default `"courier-data"`.
     #[serde(default = "default_path")]
     pub path: PathBuf,
@@ -28,11 +32,29 @@ pub struct PersistenceConfig {
     /// bounds how many wait for the same flush. Default 4096, at least 1.
     #[serde(default = "default_group", deserialize_with = "positive_usize")]
     pub group_commit_max: usize,
+    /// `[persistence.postgres]`, for `engine = "postgres"`.
+    #[serde(default)]
+    pub postgres: super::PostgresConfig,
+}
+
+/// `[persistence] engine`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// The embedded sled store in `path`.
+    #[default]
+    Sled,
+    /// The shared PostgreSQL store of `[persistence.postgres]` (feature
+    /// `postgres`).
+    Postgres,
 }
 
 impl Default for PersistenceConfig {
     fn default() -> Self {
         Self {
+            engine: EngineKind::default(),
+            postgres: super::PostgresConfig::default(),
             path: default_path(),
             group_commit_max: default_group(),
         }
