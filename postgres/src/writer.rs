@@ -223,7 +223,15 @@ impl Writer {
                         "the journal table has an unexpected shape".into(),
                     ));
                 };
-                highest.insert(pid, u64::try_from(h).unwrap_or(0));
+                let Ok(h) = u64::try_from(h) else {
+                    return Outcome::Failed(Error::Unavailable(
+                        format!(
+                            "the journal row of {pid} holds a negative highest sequence number {h}"
+                        )
+                        .into(),
+                    ));
+                };
+                highest.insert(pid, h);
             }
         }
         let mut events = (Vec::new(), Vec::new(), Vec::new());
