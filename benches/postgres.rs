@@ -168,7 +168,19 @@ async fn persist_all(actors: &[ActorRef<ReplyTo<u64>>]) {
     }
 }
 
+/// Errors (a failed persist stops its actor) go to standard error.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn persist(c: &mut Criterion) {
+    logs();
     let rt = runtime();
     let mut group = c.benchmark_group("pg_persist");
     group

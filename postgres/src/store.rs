@@ -49,13 +49,16 @@ pub(crate) struct Counters {
 #[derive(Clone)]
 pub struct PostgresStore {
     shared: Arc<Shared>,
+    /// The writer task's queue. Only store handles hold it: when the last
+    /// one is dropped the writer finishes what it has and ends, and with it
+    /// the pool and its connections.
+    requests: mpsc::UnboundedSender<Pending>,
 }
 
 pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) stats: Counters,
     pub(crate) sql: Sql,
-    requests: mpsc::UnboundedSender<Pending>,
     settings: PostgresSettings,
 }
 
@@ -152,12 +155,11 @@ impl PostgresStore {
             pool,
             stats: Counters::default(),
             sql,
-            requests,
             settings,
         });
         let writer = Writer::new(Arc::clone(&shared), receiver);
         tokio::spawn(writer.run());
-        Ok(Self { shared })
+        Ok(Self { shared, requests })
     }
 
     /// The settings the store was opened with.
@@ -211,8 +213,7 @@ impl Journal for PostgresStore {
             return Ok(());
         }
         let (done, answer) = oneshot::channel();
-        self.shared
-            .requests
+        self.requests
             .send(Pending { batch, done })
             .map_err(|_| courier_persistence::Error::Closed)?;
         answer

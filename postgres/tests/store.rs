@@ -386,3 +386,41 @@ async fn killed_connections_lose_no_acknowledged_write_and_duplicate_nothing() {
     }
     eprintln!("{kills} connections killed, {failures} writes failed and were retried");
 }
+
+/// A dropped store lets go of its connections (the writer task ends with
+/// the last handle, and the pool with it).
+#[tokio::test]
+async fn dropping_the_store_closes_its_connections() {
+    let Some(settings) = support::settings() else {
+        return;
+    };
+    let app = format!("courier-drop-{}", Uuid::now_v7().simple());
+    let store = PostgresStore::open(settings.with_application_name(&app))
+        .await
+        .expect("open");
+    store
+        .write(WriteBatch::new().put("drop", b"k".to_vec(), b"v".to_vec()))
+        .await
+        .expect("write");
+    let sql = support::client().await;
+    let count = || async {
+        let row = sql
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .expect("count");
+        row.get::<_, i64>(0)
+    };
+    assert!(count().await > 0, "the store holds connections while open");
+    drop(store);
+    let started = std::time::Instant::now();
+    while count().await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the dropped store's connections stay open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
