@@ -43,7 +43,7 @@ use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
 use courier::delivery::{Deliverer, Error, Receipt};
 use courier::persistence::{
-    DurableStore, Effect, EngineKind, EventSourced, Journal, Persistent, PersistentContext,
+    DurableStore, Effect, EventSourced, Journal, Persistent, PersistentContext,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -418,7 +418,7 @@ struct Args {
     /// The storage engine, `sled` or `fjall` (which needs the `fjall`
     /// feature) [default: the file's `persistence.engine`].
     #[arg(long, value_name = "ENGINE")]
-    engine: Option<EngineKind>,
+    engine: Option<courier::config::EngineKind>,
 }
 
 #[path = "support/logging.rs"]

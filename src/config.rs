@@ -44,15 +44,17 @@ use courier_persistence::{PersistentSettings, SnapshotPolicy};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod postgres;
 #[cfg(feature = "remote")]
 mod remote;
 mod sections;
 mod values;
 
+pub use postgres::PostgresConfig;
 #[cfg(feature = "remote")]
 pub use remote::RemoteConfig;
 pub use sections::{
-    BackoffKind, BackoffSettings, DeliverySettings, PersistenceConfig, SnapshotSettings,
+    BackoffKind, BackoffSettings, DeliverySettings, EngineKind, PersistenceConfig, SnapshotSettings,
 };
 use values::line_of;
 

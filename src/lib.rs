@@ -9,6 +9,7 @@
 //! | `sled` (default) | the embedded durable engine (sled 0.34); implies `delivery` |
 //! | `fjall` | the second embedded engine (fjall 3: a journal made durable with `fdatasync`, several times sled's batch throughput); implies `delivery`; needs Rust 1.90 |
 //! | `delivery` | `courier::persistence` (journals, snapshots, event-sourced actors, the in-memory engine), `courier::delivery` (at-least-once delivery, the dedup inbox) and `courier::config` (the TOML file) |
+//! | `postgres` | `courier::persistence::postgres`: the shared PostgreSQL journal and snapshot store; implies `delivery` |
 //! | `remote` | `courier::remote`: nodes over gRPC |
 //! | `testkit` | `courier::delivery::testkit`: fault injection and a history checker |
 //! | `tck` | `courier::persistence::tck`: the conformance suite for journal backends |
@@ -130,6 +131,18 @@ pub mod persistence {
         pub use courier_persistence::{
             COMMIT_FILE, Engine, EngineOp, Entry, MAX_GROUP, MemoryEngine, STORE_EPOCH_KEY,
             STORE_NAMESPACE, Visitor, store_epoch,
+        };
+    }
+
+    /// The shared PostgreSQL journal and snapshot store
+    /// (`courier-postgres`, feature `postgres`): a backend beside
+    /// [`SledStore`] and [`MemoryStore`], for several nodes sharing one
+    /// database.
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        pub use courier_postgres::{
+            DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, Error, Password,
+            PostgresSettings, PostgresStore, Result, SCHEMA_VERSION, WriterStats,
         };
     }
 }

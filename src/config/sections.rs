@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use courier_persistence::EngineKind;
 #[cfg(any(feature = "sled", feature = "fjall"))]
 use courier_persistence::{DurableStore, StoreOptions};
 use serde::Deserialize;
@@ -21,11 +20,13 @@ use super::values::{
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
-    /// The embedded engine: `"sled"` (the default) or `"fjall"` (needs
-    /// courier's `fjall` feature).
+    /// Which store holds journals, snapshots, outboxes and inboxes:
+    /// `"sled"` (the default) or `"fjall"` (needs courier's `fjall`
+    /// feature), embedded in `path`, or `"postgres"`, the shared store of
+    /// `[persistence.postgres]` (needs the `postgres` feature).
     #[serde(default)]
     pub engine: EngineKind,
-    /// The engine's directory. Default `"courier-data"`.
+    /// The embedded engine's directory. Default `"courier-data"`.
     #[serde(default = "default_path")]
     pub path: PathBuf,
     /// The engine's block cache in bytes, what bounds the memory a long
@@ -38,12 +39,70 @@ pub struct PersistenceConfig {
     /// bounds how many wait for the same flush. Default 4096, at least 1.
     #[serde(default = "default_group", deserialize_with = "positive_usize")]
     pub group_commit_max: usize,
+    /// `[persistence.postgres]`, for `engine = "postgres"`.
+    #[serde(default)]
+    pub postgres: super::PostgresConfig,
+}
+
+/// `[persistence] engine`: one of the embedded engines
+/// ([`courier_persistence::EngineKind`]) or the shared PostgreSQL store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// The embedded sled engine in `path` (feature `sled`, the default).
+    #[default]
+    Sled,
+    /// The embedded fjall engine in `path` (feature `fjall`).
+    Fjall,
+    /// The shared PostgreSQL store of `[persistence.postgres]` (feature
+    /// `postgres`).
+    Postgres,
+}
+
+impl EngineKind {
+    /// The embedded engine this names; `None` for PostgreSQL.
+    pub fn embedded(self) -> Option<courier_persistence::EngineKind> {
+        match self {
+            Self::Sled => Some(courier_persistence::EngineKind::Sled),
+            Self::Fjall => Some(courier_persistence::EngineKind::Fjall),
+            Self::Postgres => None,
+        }
+    }
+
+    /// Its name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Fjall => "fjall",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    /// `"sled"`, `"fjall"` or `"postgres"`, as in the file.
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::Sled, Self::Fjall, Self::Postgres]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("{s:?} is not an engine (expected sled, fjall or postgres)"))
+    }
 }
 
 impl Default for PersistenceConfig {
     fn default() -> Self {
         Self {
             engine: EngineKind::default(),
+            postgres: super::PostgresConfig::default(),
             path: default_path(),
             cache_capacity: None,
             group_commit_max: default_group(),
@@ -52,19 +111,29 @@ impl Default for PersistenceConfig {
 }
 
 impl PersistenceConfig {
-    /// Opens the store at `path` on the configured engine, with its cache
-    /// capacity and flush policy. Must be called within a tokio runtime.
+    /// Opens the store at `path` on the configured embedded engine, with
+    /// its cache capacity and flush policy. Must be called within a tokio
+    /// runtime. (`engine = "postgres"` is opened with `open_postgres`.)
     ///
     /// # Errors
     ///
     /// [`Error::Invalid`](courier_persistence::Error::Invalid) if this build
-    /// lacks the engine (its feature is off); the store's error if the
-    /// engine cannot open the directory, or if it finds acknowledged writes
-    /// missing.
+    /// lacks the engine (its feature is off) or the engine is PostgreSQL;
+    /// the store's error if the engine cannot open the directory, or if it
+    /// finds acknowledged writes missing.
     #[cfg(any(feature = "sled", feature = "fjall"))]
     pub fn open(&self) -> courier_persistence::Result<DurableStore> {
+        let Some(kind) = self.engine.embedded() else {
+            return Err(courier_persistence::Error::Invalid {
+                what: "persistence.engine",
+                reason: format!(
+                    "\"{}\" is not an embedded engine: open it with `open_postgres`",
+                    self.engine
+                ),
+            });
+        };
         let options = StoreOptions::new().max_group(self.group_commit_max);
-        DurableStore::open_engine(self.engine, &self.path, self.cache_capacity, options)
+        DurableStore::open_engine(kind, &self.path, self.cache_capacity, options)
     }
 }
 

@@ -88,10 +88,7 @@ max_unconfirmed = 10
     )
     .expect("valid");
     assert_eq!(config.persistence.group_commit_max, 64);
-    assert_eq!(
-        config.persistence.engine,
-        courier_persistence::EngineKind::Fjall
-    );
+    assert_eq!(config.persistence.engine, EngineKind::Fjall);
     assert_eq!(config.persistence.cache_capacity, Some(1_048_576));
     let orders = config.outbox("orders");
     assert_eq!(
