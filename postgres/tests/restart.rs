@@ -19,6 +19,10 @@ use support::event;
 use uuid::Uuid;
 
 const WRITES: u64 = 80;
+/// Each writer's most writes: it writes on until a little after the restart
+/// (so that the crash always falls in the middle of its writes, however fast
+/// the machine), but never past this.
+const MAX_WRITES: u64 = 900;
 
 fn restart_server() {
     let dir = std::env::var("COURIER_POSTGRES_DIR").expect("COURIER_POSTGRES_DIR");
@@ -78,15 +82,22 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
     let store = PostgresStore::open(settings).await.expect("open");
     let acked = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let w = Uuid::now_v7();
     let writers: Vec<_> = (0..4)
         .map(|n| {
             let (store, acked, errors) = (store.clone(), Arc::clone(&acked), Arc::clone(&errors));
+            let restarted = Arc::clone(&restarted);
             tokio::spawn(async move {
                 let pid = format!("r-{n}");
                 let mut done = BTreeSet::new();
                 let mut seq = 1;
-                while seq <= WRITES {
+                // The last write: set once the restart is over.
+                let mut last: Option<u64> = None;
+                while last.is_none_or(|last| seq <= last) && seq <= MAX_WRITES {
+                    if last.is_none() && restarted.load(Ordering::SeqCst) {
+                        last = Some(seq.max(WRITES) + 10);
+                    }
                     let batch = WriteBatch::new().event(event(&pid, seq, w)).put(
                         format!("r/{pid}"),
                         seq.to_be_bytes().to_vec(),
@@ -125,7 +136,7 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
                         }
                     }
                 }
-                (pid, done)
+                (pid, done, seq - 1)
             })
         })
         .collect();
@@ -139,6 +150,7 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
         .await
         .expect("restart");
     eprintln!("server restarted in {:?}", started.elapsed());
+    restarted.store(true, Ordering::SeqCst);
     let mut results = Vec::new();
     for writer in writers {
         results.push(
@@ -159,7 +171,7 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
     let check = PostgresStore::open(store.settings().clone())
         .await
         .expect("open");
-    for (pid, done) in results {
+    for (pid, done, written) in results {
         let mut seen = Vec::new();
         replay(&check, &pid, ReplayRange::all(), 32, |r| {
             seen.push(r.seq_nr);
@@ -167,12 +179,12 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
         })
         .await
         .expect("replay");
-        assert_eq!(seen, (1..=WRITES).collect::<Vec<_>>(), "{pid}");
+        assert_eq!(seen, (1..=written).collect::<Vec<_>>(), "{pid}");
         assert!(done.iter().all(|s| seen.contains(s)));
         let records = check
             .kv_scan(&format!("r/{pid}"), None, 1000)
             .await
             .expect("scan");
-        assert_eq!(records.len() as u64, WRITES, "{pid}");
+        assert_eq!(records.len() as u64, written, "{pid}");
     }
 }
