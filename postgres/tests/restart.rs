@@ -150,6 +150,7 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
         .await
         .expect("restart");
     eprintln!("server restarted in {:?}", started.elapsed());
+    let at_restart = acked.load(Ordering::Relaxed);
     restarted.store(true, Ordering::SeqCst);
     let mut results = Vec::new();
     for writer in writers {
@@ -164,9 +165,19 @@ async fn acknowledged_writes_survive_a_server_crash_and_writers_recover() {
         "writers done {:?} after the restart began",
         started.elapsed()
     );
+    // An immediate shutdown kills every backend, so each write acknowledged
+    // after it went through a connection made after the crash: the store
+    // recovered, whether a writer saw an error (a group cut off before its
+    // COMMIT) or not (a group cut off during its COMMIT is resolved inside
+    // the store). Each writer goes on for ten writes after the restart.
+    let after = acked.load(Ordering::Relaxed) - at_restart;
+    eprintln!(
+        "acked {before} before the crash, {after} after the restart; {} errors seen",
+        errors.load(Ordering::Relaxed)
+    );
     assert!(
-        errors.load(Ordering::Relaxed) > 0,
-        "no writer noticed the crash (acked {before} before it)"
+        after >= 40,
+        "only {after} writes acknowledged after the restart"
     );
     let check = PostgresStore::open(store.settings().clone())
         .await
