@@ -29,6 +29,7 @@ mod error;
 mod eventsourced;
 #[cfg(feature = "fjall")]
 mod fjall_engine;
+pub mod format;
 mod journal;
 mod keys;
 mod record;

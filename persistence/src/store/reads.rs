@@ -62,19 +62,7 @@ pub(crate) fn decode_kv(namespace: &str, key: &[u8], bytes: &[u8]) -> Result<Vec
 
 /// Decodes a scanned event and checks it is the one its key names.
 pub(super) fn decode_event(pid: &str, key: &[u8], value: &[u8]) -> Result<EventRecord> {
-    let seq = keys::seq_of(key).unwrap_or(0);
-    let record = record::decode_event(value, pid, seq)?;
-    if record.persistence_id != pid || record.seq_nr != seq {
-        return Err(Error::Corrupt {
-            persistence_id: pid.to_owned(),
-            seq_nr: seq,
-            reason: format!(
-                "the record stored here is {}#{}",
-                record.persistence_id, record.seq_nr
-            ),
-        });
-    }
-    Ok(record)
+    crate::format::decode_event(value, pid, keys::seq_of(key).unwrap_or(0))
 }
 
 /// Up to `limit` snapshot entries of `pid` with `min <= seq <= max`, newest first.
@@ -97,14 +85,5 @@ pub(super) fn snapshots_below<E: Engine>(
 }
 
 pub(super) fn decode_snapshot(pid: &str, (key, value): &Entry) -> Result<Snapshot> {
-    let seq = keys::seq_of(key).unwrap_or(0);
-    let snapshot = record::decode_snapshot(value, pid, seq)?;
-    if snapshot.metadata.persistence_id != pid || snapshot.metadata.seq_nr != seq {
-        return Err(Error::Corrupt {
-            persistence_id: pid.to_owned(),
-            seq_nr: seq,
-            reason: "the snapshot stored here belongs elsewhere".into(),
-        });
-    }
-    Ok(snapshot)
+    crate::format::decode_snapshot(value, pid, keys::seq_of(key).unwrap_or(0))
 }
