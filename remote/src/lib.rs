@@ -14,6 +14,7 @@
 
 mod auth;
 mod error;
+mod hello_limit;
 mod listen;
 mod node;
 mod refusals;

@@ -49,6 +49,11 @@ impl Remote for Inbound {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Hello(hello)),
             }))) => hello,
+            // Held to max_hello before it was buffered (hello_limit.rs,
+            // which logged the refusal).
+            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                return Err(status);
+            }
             _ => {
                 shared
                     .refusals

@@ -351,8 +351,8 @@ impl Peer {
             let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
             shared.dead_letter(&sent.path, sent.type_name, detail.clone());
             // An ask in it ends now (its reply will never come) rather than
-            // at its timeout; the dead letter above says why.
-            crate::sink::abandon(sent.asks);
+            // at its timeout, with the rejection as its error.
+            crate::sink::abandon(sent.asks, &detail);
             if sent.stop {
                 return;
             }
@@ -398,14 +398,11 @@ impl Peer {
                     let Some(out) = next else {
                         return true;
                     };
+                    let reason = format!("peer unreachable: {}", self.node);
                     if let Some(shared) = self.shared.upgrade() {
-                        shared.dead_letter(
-                            &out.path,
-                            out.type_name,
-                            format!("peer unreachable: {}", self.node),
-                        );
+                        shared.dead_letter(&out.path, out.type_name, reason.clone());
                     }
-                    crate::sink::abandon(out.asks);
+                    crate::sink::abandon(out.asks, &reason);
                 }
             }
         }
@@ -416,8 +413,9 @@ impl Peer {
             return;
         };
         while let Ok(out) = self.rx.try_recv() {
-            shared.dead_letter(&out.path, out.type_name, format!("{reason}: {}", self.node));
-            crate::sink::abandon(out.asks);
+            let reason = format!("{reason}: {}", self.node);
+            shared.dead_letter(&out.path, out.type_name, reason.clone());
+            crate::sink::abandon(out.asks, &reason);
         }
     }
 }
