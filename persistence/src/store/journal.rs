@@ -18,8 +18,14 @@ impl<E: Engine> Journal for Store<E> {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let write = PreparedWrite::encode(batch)?;
-        self.submit(Request::Write(write)).await
+        self.submit(Request::Write(write)).await?;
+        self.shared
+            .metrics
+            .write
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     async fn read_events(
