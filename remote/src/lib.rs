@@ -15,6 +15,7 @@
 mod auth;
 mod error;
 mod listen;
+mod metrics;
 mod node;
 mod refusals;
 mod registry;
