@@ -17,22 +17,35 @@
 //!
 //! Handles are registered when a store opens or an actor recovers: install
 //! the recorder before either.
+//!
+//! Public for the authors of backends (the PostgreSQL store records the
+//! same series with `engine="postgres"`), so that every backend uses one
+//! set of names.
 
 use std::time::Duration;
 
 use ::metrics::{Counter, Histogram, counter, histogram};
 
-/// A store's metrics, labelled with its engine's name.
+/// A store's metrics, labelled with its engine's name. Cheap to clone (the
+/// handles are shared).
 #[derive(Clone)]
-pub(crate) struct StoreMetrics {
-    pub(crate) write: Histogram,
-    pub(crate) flush: Histogram,
-    pub(crate) group: Histogram,
+pub struct StoreMetrics {
+    write: Histogram,
+    flush: Histogram,
+    group: Histogram,
     pub(crate) poisoned: Counter,
 }
 
+impl std::fmt::Debug for StoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreMetrics").finish_non_exhaustive()
+    }
+}
+
 impl StoreMetrics {
-    pub(crate) fn new(engine: &'static str) -> Self {
+    /// Registers the handles of a store over the engine named `engine`
+    /// (a constant per backend, such as `"postgres"`: it is a label).
+    pub fn new(engine: &'static str) -> Self {
         let label = [("engine", engine)];
         Self {
             write: histogram!("courier_persistence_write_seconds", &label),
@@ -40,6 +53,27 @@ impl StoreMetrics {
             group: histogram!("courier_persistence_group_size", &label),
             poisoned: counter!("courier_persistence_poisoned_total", &label),
         }
+    }
+
+    /// One journal write that returned `Ok` (durable) `took` after its call.
+    pub fn write(&self, took: Duration) {
+        self.write.record(took.as_secs_f64());
+    }
+
+    /// One flush (for a networked store: one group's transaction) that
+    /// took `took`.
+    pub fn flush(&self, took: Duration) {
+        self.flush.record(took.as_secs_f64());
+    }
+
+    /// One flush answered `requests` requests.
+    pub fn group(&self, requests: usize) {
+        self.group.record(requests as f64);
+    }
+
+    /// The store was poisoned (call once per store).
+    pub fn poisoned(&self) {
+        self.poisoned.increment(1);
     }
 }
 

@@ -21,10 +21,7 @@ impl<E: Engine> Journal for Store<E> {
         let started = std::time::Instant::now();
         let write = PreparedWrite::encode(batch)?;
         self.submit(Request::Write(write)).await?;
-        self.shared
-            .metrics
-            .write
-            .record(started.elapsed().as_secs_f64());
+        self.shared.metrics.write(started.elapsed());
         Ok(())
     }
 

@@ -109,7 +109,7 @@ impl<E: Engine> Writer<E> {
                 self.linger(&mut group, &mut waiting).await;
                 flush = Some(self.flush());
                 flushing = std::mem::take(&mut waiting);
-                self.metrics.group.record(flushing.len() as f64);
+                self.metrics.group(flushing.len());
             }
             let open = self.open;
             let step = tokio::select! {
@@ -176,7 +176,7 @@ impl<E: Engine> Writer<E> {
         let engine = core.engine.share();
         let record = self.commit_file.clone();
         let commit = core.commit;
-        let took = self.metrics.flush.clone();
+        let metrics = self.metrics.clone();
         let work = move || -> Result<()> {
             let started = Instant::now();
             let _span = tracing::trace_span!("courier.store.flush", engine = engine.name(), commit)
@@ -193,7 +193,7 @@ impl<E: Engine> Writer<E> {
                     )
                 })?;
             }
-            took.record(started.elapsed().as_secs_f64());
+            metrics.flush(started.elapsed());
             Ok(())
         };
         match self.io.clone() {
