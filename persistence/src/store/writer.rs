@@ -179,8 +179,12 @@ impl<E: Engine> Writer<E> {
         let metrics = self.metrics.clone();
         let work = move || -> Result<()> {
             let started = Instant::now();
-            let _span = tracing::trace_span!("courier.store.flush", engine = engine.name(), commit)
-                .entered();
+            let _span = tracing::trace_span!(
+                "courier.store.flush",
+                engine = engine.name(),
+                commit = commit
+            )
+            .entered();
             engine.flush()?;
             if let Some(file) = record {
                 file.record(commit).map_err(|e| {
