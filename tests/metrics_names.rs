@@ -264,7 +264,8 @@ async fn the_metrics_registered_at_run_time_have_the_tables_types_and_labels() -
         seen.insert(name);
     }
     // What the scenario must have registered: sender, inbox, store, dead
-    // letter (remote and recovery are checked by the source scan only).
+    // letter (remote: remote/tests/metrics.rs; recovery: the source scan
+    // only).
     for name in [
         "courier_delivery_confirmed_total",
         "courier_delivery_inbox_kept_ids",
