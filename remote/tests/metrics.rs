@@ -14,9 +14,12 @@ use courier_remote::{Node, RemoteSettings};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use support::{Billing, Charge, SECRET, billing_registry, charge};
 
+/// One series: its name, its labels in order, its value.
+type Series = (String, Vec<(String, String)>, f64);
+
 /// (name, labels in order, value) of every `courier_remote_…` series, as
 /// Prometheus text renders them (registered ones included, at 0).
-fn series(handle: &PrometheusHandle) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn series(handle: &PrometheusHandle) -> Vec<Series> {
     handle
         .render()
         .lines()
