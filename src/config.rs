@@ -188,8 +188,41 @@ impl Overrides {
 
 #[derive(Default)]
 struct Used {
+    /// The override sections of the file this configuration was read from.
+    declared: BTreeSet<(Overrides, String)>,
     asked: BTreeSet<(Overrides, String)>,
     reported: BTreeSet<(Overrides, String)>,
+}
+
+impl Used {
+    /// Logs a WARN for each of `keys` not asked for nor reported yet, and
+    /// marks it reported; the sections it warned about.
+    fn warn(&mut self, keys: impl IntoIterator<Item = (Overrides, String)>) -> Vec<String> {
+        let mut warned = Vec::new();
+        for key in keys {
+            if self.asked.contains(&key) || self.reported.contains(&key) {
+                continue;
+            }
+            let section = key.0.section(&key.1);
+            tracing::warn!(
+                section = %section,
+                "per-actor override used by no sender or persistence id (misspelt name?)"
+            );
+            warned.push(section);
+            self.reported.insert(key);
+        }
+        warned
+    }
+}
+
+/// The last clone of a configuration is gone: whatever override of its file
+/// nothing asked for was never used, and says so (unless
+/// [`Config::warn_unused_overrides`] already did).
+impl Drop for Used {
+    fn drop(&mut self) {
+        let declared = std::mem::take(&mut self.declared);
+        self.warn(declared);
+    }
 }
 
 /// The names whose settings were asked for. Not part of the configuration's
@@ -253,6 +286,7 @@ impl Config {
             Invalid::from_toml(text, e.inner(), path)
         })?;
         config.validate(text)?;
+        courier_core::sync::lock(&config.names.0).declared = config.overrides().collect();
         Ok(config)
     }
 
@@ -320,22 +354,10 @@ impl Config {
     /// section, once per section (over every clone of this configuration),
     /// and returns the sections it warned about now. Call it once the
     /// actors that read their settings from this configuration are started.
+    /// Without this call the same WARNs are logged when the last clone of
+    /// a configuration read from a file or string is dropped.
     pub fn warn_unused_overrides(&self) -> Vec<String> {
-        let mut used = courier_core::sync::lock(&self.names.0);
-        let mut warned = Vec::new();
-        for key in self.overrides() {
-            if used.asked.contains(&key) || used.reported.contains(&key) {
-                continue;
-            }
-            let section = key.0.section(&key.1);
-            tracing::warn!(
-                section = %section,
-                "per-actor override used by no sender or persistence id (misspelt name?)"
-            );
-            warned.push(section);
-            used.reported.insert(key);
-        }
-        warned
+        courier_core::sync::lock(&self.names.0).warn(self.overrides())
     }
 
     fn overrides(&self) -> impl Iterator<Item = (Overrides, String)> + '_ {
