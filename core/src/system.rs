@@ -214,6 +214,23 @@ impl ActorSystem {
         self.inner.dead_letters.publish(letter);
     }
 
+    /// Publishes `letter` with the undelivered `message` itself: a
+    /// [`DeadMessage`](crate::DeadMessage) for its subscribers (who can
+    /// take the message back as an `M`), then the `letter` as
+    /// [`publish_dead_letter`](Self::publish_dead_letter) does. For layers
+    /// that give up on a message they hold (a parked delivery, say);
+    /// `sender` is the actor it came from, when known.
+    pub fn publish_dead_message<M: Send + 'static>(
+        &self,
+        letter: DeadLetter,
+        sender: Option<ActorPath>,
+        message: M,
+    ) {
+        self.inner
+            .dead_letters
+            .publish_message(letter, sender, message);
+    }
+
     /// Dead letters of message type `M` are still published on the event
     /// stream, but no longer logged (Akka's `DeadLetterSuppression`): for
     /// messages whose loss is expected, such as ticks or acks of a

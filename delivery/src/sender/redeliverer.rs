@@ -270,6 +270,9 @@ impl<M: Outgoing> Redeliverer<M> {
     ) -> Result<()> {
         let shared = &self.shared;
         let name = &shared.sender.name;
+        // For the dead letter: the message itself, when it still decodes
+        // (an entry parked because it does not is reported without it).
+        let message = decode::<M>(name, id, &entry.payload).ok();
         entry.parked = Some(reason.clone());
         let batch = WriteBatch::new()
             .delete(outbox_ns(name), id_key(id).to_vec())
@@ -279,13 +282,20 @@ impl<M: Outgoing> Redeliverer<M> {
         shared.metrics.parked.increment(1);
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked; Deliverer::requeue sends it again, Deliverer::purge drops it");
         if let Ok(recipient) = ActorPath::parse(destination) {
-            shared.system.publish_dead_letter(DeadLetter {
+            let letter = DeadLetter {
                 recipient,
                 message_type: std::any::type_name::<M>(),
                 reason: DeadLetterReason::Other(
                     format!("delivery {id} from {} parked: {reason}", shared.sender).into(),
                 ),
-            });
+            };
+            match message {
+                Some(message) => {
+                    let owner = Some(shared.owner.clone());
+                    shared.system.publish_dead_message(letter, owner, message);
+                }
+                None => shared.system.publish_dead_letter(letter),
+            }
         }
         Ok(())
     }

@@ -116,6 +116,7 @@ async fn parked_deliveries_are_reported_listed_requeued_and_purged() {
     let system = ActorSystem::new("test");
     let journal: Arc<dyn Journal> = memory();
     let mut dead_letters = system.event_stream().subscribe::<DeadLetter>();
+    let mut dead_messages = system.event_stream().subscribe::<courier::DeadMessage>();
     let client = client(
         &system,
         &journal,
@@ -152,6 +153,15 @@ async fn parked_deliveries_are_reported_listed_requeued_and_purged() {
         }
     }
     assert_eq!(reported, 2, "each parked delivery is a dead letter");
+    // As Akka's DeadLetter(message, sender, recipient): the message itself
+    // and the sending actor come with it.
+    let mut messages = Vec::new();
+    while let Ok(dead) = dead_messages.try_recv() {
+        let sender = dead.sender.clone().expect("the sending actor");
+        assert!(sender.to_string().starts_with("/user/"), "{sender}");
+        messages.push(dead.take::<u64>().expect("the parked message, as its type"));
+    }
+    assert_eq!(messages, [7, 8]);
 
     // The receiver appears; one is re-queued (under a new id), one purged.
     let seen = receiver(&system, &journal, "later", true);
