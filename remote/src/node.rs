@@ -114,6 +114,44 @@ impl Node {
         registry: Registry,
         transport: Transport,
     ) -> Result<Self> {
+        Self::serve(system, settings, registry, transport, None).await
+    }
+
+    /// [`start_with`](Self::start_with), also serving `services` (other
+    /// gRPC services, such as courier's admin endpoint) on the node's
+    /// listener, under the same limits. They are served over mutual TLS
+    /// only: every request reaching them comes from a client with a
+    /// certificate the configured CA signed; a service tells who with
+    /// [`PeerIdentity::of`](crate::PeerIdentity::of).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] for invalid settings, and for settings without
+    /// TLS (`tls`): under a shared secret alone nothing authenticates a
+    /// connection before its first link, so no other service is served.
+    pub async fn start_with_services(
+        system: &ActorSystem,
+        settings: RemoteSettings,
+        registry: Registry,
+        transport: Transport,
+        services: tonic::service::Routes,
+    ) -> Result<Self> {
+        if settings.tls.is_none() {
+            return Err(Error::Settings {
+                setting: "tls",
+                reason: "set (cert, key and ca) to serve other services such as the admin endpoint: they are served over mutual TLS only".into(),
+            });
+        }
+        Self::serve(system, settings, registry, transport, Some(services)).await
+    }
+
+    async fn serve(
+        system: &ActorSystem,
+        settings: RemoteSettings,
+        registry: Registry,
+        transport: Transport,
+        services: Option<tonic::service::Routes>,
+    ) -> Result<Self> {
         let credentials = settings.credentials()?;
         if credentials.tls.is_none() {
             tracing::warn!(
@@ -159,11 +197,20 @@ impl Node {
         .max_encoding_message_size(shared.settings.grpc_message_limit());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder()
                 .max_concurrent_streams(settings.max_streams)
                 .http2_keepalive_interval(Some(settings.keepalive_interval))
-                .http2_keepalive_timeout(Some(settings.keepalive_timeout))
-                .add_service(service)
+                .http2_keepalive_timeout(Some(settings.keepalive_timeout));
+            let routes = match services {
+                None => tonic::service::Routes::new(service),
+                Some(services) => tonic::service::Routes::from(
+                    tonic::service::Routes::new(service)
+                        .into_axum_router()
+                        .merge(services.into_axum_router()),
+                ),
+            };
+            let result = builder
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 })
