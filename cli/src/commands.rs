@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::output::{Table, age, hex};
 use crate::{Command, ParkedAction, open};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Events read per page by `events`.
 const PAGE: usize = 1000;
@@ -23,7 +23,7 @@ const SHOWN: usize = 32;
 pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
     match command {
         Command::Inspect(store) => {
-            let copy = open::for_reading(&store.store)?;
+            let copy = open::for_reading(store.path()?)?;
             let report = copy.store.verify().await?;
             let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
             let senders = inspect::senders(&journal).await?;
@@ -97,25 +97,43 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pending { store, sender } => {
-            let copy = open::for_reading(&store.store)?;
+            let copy = open::for_reading(store.path()?)?;
             let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
             let rows = deliveries(&journal, sender.as_deref(), Kind::Pending).await?;
             print_deliveries(&rows, json, "PENDING")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Parked { action } => parked(action, json).await,
-        Command::Events {
+        Command::Events { args, from, to } => {
+            let [store, persistence_id] = args.as_slice() else {
+                return Err("give the store's directory and the persistence id".into());
+            };
+            let copy = open::for_reading(std::path::Path::new(store))?;
+            events(&copy.store, persistence_id, from, to, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top {
             store,
-            persistence_id,
-            from,
-            to,
+            interval,
+            iterations,
         } => {
-            let copy = open::for_reading(&store.store)?;
-            events(&copy.store, &persistence_id, from, to, json).await?;
+            let path = store.path()?.to_owned();
+            let source = path.display().to_string();
+            crate::top::run(
+                interval,
+                iterations,
+                json,
+                || {
+                    let path = path.clone();
+                    async move { crate::top::sample_store(&path).await }
+                },
+                &source,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(store) => {
-            let copy = match open::for_reading(&store.store) {
+            let copy = match open::for_reading(store.path()?) {
                 Ok(copy) => copy,
                 // A store that refuses to open (rolled back, engine
                 // corrupt) is a finding of verify, not a usage error.
@@ -171,7 +189,7 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
 async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
     match action {
         ParkedAction::List { store, sender } => {
-            let copy = open::for_reading(&store.store)?;
+            let copy = open::for_reading(store.path()?)?;
             let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
             let rows = deliveries(&journal, sender.as_deref(), Kind::Parked).await?;
             print_deliveries(&rows, json, "PARKED")?;
@@ -181,7 +199,7 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Err(format!("no ids given for sender {}", repair.sender).into())
         }
         ParkedAction::Requeue(repair) => {
-            let store = open::for_repair(&repair.store.store)?;
+            let store = open::for_repair(repair.store.path()?)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             let mut done = Vec::new();
             for id in &repair.ids {
@@ -199,7 +217,7 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Purge(repair) => {
-            let store = open::for_repair(&repair.store.store)?;
+            let store = open::for_repair(repair.store.path()?)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             for id in &repair.ids {
                 inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
@@ -248,13 +266,38 @@ async fn deliveries(
 }
 
 fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) -> Result<()> {
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|(sender, d)| Row {
+            sender: sender.clone(),
+            id: d.id.0,
+            destination: d.destination.clone(),
+            created_ms: d.created_ms,
+            size: d.size as u64,
+            reason: d.reason.clone(),
+        })
+        .collect();
+    print_rows(&rows, json, title)
+}
+
+/// One delivery as `pending` and `parked list` print it, offline or live.
+pub(crate) struct Row {
+    pub(crate) sender: String,
+    pub(crate) id: u64,
+    pub(crate) destination: String,
+    pub(crate) created_ms: u64,
+    pub(crate) size: u64,
+    pub(crate) reason: Option<String>,
+}
+
+pub(crate) fn print_rows(rows: &[Row], json: bool, title: &str) -> Result<()> {
     if json {
         return print_json(&Value::Array(
             rows.iter()
-                .map(|(sender, d)| {
+                .map(|d| {
                     json!({
-                        "sender": sender,
-                        "id": d.id.0,
+                        "sender": d.sender,
+                        "id": d.id,
                         "destination": d.destination,
                         "created_ms": d.created_ms,
                         "size": d.size,
@@ -265,10 +308,10 @@ fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) 
         ));
     }
     let mut table = Table::new(&["sender", "id", "destination", "age", "bytes", "reason"]);
-    for (sender, d) in rows {
+    for d in rows {
         table.row(vec![
-            sender.clone(),
-            d.id.0.to_string(),
+            d.sender.clone(),
+            d.id.to_string(),
             d.destination.clone(),
             age(d.created_ms),
             d.size.to_string(),
@@ -408,7 +451,7 @@ fn problem_json(problem: &Problem) -> Value {
     value
 }
 
-fn print_json(value: &Value) -> Result<()> {
+pub(crate) fn print_json(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -64,7 +64,12 @@ pub(crate) fn now_ms() -> u64 {
 
 /// How long ago `ms` was, as `3m12s` (to the second).
 pub(crate) fn age(ms: u64) -> String {
-    let elapsed = Duration::from_millis(now_ms().saturating_sub(ms));
+    age_at(now_ms(), ms)
+}
+
+/// How long before `now` (milliseconds since the epoch) `ms` was.
+pub(crate) fn age_at(now: u64, ms: u64) -> String {
+    let elapsed = Duration::from_millis(now.saturating_sub(ms));
     let secs = elapsed.as_secs();
     match secs {
         0..60 => format!("{secs}s"),
