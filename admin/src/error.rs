@@ -5,7 +5,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The node cannot be reached, or the credentials are unusable.
-    #[error("cannot reach the node: {0}")]
+    #[error("cannot reach the node")]
     Connect(#[source] courier_remote::Error),
     /// The address is not `courier://node@host:port`.
     #[error("bad node address {address:?}: {reason}")]

@@ -31,8 +31,8 @@ const MAX_NAME: usize = 1024;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Verifier = Arc<dyn Fn() -> BoxFuture<courier_persistence::Result<StoreReport>> + Send + Sync>;
 
-/// The admin endpoint of one process. Build it, then mount
-/// [`routes`](Self::routes) on the node with
+/// The admin endpoint of one process. Build it, then [`mount`](Self::mount)
+/// it on the node with
 /// [`Node::start_with_services`](courier_remote::Node::start_with_services).
 #[derive(Clone)]
 pub struct AdminService {
@@ -74,9 +74,11 @@ impl AdminService {
         self
     }
 
-    /// The gRPC service, with its size limits, to mount on a node.
-    pub fn routes(self) -> tonic::service::Routes {
-        tonic::service::Routes::new(
+    /// Adds the gRPC service, with its size limits, to a node's `routes`:
+    /// pass `|routes| admin.mount(routes)` to
+    /// [`Node::start_with_services`](courier_remote::Node::start_with_services).
+    pub fn mount(self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        routes.add_service(
             wire::admin_server::AdminServer::new(self)
                 .max_decoding_message_size(MAX_REQUEST)
                 .max_encoding_message_size(MAX_REPLY),

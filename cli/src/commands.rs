@@ -195,14 +195,12 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             print_deliveries(&rows, json, "PARKED")?;
             Ok(ExitCode::SUCCESS)
         }
-        ParkedAction::Requeue(repair) | ParkedAction::Purge(repair) if repair.ids.is_empty() => {
-            Err(format!("no ids given for sender {}", repair.sender).into())
-        }
         ParkedAction::Requeue(repair) => {
-            let store = open::for_repair(repair.store.path()?)?;
+            let (path, ids) = repair.split(false)?;
+            let store = open::for_repair(path.ok_or("give the store's directory")?)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             let mut done = Vec::new();
-            for id in &repair.ids {
+            for id in &ids {
                 let new =
                     inspect::requeue_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
                 if !json {
@@ -217,9 +215,10 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Purge(repair) => {
-            let store = open::for_repair(repair.store.path()?)?;
+            let (path, ids) = repair.split(false)?;
+            let store = open::for_repair(path.ok_or("give the store's directory")?)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
-            for id in &repair.ids {
+            for id in &ids {
                 inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
                 if !json {
                     println!("purged {} {id}", repair.sender);
@@ -227,7 +226,7 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             }
             store.close().await?;
             if json {
-                print_json(&json!({ "sender": repair.sender, "purged": repair.ids }))?;
+                print_json(&json!({ "sender": repair.sender, "purged": ids }))?;
             }
             Ok(ExitCode::SUCCESS)
         }

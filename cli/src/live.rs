@@ -78,11 +78,8 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
                 print_rows(&rows(&list), json, "PARKED")?;
             }
             ParkedAction::Requeue(repair) => {
-                no_store(&repair.store)?;
-                let reply = connect(&node)
-                    .await?
-                    .requeue(&repair.sender, &repair.ids)
-                    .await?;
+                let (_, ids) = repair.split(true)?;
+                let reply = connect(&node).await?.requeue(&repair.sender, &ids).await?;
                 if json {
                     print_json(&json!({
                         "sender": repair.sender,
@@ -95,11 +92,8 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
                 }
             }
             ParkedAction::Purge(repair) => {
-                no_store(&repair.store)?;
-                let reply = connect(&node)
-                    .await?
-                    .purge(&repair.sender, &repair.ids)
-                    .await?;
+                let (_, ids) = repair.split(true)?;
+                let reply = connect(&node).await?.purge(&repair.sender, &ids).await?;
                 if json {
                     print_json(&json!({ "sender": repair.sender, "purged": reply.purged }))?;
                 } else {

@@ -156,14 +156,34 @@ impl StoreArg {
 
 #[derive(Args)]
 struct Repair {
-    #[command(flatten)]
-    store: StoreArg,
     /// The sender whose parked deliveries these are.
     #[arg(long)]
     sender: String,
-    /// The delivery ids, as `courier parked list` shows them.
-    #[arg(required = true)]
-    ids: Vec<u64>,
+    /// The store's directory (not with `--node`), then the delivery ids as
+    /// `courier parked list` shows them.
+    #[arg(required = true, value_name = "[STORE] ID")]
+    args: Vec<String>,
+}
+
+impl Repair {
+    /// The store (offline only) and the ids.
+    fn split(&self, live: bool) -> Result<(Option<&std::path::Path>, Vec<u64>), String> {
+        let (store, ids) = match (live, self.args.split_first()) {
+            (false, Some((store, ids))) => (Some(std::path::Path::new(store.as_str())), ids),
+            _ => (None, self.args.as_slice()),
+        };
+        if ids.is_empty() {
+            return Err(format!("no ids given for sender {}", self.sender));
+        }
+        let ids = ids
+            .iter()
+            .map(|id| {
+                id.parse::<u64>()
+                    .map_err(|_| format!("{id:?} is not a delivery id"))
+            })
+            .collect::<Result<Vec<u64>, String>>()?;
+        Ok((store, ids))
+    }
 }
 
 fn main() -> ExitCode {

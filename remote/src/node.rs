@@ -34,6 +34,9 @@ use crate::settings::RemoteSettings;
 use crate::tls::Tls;
 use crate::transport::Transport;
 
+/// Adds other services to a node's routes.
+type Mount = Box<dyn FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send>;
+
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
 
@@ -117,9 +120,10 @@ impl Node {
         Self::serve(system, settings, registry, transport, None).await
     }
 
-    /// [`start_with`](Self::start_with), also serving `services` (other
-    /// gRPC services, such as courier's admin endpoint) on the node's
-    /// listener, under the same limits. They are served over mutual TLS
+    /// [`start_with`](Self::start_with), also serving other gRPC services
+    /// (courier's admin endpoint, for one) on the node's listener, under the
+    /// same limits: `mount` adds them to the node's routes
+    /// (`routes.add_service(…)`). They are served over mutual TLS
     /// only: every request reaching them comes from a client with a
     /// certificate the configured CA signed; a service tells who with
     /// [`PeerIdentity::of`](crate::PeerIdentity::of).
@@ -134,7 +138,7 @@ impl Node {
         settings: RemoteSettings,
         registry: Registry,
         transport: Transport,
-        services: tonic::service::Routes,
+        mount: impl FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send + 'static,
     ) -> Result<Self> {
         if settings.tls.is_none() {
             return Err(Error::Settings {
@@ -142,7 +146,7 @@ impl Node {
                 reason: "set (cert, key and ca) to serve other services such as the admin endpoint: they are served over mutual TLS only".into(),
             });
         }
-        Self::serve(system, settings, registry, transport, Some(services)).await
+        Self::serve(system, settings, registry, transport, Some(Box::new(mount))).await
     }
 
     async fn serve(
@@ -150,7 +154,7 @@ impl Node {
         settings: RemoteSettings,
         registry: Registry,
         transport: Transport,
-        services: Option<tonic::service::Routes>,
+        mount: Option<Mount>,
     ) -> Result<Self> {
         let credentials = settings.credentials()?;
         if credentials.tls.is_none() {
@@ -201,14 +205,10 @@ impl Node {
                 .max_concurrent_streams(settings.max_streams)
                 .http2_keepalive_interval(Some(settings.keepalive_interval))
                 .http2_keepalive_timeout(Some(settings.keepalive_timeout));
-            let routes = match services {
-                None => tonic::service::Routes::new(service),
-                Some(services) => tonic::service::Routes::from(
-                    tonic::service::Routes::new(service)
-                        .into_axum_router()
-                        .merge(services.into_axum_router()),
-                ),
-            };
+            let mut routes = tonic::service::Routes::new(service);
+            if let Some(mount) = mount {
+                routes = mount(routes);
+            }
             let result = builder
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
