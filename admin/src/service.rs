@@ -34,6 +34,32 @@ type Verifier = Arc<dyn Fn() -> BoxFuture<courier_persistence::Result<StoreRepor
 /// The admin endpoint of one process. Build it, then [`mount`](Self::mount)
 /// it on the node with
 /// [`Node::start_with_services`](courier_remote::Node::start_with_services).
+///
+/// ```
+/// use std::sync::Arc;
+/// use courier::ActorSystem;
+/// use courier::admin::{AdminService, AdminSettings};
+/// use courier::persistence::{Journal, MemoryStore};
+/// use courier::remote::{Node, Registry, RemoteSettings, Transport};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let system = ActorSystem::new("app");
+/// let store = MemoryStore::memory()?;
+/// let journal: Arc<dyn Journal> = Arc::new(store.clone());
+/// let admin = AdminService::new(&system, journal, AdminSettings::read_only().allow_repair("operator"))
+///     .with_store(store);
+/// // Under a shared secret alone (no `tls`), the node refuses to serve it;
+/// // `RemoteSettings::with_tls` makes it start.
+/// let settings = RemoteSettings::new("app", "a development secret of 32 bytes!!");
+/// let transport = Transport::tcp("127.0.0.1:0".parse()?).await?;
+/// let refused = Node::start_with_services(&system, settings, Registry::new(), transport, move |routes| {
+///     admin.mount(routes)
+/// })
+/// .await;
+/// assert!(refused.is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AdminService {
     system: ActorSystem,

@@ -147,15 +147,17 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
             iterations,
         } => {
             no_store(&store)?;
-            let client = connect(&node).await?;
             crate::top::run(
                 interval,
                 iterations,
                 json,
                 || {
-                    let mut client = client.clone();
+                    // A connection per sample: the node closes one that
+                    // carries no link for its idle timeout (30 s by
+                    // default), longer than many intervals.
+                    let node = node.clone();
                     async move {
-                        let reply = client.inspect().await?;
+                        let reply = connect(&node).await?.inspect().await?;
                         Ok(Sample {
                             at_ms: now_ms(),
                             senders: reply

@@ -155,7 +155,7 @@ where
             if tty {
                 print!("\x1b[2J\x1b[H{screen}");
             } else {
-                print!("{screen}\n");
+                println!("{screen}");
             }
         }
         std::io::stdout().flush()?;

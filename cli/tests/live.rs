@@ -195,7 +195,7 @@ async fn a_running_node_is_read_and_repaired_over_mutual_tls_only_as_allowed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = DurableStore::open_engine(
         EngineKind::Sled,
-        &dir.path().join("store"),
+        dir.path().join("store"),
         None,
         StoreOptions::new(),
     )
