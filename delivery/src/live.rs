@@ -4,7 +4,9 @@
 //! [`Deliverer`](crate::Deliverer) (never behind its back).
 //!
 //! Every started deliverer registers itself here; a sender whose owner
-//! stopped is no longer found. The registry holds senders weakly: it keeps
+//! stopped is no longer found. Repairs through a [`LiveSender`] run one at
+//! a time per sender, so concurrent requeues of one parked delivery move
+//! it once (the others get [`Error::NotParked`](crate::Error::NotParked)). The registry holds senders weakly: it keeps
 //! none of them alive.
 
 use std::collections::HashMap;

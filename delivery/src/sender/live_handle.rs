@@ -1,5 +1,10 @@
 //! The deliverer's entry in the live-sender registry ([`crate::live`]):
 //! held weakly, live while its timer actor is.
+//!
+//! Repairs through it run one at a time: `Deliverer::requeue` reads the
+//! parked entry and writes its move in two steps, so two concurrent
+//! requeues (or a requeue and a purge) of one id would both succeed, and
+//! the delivery would be sent twice under two ids.
 
 use std::sync::{Arc, Weak};
 
@@ -14,6 +19,8 @@ use crate::live::{self, BoxFuture};
 struct Handle<M> {
     shared: Weak<Shared<M>>,
     timer: ActorRef<Signal>,
+    /// Held for each repair.
+    repairs: tokio::sync::Mutex<()>,
 }
 
 impl<M: Outgoing> Handle<M> {
@@ -33,6 +40,7 @@ pub(super) fn register<M: Outgoing>(shared: &Arc<Shared<M>>, timer: ActorRef<Sig
         Arc::new(Handle {
             shared: Arc::downgrade(shared),
             timer,
+            repairs: tokio::sync::Mutex::new(()),
         }),
     );
 }
@@ -59,9 +67,9 @@ impl<M: Outgoing> live::Handle for Handle<M> {
     }
 
     fn requeue(&self, id: DeliveryId) -> BoxFuture<'_, Option<Result<DeliveryId>>> {
-        let deliverer = self.deliverer();
         Box::pin(async move {
-            match deliverer {
+            let _one_at_a_time = self.repairs.lock().await;
+            match self.deliverer() {
                 Some(d) => Some(d.requeue(id).await),
                 None => None,
             }
@@ -69,9 +77,9 @@ impl<M: Outgoing> live::Handle for Handle<M> {
     }
 
     fn purge(&self, id: DeliveryId) -> BoxFuture<'_, Option<Result<()>>> {
-        let deliverer = self.deliverer();
         Box::pin(async move {
-            match deliverer {
+            let _one_at_a_time = self.repairs.lock().await;
+            match self.deliverer() {
                 Some(d) => Some(d.purge(id).await),
                 None => None,
             }
