@@ -15,6 +15,9 @@ use crate::{Command, ParkedAction, open};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Why repairs refuse a PostgreSQL store.
+const SHARED: &str = "a PostgreSQL store is shared: a running sender on any node may hold it, so repair it through that node (`courier --node … parked requeue|purge`)";
+
 /// Events read per page by `events`.
 const PAGE: usize = 1000;
 /// Payload bytes shown per event.
@@ -23,14 +26,14 @@ const SHOWN: usize = 32;
 pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
     match command {
         Command::Inspect(store) => {
-            let copy = open::for_reading(store.path()?)?;
-            let report = copy.store.verify().await?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let report = source.report().await?;
+            let journal = source.journal();
             let senders = inspect::senders(&journal).await?;
             let inboxes = inspect::inboxes(&journal).await?;
             if json {
                 print_json(&json!({
-                    "journals": journals_json(&report),
+                    "journals": report.as_ref().map(journals_json),
                     "senders": senders.iter().map(|s| json!({
                         "name": s.name,
                         "incarnation": s.incarnation.to_string(),
@@ -50,10 +53,13 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
                             "kept": s.kept,
                         })).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
-                    "problems": report.problem_count,
+                    "problems": report.as_ref().map(|r| r.problem_count),
                 }))?;
             } else {
-                let mut out = journals_table(&report).render("JOURNALS");
+                let mut out = match &report {
+                    Some(report) => journals_table(report).render("JOURNALS"),
+                    None => "JOURNALS\n  (not listed for PostgreSQL stores)\n".to_owned(),
+                };
                 let mut table =
                     Table::new(&["sender", "pending", "oldest", "parked", "destinations"]);
                 for s in &senders {
@@ -86,7 +92,7 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
                     }
                 }
                 out.push_str(&table.render("INBOXES"));
-                if report.problem_count > 0 {
+                if let Some(report) = report.as_ref().filter(|r| r.problem_count > 0) {
                     out.push_str(&format!(
                         "\n{} damaged records or journal gaps: run `courier verify`\n",
                         report.problem_count
@@ -97,8 +103,8 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pending { store, sender } => {
-            let copy = open::for_reading(store.path()?)?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let journal = source.journal();
             let rows = deliveries(&journal, sender.as_deref(), Kind::Pending).await?;
             print_deliveries(&rows, json, "PENDING")?;
             Ok(ExitCode::SUCCESS)
@@ -108,8 +114,8 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             let [store, persistence_id] = args.as_slice() else {
                 return Err("give the store's directory and the persistence id".into());
             };
-            let copy = open::for_reading(std::path::Path::new(store))?;
-            events(&copy.store, persistence_id, from, to, json).await?;
+            let source = open::Source::open(std::path::Path::new(store)).await?;
+            events(&source.journal(), persistence_id, from, to, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Top {
@@ -133,6 +139,9 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(store) => {
+            if open::is_postgres(store.path()?) {
+                return Err("verify reads sled and fjall stores; a PostgreSQL store is not verified by this tool yet".into());
+            }
             let copy = match open::for_reading(store.path()?) {
                 Ok(copy) => copy,
                 // A store that refuses to open (rolled back, engine
@@ -189,15 +198,19 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
 async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
     match action {
         ParkedAction::List { store, sender } => {
-            let copy = open::for_reading(store.path()?)?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let journal = source.journal();
             let rows = deliveries(&journal, sender.as_deref(), Kind::Parked).await?;
             print_deliveries(&rows, json, "PARKED")?;
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Requeue(repair) => {
             let (path, ids) = repair.split(false)?;
-            let store = open::for_repair(path.ok_or("give the store's directory")?)?;
+            let path = path.ok_or("give the store's directory")?;
+            if open::is_postgres(path) {
+                return Err(SHARED.into());
+            }
+            let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             let mut done = Vec::new();
             for id in &ids {
@@ -216,7 +229,11 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
         }
         ParkedAction::Purge(repair) => {
             let (path, ids) = repair.split(false)?;
-            let store = open::for_repair(path.ok_or("give the store's directory")?)?;
+            let path = path.ok_or("give the store's directory")?;
+            if open::is_postgres(path) {
+                return Err(SHARED.into());
+            }
+            let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             for id in &ids {
                 inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
@@ -321,13 +338,7 @@ pub(crate) fn print_rows(rows: &[Row], json: bool, title: &str) -> Result<()> {
     Ok(())
 }
 
-async fn events(
-    store: &courier::persistence::DurableStore,
-    pid: &str,
-    from: u64,
-    to: u64,
-    json: bool,
-) -> Result<()> {
+async fn events(store: &Arc<dyn Journal>, pid: &str, from: u64, to: u64, json: bool) -> Result<()> {
     let mut table = Table::new(&["seq", "manifest", "age", "bytes", "payload"]);
     let mut all = Vec::new();
     let mut next = from.max(1);

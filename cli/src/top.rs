@@ -167,8 +167,8 @@ where
 
 /// One sample of the store at `path` (a fresh copy each time).
 pub(crate) async fn sample_store(path: &Path) -> Result<Sample> {
-    let copy = open::for_reading(path)?;
-    let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+    let source = open::Source::open(path).await?;
+    let journal: Arc<dyn Journal> = source.journal();
     let senders = inspect::senders(&journal).await?;
     Ok(Sample {
         at_ms: now_ms(),
