@@ -357,6 +357,7 @@ async fn events(store: &Arc<dyn Journal>, pid: &str, from: u64, to: u64, json: b
                     "writer": e.writer_id.to_string(),
                     "size": e.payload.len(),
                     "payload_hex": hex(&e.payload, usize::MAX),
+                    "payload_json": crate::output::as_json(&e.payload),
                 }));
             } else {
                 table.row(vec![
@@ -364,7 +365,7 @@ async fn events(store: &Arc<dyn Journal>, pid: &str, from: u64, to: u64, json: b
                     manifest,
                     age(e.timestamp),
                     e.payload.len().to_string(),
-                    hex(&e.payload, SHOWN),
+                    crate::output::shown(&e.payload, SHOWN),
                 ]);
             }
         }

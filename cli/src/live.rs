@@ -312,6 +312,7 @@ async fn events(client: &mut AdminClient, pid: &str, from: u64, to: u64, json: b
                     "writer": e.writer,
                     "size": e.payload.len(),
                     "payload_hex": hex(&e.payload, usize::MAX),
+                    "payload_json": crate::output::as_json(&e.payload),
                 }));
             } else {
                 table.row(vec![
@@ -319,7 +320,7 @@ async fn events(client: &mut AdminClient, pid: &str, from: u64, to: u64, json: b
                     e.manifest.clone(),
                     age(e.timestamp_ms),
                     e.payload.len().to_string(),
-                    hex(&e.payload, SHOWN),
+                    crate::output::shown(&e.payload, SHOWN),
                 ]);
             }
         }
