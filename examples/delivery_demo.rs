@@ -419,10 +419,17 @@ struct Args {
     /// feature) [default: the file's `persistence.engine`].
     #[arg(long, value_name = "ENGINE")]
     engine: Option<courier::config::EngineKind>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` while the demo
+    /// runs, e.g. `--metrics 127.0.0.1:9000` (docs/operations.md lists
+    /// them).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[path = "support/logging.rs"]
 mod logging;
+#[path = "support/metrics.rs"]
+mod metrics;
 
 const LOGS_HELP: &str = "Logs go to standard error, warnings and errors by default; \
 set RUST_LOG to see more, e.g. RUST_LOG=courier_delivery=debug,courier_persistence=info.";
@@ -437,6 +444,10 @@ fn clock_seed() -> u64 {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init_tracing()?;
+    if let Some(addr) = args.metrics {
+        metrics::serve(addr)?;
+        println!("metrics at http://{addr}/metrics");
+    }
     let seed = args.seed.unwrap_or_else(clock_seed);
     let mut config = Config::from_file(&args.config)?;
     if let Some(engine) = args.engine {

@@ -321,7 +321,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn parent(messages: u64) -> anyhow::Result<()> {
+fn parent(messages: u64, metrics: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("courier-two-nodes-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     generate_certificates(&dir)?;
@@ -339,7 +339,7 @@ fn parent(messages: u64) -> anyhow::Result<()> {
     let mut receiver = Proc::start(&receiver_args)?;
     let destination = receiver.wait_for("ready ", Duration::from_secs(30))?;
     println!("receiver node up: {destination}");
-    let mut sender = Proc::start(&[
+    let mut sender_args: Vec<String> = vec![
         "--role".into(),
         "sender".into(),
         "--dir".into(),
@@ -348,7 +348,12 @@ fn parent(messages: u64) -> anyhow::Result<()> {
         destination.clone(),
         "--messages".into(),
         messages.to_string(),
-    ])?;
+    ];
+    if let Some(addr) = metrics {
+        sender_args.extend(["--metrics".into(), addr.to_string()]);
+        println!("sender node's metrics at http://{addr}/metrics");
+    }
+    let mut sender = Proc::start(&sender_args)?;
     sender.wait_for(
         &format!("sent {}", (messages / 2).max(1)),
         Duration::from_secs(120),
@@ -425,6 +430,10 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 2000)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
+    /// Serve the sending node's Prometheus metrics (delivery, store and
+    /// link) at `http://ADDR/metrics`, e.g. `--metrics 127.0.0.1:9000`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     // The parent re-executes this program as its two nodes with the
     // arguments below; they are not meant to be typed, so `--help` hides
     // them.
@@ -450,6 +459,8 @@ enum Role {
 
 #[path = "support/logging.rs"]
 mod logging;
+#[path = "support/metrics.rs"]
+mod metrics;
 
 const LOGS_HELP: &str = "Logs of all three processes go to standard error, warnings and errors \
 by default; set RUST_LOG to see more, e.g. RUST_LOG=courier_remote=debug,courier_delivery=debug.";
@@ -464,11 +475,14 @@ fn main() -> anyhow::Result<()> {
             .build()
     };
     match (args.role, args.dir) {
-        (None, _) => parent(args.messages),
+        (None, _) => parent(args.messages, args.metrics),
         (Some(Role::Receiver), Some(dir)) => runtime()?.block_on(receiver(&dir, args.port)),
-        (Some(Role::Sender), Some(dir)) => {
-            runtime()?.block_on(sender(&dir, &args.destination, args.messages))
-        }
+        (Some(Role::Sender), Some(dir)) => runtime()?.block_on(async {
+            if let Some(addr) = args.metrics {
+                metrics::serve(addr)?;
+            }
+            sender(&dir, &args.destination, args.messages).await
+        }),
         (Some(_), None) => bail!("a child needs --role receiver|sender and --dir"),
     }
 }

@@ -73,7 +73,8 @@ pub use courier_core::{
 /// transport reports a refused message.
 pub mod transport {
     pub use courier_core::{
-        BoxFuture, MessageSink, RefCodec, Refusal, Resolver, Watcher, WatcherId, with_ref_codec,
+        Abandon, BoxFuture, MessageSink, RefCodec, Refusal, Resolver, Watcher, WatcherId,
+        with_ref_codec,
     };
 }
 

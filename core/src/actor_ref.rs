@@ -294,6 +294,9 @@ impl<M: Send + 'static> ActorRef<M> {
     /// - [`Error::RecipientStopped`] at once if the actor has stopped;
     /// - [`Error::NoReply`] if the request was dropped unanswered (the actor
     ///   stopped with it queued, or dropped the `ReplyTo`);
+    /// - [`Error::Refused`] at once if a transport refused the request on
+    ///   its way (a remote node has no such actor, or the peer is
+    ///   unreachable), with the reason;
     /// - [`Error::AskTimeout`] if no reply came in time.
     ///
     /// # Cancel safety
@@ -313,9 +316,16 @@ impl<M: Send + 'static> ActorRef<M> {
                     path: self.path().clone(),
                 });
             }
-            rx.await.map_err(|_| Error::NoReply {
-                path: self.path().clone(),
-            })
+            match rx.await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(reason)) => Err(Error::Refused {
+                    path: self.path().clone(),
+                    reason,
+                }),
+                Err(_) => Err(Error::NoReply {
+                    path: self.path().clone(),
+                }),
+            }
         };
         match self.deadlines().timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -403,15 +413,19 @@ pub struct ReplyTo<R> {
     pub(crate) inner: Cell<Option<ReplyInner<R>>>,
 }
 
+/// Where a local asker waits: the reply, or why the request was refused on
+/// its way (a transport's [`Abandon`](crate::Abandon)).
+pub(crate) type Answer<R> = oneshot::Sender<Result<R, String>>;
+
 pub(crate) enum ReplyInner<R> {
     /// The asker is in this process.
-    Local(oneshot::Sender<R>),
+    Local(Answer<R>),
     /// The asker is on another node: reply by message.
     Remote(ActorRef<R>),
 }
 
 impl<R> ReplyTo<R> {
-    pub(crate) fn local(tx: oneshot::Sender<R>) -> Self {
+    pub(crate) fn local(tx: Answer<R>) -> Self {
         Self {
             inner: Cell::new(Some(ReplyInner::Local(tx))),
         }
@@ -425,7 +439,7 @@ impl<R> ReplyTo<R> {
     {
         match self.inner.into_inner() {
             Some(ReplyInner::Local(tx)) => {
-                if tx.send(value).is_err() {
+                if tx.send(Ok(value)).is_err() {
                     tracing::debug!(
                         reply_type = type_name::<R>(),
                         "reply discarded: the asker is gone"

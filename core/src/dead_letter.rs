@@ -6,6 +6,8 @@
 //! The log is rate limited: at most a configured number of lines per second,
 //! then one summary line with the number suppressed, so a flood of dead
 //! letters cannot flood the log. The event stream itself is not rate limited.
+//! Each one is also counted, through the `metrics` facade, as
+//! `courier_dead_letters_total{reason, message_type}`.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -101,6 +103,7 @@ impl DeadLetters {
     }
 
     pub(crate) fn publish(&self, letter: DeadLetter) {
+        count(&letter);
         self.log(&letter);
         self.events.publish(letter);
     }
@@ -153,4 +156,24 @@ impl DeadLetters {
             window.suppressed += 1;
         }
     }
+}
+
+/// Counts it where it is published, not in a subscriber: the event
+/// stream drops the oldest events for a subscriber that lags, so a
+/// count kept downstream would come up short exactly when dead letters
+/// spike. The labels are bounded: three reasons (a transport's own text
+/// is not a label: it carries addresses and counts), and Rust type
+/// names, of which a program has a fixed set.
+fn count(letter: &DeadLetter) {
+    let reason = match letter.reason {
+        DeadLetterReason::MailboxFull => "mailbox_full",
+        DeadLetterReason::ActorStopped => "actor_stopped",
+        DeadLetterReason::Other(_) => "other",
+    };
+    metrics::counter!(
+        "courier_dead_letters_total",
+        "reason" => reason,
+        "message_type" => letter.message_type,
+    )
+    .increment(1);
 }

@@ -108,6 +108,18 @@ pub enum Error {
         /// The actor that was asked.
         path: ActorPath,
     },
+    /// A transport refused the request on its way, so no reply can come: a
+    /// remote node answered that it has no such actor or cannot decode the
+    /// message, or the peer was unreachable. The request is also a dead
+    /// letter.
+    #[error("the request to {path} was refused: {reason}")]
+    Refused {
+        /// The actor that was asked.
+        path: ActorPath,
+        /// Why, as the transport reported it (for a remote rejection, the
+        /// peer's reason and detail).
+        reason: String,
+    },
 }
 
 /// A message that `send` could not deliver because the recipient has stopped;

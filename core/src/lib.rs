@@ -57,7 +57,7 @@ pub use refusal::Refusal;
 pub use supervision::{ChildFailure, Directive, Failure, SupervisorStrategy};
 pub use system::{ActorSystem, Resolver, SystemConfig};
 pub use watcher::{Watcher, WatcherId};
-pub use wire::{RefCodec, with_ref_codec};
+pub use wire::{Abandon, RefCodec, with_ref_codec};
 
 /// Re-exported so users of the event stream can name its receiver and errors.
 pub use tokio::sync::broadcast;

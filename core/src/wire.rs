@@ -30,15 +30,20 @@ pub trait RefCodec: Send + Sync + 'static {
     fn system(&self) -> &ActorSystem;
 
     /// Called while a [`ReplyTo`](crate::ReplyTo) is encoded, with a
-    /// function that abandons the request: it stops the short-lived actor
-    /// waiting for the reply, so the ask ends at once with
-    /// [`Error::NoReply`](crate::Error::NoReply). A transport calls it when
-    /// the message carrying the `ReplyTo` is refused or never sent. By
-    /// default nothing is kept and the ask waits for its timeout.
-    fn abandon_with(&self, abandon: Box<dyn FnOnce() + Send>) {
+    /// function that abandons the request: given why (the peer's rejection,
+    /// "peer unreachable", …), it ends the ask at once with
+    /// [`Error::Refused`](crate::Error::Refused) carrying that reason, and
+    /// stops the short-lived actor waiting for the reply. A transport calls
+    /// it when the message carrying the `ReplyTo` is refused or never sent.
+    /// By default nothing is kept and the ask waits for its timeout.
+    fn abandon_with(&self, abandon: Abandon) {
         drop(abandon);
     }
 }
+
+/// Ends an ask whose request was refused or never sent, with the reason
+/// (see [`RefCodec::abandon_with`]).
+pub type Abandon = Box<dyn FnOnce(&str) + Send>;
 
 thread_local! {
     static CODEC: RefCell<Vec<Arc<dyn RefCodec>>> = const { RefCell::new(Vec::new()) };
@@ -107,7 +112,8 @@ impl<'de, M: Send + 'static> Deserialize<'de> for ActorRef<M> {
 /// that takes the reply as a message and completes the ask. It stops after
 /// the reply, or after [`REPLY_WINDOW`] at the latest.
 struct ReplyForwarder<R> {
-    tx: Option<tokio::sync::oneshot::Sender<R>>,
+    /// Shared with the request's [`Abandon`], which may end the ask first.
+    tx: Arc<std::sync::Mutex<Option<crate::actor_ref::Answer<R>>>>,
 }
 
 /// How long a reply from another node can take before it is dropped (the
@@ -122,8 +128,8 @@ impl<R: Send + 'static> crate::Actor for ReplyForwarder<R> {
         value: R,
         ctx: &mut crate::Context<Self>,
     ) -> Result<(), crate::BoxError> {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(value);
+        if let Some(tx) = crate::sync::lock(&self.tx).take() {
+            let _ = tx.send(Ok(value));
         }
         ctx.stop();
         Ok(())
@@ -139,16 +145,22 @@ impl<R: Send + 'static> Serialize for crate::ReplyTo<R> {
         match self.inner.take() {
             Some(ReplyInner::Local(tx)) => {
                 // The reply comes back as a message to a forwarder here.
-                let slot = std::sync::Mutex::new(Some(tx));
+                let slot = Arc::new(std::sync::Mutex::new(Some(tx)));
+                let held = Arc::clone(&slot);
                 let forwarder = codec
                     .system()
                     .spawn(crate::Props::new(move || ReplyForwarder {
-                        tx: crate::sync::lock(&slot).take(),
+                        tx: Arc::clone(&held),
                     }))
                     .map_err(|e| S::Error::custom(format!("cannot receive the reply: {e}")))?;
                 let path = codec.export(forwarder.path());
                 let abandoned = forwarder.clone();
-                codec.abandon_with(Box::new(move || abandoned.stop()));
+                codec.abandon_with(Box::new(move |reason: &str| {
+                    if let Some(tx) = crate::sync::lock(&slot).take() {
+                        let _ = tx.send(Err(reason.to_owned()));
+                    }
+                    abandoned.stop();
+                }));
                 tokio::spawn(async move {
                     tokio::time::sleep(REPLY_WINDOW).await;
                     forwarder.stop();

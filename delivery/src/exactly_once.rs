@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use courier_persistence::{Effect, EventSourced, Journal, WriteBatch};
 use tokio::sync::OnceCell;
+use tracing::Instrument;
 
 use crate::envelope::Delivery;
 use crate::error::{Error, Result};
@@ -52,6 +53,23 @@ impl DedupInbox {
         delivery: &Delivery<M>,
         effect: impl FnOnce(&M) -> WriteBatch,
     ) -> Result<Receipt> {
+        // The receive step of one delivery's trace: the same sender
+        // (name@incarnation) and id as the sender's `courier.deliver`.
+        let span = tracing::debug_span!(
+            "courier.receive",
+            receiver = %self.name,
+            sender = %delivery.sender,
+            id = %delivery.id,
+            attempt = delivery.attempt,
+        );
+        self.process_in(delivery, effect).instrument(span).await
+    }
+
+    async fn process_in<M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> WriteBatch,
+    ) -> Result<Receipt> {
         let _turn = self.commits.lock().await;
         if self.check(delivery) == Receipt::Duplicate {
             delivery.send_ack();
@@ -69,6 +87,7 @@ impl DedupInbox {
                     source,
                 })?;
         }
+        tracing::debug!("delivery applied; acking");
         write.ack();
         Ok(Receipt::New)
     }
@@ -89,6 +108,14 @@ impl DedupInbox {
         delivery: &Delivery<M>,
         effect: impl FnOnce(&M) -> Effect<E>,
     ) -> Result<Effect<E>> {
+        let _receive = tracing::debug_span!(
+            "courier.receive",
+            receiver = %self.name,
+            sender = %delivery.sender,
+            id = %delivery.id,
+            attempt = delivery.attempt,
+        )
+        .entered();
         if self.check(delivery) == Receipt::Duplicate {
             delivery.send_ack();
             return Ok(Effect::none());

@@ -289,6 +289,7 @@ impl DedupInbox {
             receiver = %self.name,
             sender = %delivery.sender,
             id = %delivery.id,
+            attempt = delivery.attempt,
         );
         self.commit_in(delivery).instrument(span).await
     }

@@ -216,6 +216,10 @@ impl Engine for DurableEngine {
         each!(&self.0, e => e.flush())
     }
 
+    fn name(&self) -> &'static str {
+        each!(&self.0, e => e.name())
+    }
+
     fn blocking(&self) -> bool {
         each!(&self.0, e => e.blocking())
     }

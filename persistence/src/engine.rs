@@ -99,6 +99,13 @@ pub trait Engine: Send + Sync + 'static {
     /// `spawn_blocking`).
     fn blocking(&self) -> bool;
 
+    /// The engine's name, the `engine` label of the store's metrics
+    /// (`"sled"`, `"fjall"`, `"memory"`): a constant per engine type, so the
+    /// label stays bounded. The default is `"custom"`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+
     /// Releases the engine: its files, locks and threads. Called once, off
     /// the runtime, by [`Store::close`](crate::Store::close) (which bounds
     /// how long it waits for it); may block. The default drops the engine.
@@ -184,6 +191,10 @@ impl<E: Engine> Engine for std::sync::Arc<E> {
     fn blocking(&self) -> bool {
         (**self).blocking()
     }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
 }
 
 impl Engine for MemoryEngine {
@@ -248,5 +259,9 @@ impl Engine for MemoryEngine {
 
     fn blocking(&self) -> bool {
         false
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
     }
 }

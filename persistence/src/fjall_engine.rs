@@ -183,6 +183,10 @@ impl Engine for FjallEngine {
         true
     }
 
+    fn name(&self) -> &'static str {
+        "fjall"
+    }
+
     /// Persists with `SyncAll`, then drops the database, which stops
     /// fjall's background threads and releases its lock file.
     fn close(self) -> Result<()> {

@@ -32,6 +32,7 @@ mod fjall_engine;
 pub mod format;
 mod journal;
 mod keys;
+pub mod metrics;
 mod record;
 #[cfg(feature = "sled")]
 mod sled_engine;

@@ -161,6 +161,10 @@ impl Engine for SledEngine {
         true
     }
 
+    fn name(&self) -> &'static str {
+        "sled"
+    }
+
     /// Flushes, then drops the database, which releases its file lock once
     /// sled's flusher thread has stopped. After an I/O error sled's drop may
     /// never return (its flush can wait for a write that failed): the store

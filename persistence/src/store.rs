@@ -46,6 +46,7 @@ use crate::engine::{Engine, EngineOp, MemoryEngine};
 use crate::error::{Error, Result};
 #[cfg(feature = "fjall")]
 use crate::fjall_engine::FjallEngine;
+use crate::metrics::StoreMetrics;
 use crate::record::SeqNr;
 #[cfg(feature = "sled")]
 use crate::sled_engine::SledEngine;
@@ -111,6 +112,7 @@ struct Shared<E: Engine> {
     engine: RwLock<Option<Arc<E>>>,
     requests: mpsc::Sender<Pending>,
     poison: Arc<Mutex<Option<String>>>,
+    metrics: StoreMetrics,
 }
 
 impl<E: Engine> Drop for Shared<E> {
@@ -234,6 +236,7 @@ impl<E: Engine> Store<E> {
             true => Some(io::Io::spawn()?),
             false => None,
         };
+        let metrics = StoreMetrics::new(engine.name());
         let engine = Arc::new(engine);
         let poison = Arc::new(Mutex::new(None));
         let max_group = options.max_group.max(1);
@@ -253,6 +256,7 @@ impl<E: Engine> Store<E> {
                 highest: HashMap::new(),
                 commit: opened.commit,
                 poison: Arc::clone(&poison),
+                poisoned: metrics.poisoned.clone(),
             }),
             io,
             max_group,
@@ -261,6 +265,7 @@ impl<E: Engine> Store<E> {
             commit_file: opened.commit_file,
             open: true,
             closers: Vec::new(),
+            metrics: metrics.clone(),
         };
         runtime.spawn(writer.run());
         Ok(Self {
@@ -268,6 +273,7 @@ impl<E: Engine> Store<E> {
                 engine: RwLock::new(Some(engine)),
                 requests,
                 poison,
+                metrics,
             }),
         })
     }

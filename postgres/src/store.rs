@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use courier_persistence::metrics::StoreMetrics;
 use courier_persistence::{
     EventRecord, Journal, MAX_ID_LEN, STORE_EPOCH_KEY, STORE_NAMESPACE, SeqNr, Snapshot,
     SnapshotCriteria, SnapshotStore, WriteBatch,
@@ -59,6 +60,7 @@ pub(crate) struct Shared {
     pub(crate) pool: Pool,
     pub(crate) stats: Counters,
     pub(crate) sql: Sql,
+    pub(crate) metrics: StoreMetrics,
     settings: PostgresSettings,
 }
 
@@ -155,6 +157,7 @@ impl PostgresStore {
             pool,
             stats: Counters::default(),
             sql,
+            metrics: StoreMetrics::new("postgres"),
             settings,
         });
         let writer = Writer::new(Arc::clone(&shared), receiver);
@@ -212,13 +215,16 @@ impl Journal for PostgresStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let (done, answer) = oneshot::channel();
         self.requests
             .send(Pending { batch, done })
             .map_err(|_| courier_persistence::Error::Closed)?;
         answer
             .await
-            .map_err(|_| courier_persistence::Error::Closed)?
+            .map_err(|_| courier_persistence::Error::Closed)??;
+        self.shared.metrics.write(started.elapsed());
+        Ok(())
     }
 
     async fn read_events(

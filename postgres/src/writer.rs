@@ -124,6 +124,7 @@ impl Writer {
             return;
         }
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             let marker = Uuid::now_v7();
             let mut verdicts: Vec<Option<PError>> = Vec::new();
@@ -143,6 +144,8 @@ impl Writer {
                 Outcome::Committed => {
                     let written = verdicts.iter().filter(|v| v.is_none()).count() as u64;
                     if written > 0 {
+                        self.shared.metrics.flush(started.elapsed());
+                        self.shared.metrics.group(dones.len());
                         self.previous = Some(marker);
                         let stats = &self.shared.stats;
                         stats.writes.fetch_add(written, Ordering::Relaxed);

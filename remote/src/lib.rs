@@ -14,7 +14,9 @@
 
 mod auth;
 mod error;
+mod hello_limit;
 mod listen;
+mod metrics;
 mod node;
 mod refusals;
 mod registry;

@@ -199,6 +199,14 @@ impl Node {
         })
         .max_decoding_message_size(shared.settings.grpc_message_limit())
         .max_encoding_message_size(shared.settings.grpc_message_limit());
+        // The hello is held to `max_hello` before tonic buffers any of it
+        // (the limit above is for the frames after the handshake); the
+        // handshake checks the hello itself exactly.
+        let service = crate::hello_limit::HelloLimit::new(
+            service,
+            shared.settings.max_hello + crate::hello_limit::FRAME_OVERHEAD,
+            Arc::clone(&shared.refusals),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let mut builder = tonic::transport::Server::builder()

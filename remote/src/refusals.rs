@@ -42,6 +42,7 @@ impl Refusals {
     /// Logs (or counts) one refusal: of the peer calling itself `peer`, if
     /// it said, for `reason`. Whether it was logged.
     pub(crate) fn refused(&self, peer: Option<&str>, reason: &str) -> bool {
+        crate::metrics::link_refused();
         let now = Instant::now();
         let mut state = courier_core::sync::lock(&self.state);
         if now.duration_since(state.since) >= WINDOW {

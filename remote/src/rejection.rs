@@ -34,6 +34,17 @@ impl RejectionReason {
         matches!(self, Self::Undecodable | Self::Oversized)
     }
 
+    /// Its name as a metrics label (`snake_case`, one of five).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::UnknownManifest => "unknown_manifest",
+            Self::Undecodable => "undecodable",
+            Self::Oversized => "oversized",
+            Self::UnknownRecipient => "unknown_recipient",
+            Self::WrongType => "wrong_type",
+        }
+    }
+
     /// The reason a peer sent, as its wire number.
     pub(crate) fn from_proto(reason: i32) -> Self {
         match Reason::try_from(reason) {

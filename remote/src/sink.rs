@@ -22,7 +22,7 @@ use crate::node::peer::{Outbound, PeerHandle};
 
 /// Abandons one ask whose request was refused or never sent. (In a
 /// mutex only so that it can sit in the peer task's state across awaits.)
-pub(crate) struct Abandon(std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>);
+pub(crate) struct Abandon(std::sync::Mutex<Option<courier_core::Abandon>>);
 
 thread_local! {
     /// What encoding the current message produced to abandon its asks.
@@ -30,7 +30,7 @@ thread_local! {
 }
 
 /// Keeps `abandon` for the message being encoded on this thread.
-pub(crate) fn keep_abandon(abandon: Box<dyn FnOnce() + Send>) {
+pub(crate) fn keep_abandon(abandon: courier_core::Abandon) {
     ABANDON.with(|a| {
         a.borrow_mut()
             .push(Abandon(std::sync::Mutex::new(Some(abandon))));
@@ -50,14 +50,14 @@ fn encode_with_asks<M: Serialize>(
     (encoded, asks)
 }
 
-/// Abandons every ask in `asks`.
-pub(crate) fn abandon(asks: Vec<Abandon>) {
+/// Abandons every ask in `asks`: each ends with `reason`.
+pub(crate) fn abandon(asks: Vec<Abandon>, reason: &str) {
     for Abandon(abandon) in asks {
         let abandon = abandon
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(abandon) = abandon {
-            abandon();
+            abandon(reason);
         }
     }
 }
@@ -97,25 +97,21 @@ impl<M: Serialize + Send + 'static> RemoteSink<M> {
         let (encoded, asks) = encode_with_asks(&shared.codec, msg, limit);
         let payload = match encoded {
             Ok(payload) => payload,
-            Err(e @ courier_codec::Error::TooLarge { .. }) => {
-                shared.dead_letter(&self.target.path, type_name, format!("oversized: {e}"));
-                abandon(asks);
-                return None;
-            }
             Err(e) => {
-                shared.dead_letter(&self.target.path, type_name, format!("cannot encode: {e}"));
-                abandon(asks);
+                let reason = match e {
+                    courier_codec::Error::TooLarge { .. } => format!("oversized: {e}"),
+                    e => format!("cannot encode: {e}"),
+                };
+                abandon(asks, &reason);
+                shared.dead_letter(&self.target.path, type_name, reason);
                 return None;
             }
         };
         if payload.len() + self.target.recipient.len() + self.manifest.len() > limit {
             // Refused here, so that one big message never costs the stream.
-            shared.dead_letter(
-                &self.target.path,
-                type_name,
-                format!("oversized: {} bytes, limit {limit}", payload.len()),
-            );
-            abandon(asks);
+            let reason = format!("oversized: {} bytes, limit {limit}", payload.len());
+            abandon(asks, &reason);
+            shared.dead_letter(&self.target.path, type_name, reason);
             return None;
         }
         Some(Outbound {

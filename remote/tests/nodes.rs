@@ -407,7 +407,8 @@ async fn ask_works_across_nodes_with_a_timeout() {
         assert_eq!(cents, account.len() as u64 * 100);
     }
     // No actor there: the peer's rejection ends the ask at once, long
-    // before its timeout; the rejection itself is a dead letter.
+    // before its timeout, as a typed error carrying the rejection; the
+    // request itself is a dead letter.
     let mut dead = system.event_stream().subscribe::<DeadLetter>();
     let nobody = system
         .lookup::<Balance>(&rnode.path_of("/user/nobody"))
@@ -424,8 +425,10 @@ async fn ask_works_across_nodes_with_a_timeout() {
     )
     .await
     .expect("the ask ends with the rejection, not at its hour-long timeout");
+    // The ask's error carries the peer's rejection, not a bare "no reply".
     assert!(
-        matches!(refused, Err(courier_core::Error::NoReply { .. })),
+        matches!(&refused, Err(courier_core::Error::Refused { reason, .. })
+            if reason.contains("unknown recipient")),
         "{refused:?}"
     );
     let letter = dead.try_recv().expect("the rejection, as a dead letter");

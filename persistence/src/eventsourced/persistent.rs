@@ -4,13 +4,16 @@
 //! them, runs the follow-ups and snapshots as the policy says.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use courier_core::{Actor, BoxError, Context, Props};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{EventSourced, PersistenceStatus, PersistentSettings, RecoveryStatus};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ReplayRange, WriteBatch, replay};
+use crate::metrics;
 use crate::record::{EventRecord, SeqNr, Snapshot, SnapshotMetadata, encode_payload, now_millis};
 use crate::snapshot::{SnapshotCriteria, SnapshotStore};
 
@@ -174,6 +177,13 @@ impl<E: EventSourced> Persistent<E> {
         .await?;
         self.seq_nr = apply_snapshot.max(stats.last_seq_nr);
         let from_snapshot = (apply_snapshot > 0).then_some(apply_snapshot);
+        // The fields of the `courier.recovery` span this runs in.
+        let span = tracing::Span::current();
+        span.record("replayed", stats.events);
+        span.record("seq_nr", self.seq_nr);
+        if let Some(seq) = from_snapshot {
+            span.record("from_snapshot", seq);
+        }
         self.status = PersistenceStatus {
             seq_nr: self.seq_nr,
             last_snapshot: from_snapshot,
@@ -211,7 +221,14 @@ impl<E: EventSourced> Persistent<E> {
             });
         }
         batch.extend(writes);
-        self.journal.write(batch).await?;
+        let span = tracing::debug_span!(
+            "courier.persist",
+            persistence_id = %self.persistence_id,
+            from_seq_nr = self.seq_nr + 1,
+            to_seq_nr = seq,
+            events = events.len(),
+        );
+        self.journal.write(batch).instrument(span).await?;
         for event in events {
             self.state.apply_event(event);
         }
@@ -276,7 +293,25 @@ impl<E: EventSourced> Actor for Persistent<E> {
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
         ctx.extensions_mut().insert(PersistenceStatus::default());
-        if let Err(e) = self.recover().await {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "courier.recovery",
+            persistence_id = %self.persistence_id,
+            from_snapshot = tracing::field::Empty,
+            replayed = tracing::field::Empty,
+            seq_nr = tracing::field::Empty,
+        );
+        let recovered = self.recover().instrument(span).await;
+        match &recovered {
+            Ok(()) => match self.status.recovery {
+                RecoveryStatus::Completed { replayed, .. } => {
+                    metrics::recovered(started.elapsed(), replayed);
+                }
+                _ => metrics::recovered(started.elapsed(), 0),
+            },
+            Err(_) => metrics::recovery_failed(started.elapsed()),
+        }
+        if let Err(e) = recovered {
             tracing::error!(persistence_id = %self.persistence_id, error = %e, "recovery failed");
             // A failed recovery is not retried by restarting: stop, report.
             ctx.stop();

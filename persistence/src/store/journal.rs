@@ -18,8 +18,11 @@ impl<E: Engine> Journal for Store<E> {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let write = PreparedWrite::encode(batch)?;
-        self.submit(Request::Write(write)).await
+        self.submit(Request::Write(write)).await?;
+        self.shared.metrics.write(started.elapsed());
+        Ok(())
     }
 
     async fn read_events(

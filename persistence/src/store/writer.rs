@@ -8,6 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ::metrics::Counter;
 
 use tokio::sync::mpsc;
 
@@ -23,6 +26,7 @@ use crate::engine::{Engine, EngineOp};
 use crate::epoch;
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::metrics::StoreMetrics;
 use crate::record::{self, SeqNr};
 use crate::snapshot::SnapshotCriteria;
 
@@ -69,6 +73,7 @@ pub(super) struct Writer<E: Engine> {
     /// The callers of `close`, answered once everything before them is
     /// flushed and the writer has let go of the engine.
     pub(super) closers: Vec<Done>,
+    pub(super) metrics: StoreMetrics,
 }
 
 /// The writer's engine and what it knows about the engine's contents.
@@ -83,6 +88,8 @@ pub(super) struct Core<E: Engine> {
     /// (see [`Core::apply`]).
     pub(super) commit: u64,
     pub(super) poison: Arc<Mutex<Option<String>>>,
+    /// Counts the store's poisoning (once, whoever poisons it).
+    pub(super) poisoned: Counter,
 }
 
 impl<E: Engine> Writer<E> {
@@ -102,6 +109,7 @@ impl<E: Engine> Writer<E> {
                 self.linger(&mut group, &mut waiting).await;
                 flush = Some(self.flush());
                 flushing = std::mem::take(&mut waiting);
+                self.metrics.group(flushing.len());
             }
             let open = self.open;
             let step = tokio::select! {
@@ -125,8 +133,11 @@ impl<E: Engine> Writer<E> {
                             }
                         }
                         Err(e) => {
-                            let reason =
-                                poison(&self.poison, format!("flush failed: {}", chain(&e)));
+                            let reason = poison(
+                                &self.poison,
+                                format!("flush failed: {}", chain(&e)),
+                                &self.metrics.poisoned,
+                            );
                             tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
                             // Nothing applied since can be made durable either.
                             for done in dones.into_iter().chain(waiting.drain(..)) {
@@ -155,13 +166,25 @@ impl<E: Engine> Writer<E> {
     /// holds after a crash, and always as much as was acknowledged.
     fn flush(&self) -> FlushFuture {
         let Some(core) = &self.core else {
-            let reason = poison(&self.poison, "the store's I/O thread failed".into());
+            let reason = poison(
+                &self.poison,
+                "the store's I/O thread failed".into(),
+                &self.metrics.poisoned,
+            );
             return Box::pin(async move { Err(Error::Poisoned { reason }) });
         };
         let engine = core.engine.share();
         let record = self.commit_file.clone();
         let commit = core.commit;
+        let metrics = self.metrics.clone();
         let work = move || -> Result<()> {
+            let started = Instant::now();
+            let _span = tracing::trace_span!(
+                "courier.store.flush",
+                engine = engine.name(),
+                commit = commit
+            )
+            .entered();
             engine.flush()?;
             if let Some(file) = record {
                 file.record(commit).map_err(|e| {
@@ -174,6 +197,7 @@ impl<E: Engine> Writer<E> {
                     )
                 })?;
             }
+            metrics.flush(started.elapsed());
             Ok(())
         };
         match self.io.clone() {
@@ -245,7 +269,11 @@ impl<E: Engine> Writer<E> {
             return applied;
         }
         let Some(mut core) = self.core.take() else {
-            let reason = poison(&self.poison, "the store's I/O thread failed".into());
+            let reason = poison(
+                &self.poison,
+                "the store's I/O thread failed".into(),
+                &self.metrics.poisoned,
+            );
             for Pending { done, .. } in work {
                 let _ = done.send(Err(Error::Poisoned {
                     reason: reason.clone(),
@@ -271,7 +299,7 @@ impl<E: Engine> Writer<E> {
                     // The group's waiters went with the job: they learn
                     // from the poison.
                     Err(why) => {
-                        let reason = poison(&self.poison, why.into());
+                        let reason = poison(&self.poison, why.into(), &self.metrics.poisoned);
                         tracing::error!(%reason, "store poisoned");
                     }
                 }
@@ -285,9 +313,13 @@ impl<E: Engine> Writer<E> {
     }
 }
 
-/// Poisons the store unless it already is; the reason that stands.
-fn poison(poison: &Mutex<Option<String>>, reason: String) -> String {
+/// Poisons the store unless it already is (counting it when it is new);
+/// the reason that stands.
+fn poison(poison: &Mutex<Option<String>>, reason: String, poisoned: &Counter) -> String {
     let mut poison = courier_core::sync::lock(poison);
+    if poison.is_none() {
+        poisoned.increment(1);
+    }
     poison.get_or_insert(reason).clone()
 }
 
@@ -354,7 +386,11 @@ impl<E: Engine> Core<E> {
         match self.apply(ops) {
             Ok(()) => applied.extend(dones),
             Err(e) => {
-                let reason = poison(&self.poison, format!("apply failed: {}", chain(&e)));
+                let reason = poison(
+                    &self.poison,
+                    format!("apply failed: {}", chain(&e)),
+                    &self.poisoned,
+                );
                 tracing::error!(%reason, "store poisoned");
                 for done in dones {
                     let _ = done.send(Err(Error::Poisoned {
@@ -382,7 +418,11 @@ impl<E: Engine> Core<E> {
     fn apply_chunks(&mut self, chunks: Vec<Vec<EngineOp>>) -> Result<()> {
         for ops in chunks {
             if let Err(e) = self.apply(ops) {
-                let reason = poison(&self.poison, format!("apply failed: {}", chain(&e)));
+                let reason = poison(
+                    &self.poison,
+                    format!("apply failed: {}", chain(&e)),
+                    &self.poisoned,
+                );
                 tracing::error!(%reason, "store poisoned");
                 return Err(e);
             }

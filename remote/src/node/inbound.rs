@@ -13,6 +13,7 @@ use courier_core::with_ref_codec;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::Shared;
 use crate::FrameStream;
@@ -49,6 +50,11 @@ impl Remote for Inbound {
             Ok(Ok(Some(proto::Frame {
                 kind: Some(Kind::Hello(hello)),
             }))) => hello,
+            // Held to max_hello before it was buffered (hello_limit.rs,
+            // which logged the refusal).
+            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                return Err(status);
+            }
             _ => {
                 shared
                     .refusals
@@ -106,7 +112,14 @@ impl Remote for Inbound {
             inbound,
             tx,
         };
-        tokio::spawn(link.run());
+        // The peer's name is what its hello says (proven by its
+        // certificate under TLS, by its proof otherwise, before anything is
+        // delivered), cut to a bounded length.
+        let span = tracing::info_span!(
+            "courier.remote.inbound",
+            peer = %bounded(&link.hello.node, 64),
+        );
+        tokio::spawn(link.run().instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -140,6 +153,7 @@ impl Link {
         tracing::debug!(peer = %bounded(&self.hello.node, 64), "peer authenticated");
         // The connection is in use while this link lasts.
         let _link = self.info.links.enter();
+        let _counted = crate::metrics::InboundGuard::enter();
         let max_batch = self.shared.settings.max_batch;
         let mut closing = self.shared.closing.subscribe();
         loop {
@@ -230,6 +244,7 @@ impl Link {
                 })
             };
             if let Err(r) = result {
+                crate::metrics::inbound_rejected(r.reason);
                 log(&self.hello.node, &r);
                 answers.push(proto::Frame {
                     kind: Some(Kind::Rejection(r.into_proto())),

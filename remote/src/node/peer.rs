@@ -19,9 +19,11 @@ use courier_core::{ActorPath, Watcher, WatcherId};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
+use tracing::Instrument;
 
 use super::Shared;
 use crate::auth::{self, Role};
+use crate::metrics::PeerMetrics;
 use crate::proto::remote_client::RemoteClient;
 use crate::proto::{self, frame::Kind};
 use crate::rejection::RejectionReason;
@@ -86,6 +88,7 @@ pub(crate) struct Peer {
     next_seq: u64,
     /// Sent, not yet reported `Received`: (path, type) by sequence number.
     in_flight: BTreeMap<u64, InFlight>,
+    metrics: PeerMetrics,
 }
 
 /// A message sent and not yet reported `Received`.
@@ -126,6 +129,7 @@ impl Peer {
             watchers,
             next_seq: 1,
             in_flight: BTreeMap::new(),
+            metrics: PeerMetrics::new(node),
         };
         tokio::spawn(peer.run());
         handle
@@ -147,19 +151,22 @@ impl Peer {
                     return;
                 }
             }
-            let ended = match self.connect().await {
-                Ok((tx, inbound)) => {
-                    delay = None;
-                    self.pump(tx, inbound).await
-                }
-                Err(e) => Ended::Lost(e),
-            };
+            let span = tracing::info_span!(
+                "courier.remote.link",
+                peer = %self.node,
+                address = %self.host_port,
+            );
+            let (ended, connected) = self.session().instrument(span).await;
+            if connected {
+                delay = None;
+            }
             match ended {
                 Ended::Closed => {
                     self.lost("node shut down");
                     return;
                 }
                 Ended::Lost(reason) => {
+                    self.metrics.failures.increment(1);
                     tracing::warn!(peer = %self.node, address = %self.host_port, %reason, "connection to peer lost");
                     self.lost(&format!("connection to {} lost: {reason}", self.node));
                     // Saturating, so that no setting can make the delay
@@ -169,6 +176,19 @@ impl Peer {
                     delay = Some(next.saturating_add(jitter));
                 }
             }
+        }
+    }
+
+    /// One connection: connects, authenticates and sends until it ends;
+    /// whether it got connected.
+    async fn session(&mut self) -> (Ended, bool) {
+        match self.connect().await {
+            Ok((tx, inbound)) => {
+                tracing::info!(peer = %self.node, address = %self.host_port, "connected to peer");
+                let _up = self.metrics.up();
+                (self.pump(tx, inbound).await, true)
+            }
+            Err(e) => (Ended::Lost(e), false),
         }
     }
 
@@ -347,12 +367,13 @@ impl Peer {
             return;
         };
         let reason = RejectionReason::from_proto(r.reason);
+        self.metrics.rejected(reason);
         if let Some(shared) = self.shared.upgrade() {
             let detail = format!("rejected by {}: {reason}: {}", self.node, r.detail);
             shared.dead_letter(&sent.path, sent.type_name, detail.clone());
             // An ask in it ends now (its reply will never come) rather than
-            // at its timeout; the dead letter above says why.
-            crate::sink::abandon(sent.asks);
+            // at its timeout, with the rejection as its error.
+            crate::sink::abandon(sent.asks, &detail);
             if sent.stop {
                 return;
             }
@@ -398,14 +419,11 @@ impl Peer {
                     let Some(out) = next else {
                         return true;
                     };
+                    let reason = format!("peer unreachable: {}", self.node);
                     if let Some(shared) = self.shared.upgrade() {
-                        shared.dead_letter(
-                            &out.path,
-                            out.type_name,
-                            format!("peer unreachable: {}", self.node),
-                        );
+                        shared.dead_letter(&out.path, out.type_name, reason.clone());
                     }
-                    crate::sink::abandon(out.asks);
+                    crate::sink::abandon(out.asks, &reason);
                 }
             }
         }
@@ -416,8 +434,9 @@ impl Peer {
             return;
         };
         while let Ok(out) = self.rx.try_recv() {
-            shared.dead_letter(&out.path, out.type_name, format!("{reason}: {}", self.node));
-            crate::sink::abandon(out.asks);
+            let reason = format!("{reason}: {}", self.node);
+            shared.dead_letter(&out.path, out.type_name, reason.clone());
+            crate::sink::abandon(out.asks, &reason);
         }
     }
 }

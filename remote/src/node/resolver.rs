@@ -140,7 +140,7 @@ impl RefCodec for NodeCodec {
         &self.system
     }
 
-    fn abandon_with(&self, abandon: Box<dyn FnOnce() + Send>) {
+    fn abandon_with(&self, abandon: courier_core::Abandon) {
         crate::sink::keep_abandon(abandon);
     }
 }

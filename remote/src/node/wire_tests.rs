@@ -104,3 +104,64 @@ async fn a_connection_carries_at_most_max_streams_links() {
         Some(Kind::Welcome(_))
     ));
 }
+
+/// A request body that sends `prefix` and then nothing more, ever.
+struct Stalled(Option<bytes::Bytes>);
+
+impl http_body::Body for Stalled {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        match self.0.take() {
+            Some(data) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_declared_beyond_max_hello_is_refused_before_its_bytes_arrive() {
+    use tonic::codegen::http;
+    use tower::ServiceExt;
+    let system = ActorSystem::new("x");
+    let mut settings = RemoteSettings::new("billing-node", "a-secret-for-wire-tests");
+    // Long enough that only the hello's declared size can end the link
+    // within the test's wait: without the limit the node would buffer
+    // towards the 3 MiB and answer at this timeout, "unauthenticated".
+    settings.handshake_timeout = std::time::Duration::from_secs(60);
+    settings.idle_timeout = std::time::Duration::from_secs(60);
+    let node = Node::start(&system, settings, Registry::new())
+        .await
+        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", node.address()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // The gRPC prefix of a 3 MiB message (below max_frame, far above
+    // max_hello), and none of the message.
+    let declared: u32 = 3 << 20;
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&declared.to_be_bytes());
+    let request = http::Request::post(format!(
+        "http://{}/courier.remote.v1.Remote/Link",
+        node.address()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(tonic::body::Body::new(Stalled(Some(prefix.into()))))
+    .unwrap();
+    let response =
+        tokio::time::timeout(std::time::Duration::from_secs(20), channel.oneshot(request))
+            .await
+            .expect("refused on the declared size, not at the handshake timeout")
+            .unwrap();
+    let status = tonic::Status::from_header_map(response.headers()).expect("a grpc-status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(status.message(), "hello too large");
+    node.shutdown().await;
+}
