@@ -161,7 +161,7 @@ pub mod delivery {
         Ack, AtLeastOnce, DedupInbox, DeliverEffect, Deliverer, Delivery, DeliveryId, Error,
         ExactlyOnce, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing,
         ParkedDelivery, PendingDelivery, Prepared, Receipt, Redelivery, Result, SenderId,
-        UnconfirmedWarning, inspect, model,
+        UnconfirmedWarning, inspect, live, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).
@@ -177,9 +177,19 @@ pub mod delivery {
 #[cfg(feature = "remote")]
 pub mod remote {
     pub use courier_remote::{
-        DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, Registry,
-        RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME, Secret,
-        TlsSettings, Transport,
+        DEFAULT_MAX_FRAME, Error, MAX_FRAME_LIMIT, MAX_RECONNECT_DELAY, Node, PeerIdentity,
+        Registry, RegistryError, Rejection, RejectionReason, RemoteSettings, Result, SCHEME,
+        Secret, TlsSettings, Transport, connect,
+    };
+}
+
+/// The admin endpoint of a running process (`courier-admin`; feature
+/// `admin`): what `courier --node …` talks to.
+#[cfg(feature = "admin")]
+pub mod admin {
+    pub use courier_admin::{
+        AdminClient, AdminService, AdminSettings, Error, MAX_IDS, MAX_LIST, MAX_REQUEST, Result,
+        wire,
     };
 }
 

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use crate::output::{Table, age, hex};
 use crate::{Command, ParkedAction, open};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Why repairs refuse a PostgreSQL store.
+const SHARED: &str = "a PostgreSQL store is shared: a running sender on any node may hold it, so repair it through that node (`courier --node … parked requeue|purge`)";
 
 /// Events read per page by `events`.
 const PAGE: usize = 1000;
@@ -23,14 +26,14 @@ const SHOWN: usize = 32;
 pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
     match command {
         Command::Inspect(store) => {
-            let copy = open::for_reading(&store.store)?;
-            let report = copy.store.verify().await?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let report = source.report().await?;
+            let journal = source.journal();
             let senders = inspect::senders(&journal).await?;
             let inboxes = inspect::inboxes(&journal).await?;
             if json {
                 print_json(&json!({
-                    "journals": journals_json(&report),
+                    "journals": report.as_ref().map(journals_json),
                     "senders": senders.iter().map(|s| json!({
                         "name": s.name,
                         "incarnation": s.incarnation.to_string(),
@@ -50,10 +53,13 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
                             "kept": s.kept,
                         })).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
-                    "problems": report.problem_count,
+                    "problems": report.as_ref().map(|r| r.problem_count),
                 }))?;
             } else {
-                let mut out = journals_table(&report).render("JOURNALS");
+                let mut out = match &report {
+                    Some(report) => journals_table(report).render("JOURNALS"),
+                    None => "JOURNALS\n  (not listed for PostgreSQL stores)\n".to_owned(),
+                };
                 let mut table =
                     Table::new(&["sender", "pending", "oldest", "parked", "destinations"]);
                 for s in &senders {
@@ -86,7 +92,7 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
                     }
                 }
                 out.push_str(&table.render("INBOXES"));
-                if report.problem_count > 0 {
+                if let Some(report) = report.as_ref().filter(|r| r.problem_count > 0) {
                     out.push_str(&format!(
                         "\n{} damaged records or journal gaps: run `courier verify`\n",
                         report.problem_count
@@ -97,25 +103,46 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pending { store, sender } => {
-            let copy = open::for_reading(&store.store)?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let journal = source.journal();
             let rows = deliveries(&journal, sender.as_deref(), Kind::Pending).await?;
             print_deliveries(&rows, json, "PENDING")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Parked { action } => parked(action, json).await,
-        Command::Events {
+        Command::Events { args, from, to } => {
+            let [store, persistence_id] = args.as_slice() else {
+                return Err("give the store's directory and the persistence id".into());
+            };
+            let source = open::Source::open(std::path::Path::new(store)).await?;
+            events(&source.journal(), persistence_id, from, to, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top {
             store,
-            persistence_id,
-            from,
-            to,
+            interval,
+            iterations,
         } => {
-            let copy = open::for_reading(&store.store)?;
-            events(&copy.store, &persistence_id, from, to, json).await?;
+            let path = store.path()?.to_owned();
+            let source = path.display().to_string();
+            crate::top::run(
+                interval,
+                iterations,
+                json,
+                || {
+                    let path = path.clone();
+                    async move { crate::top::sample_store(&path).await }
+                },
+                &source,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(store) => {
-            let copy = match open::for_reading(&store.store) {
+            if open::is_postgres(store.path()?) {
+                return Err("verify reads sled and fjall stores; a PostgreSQL store is not verified by this tool yet".into());
+            }
+            let copy = match open::for_reading(store.path()?) {
                 Ok(copy) => copy,
                 // A store that refuses to open (rolled back, engine
                 // corrupt) is a finding of verify, not a usage error.
@@ -171,20 +198,22 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
 async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
     match action {
         ParkedAction::List { store, sender } => {
-            let copy = open::for_reading(&store.store)?;
-            let journal: Arc<dyn Journal> = Arc::new(copy.store.clone());
+            let source = open::Source::open(store.path()?).await?;
+            let journal = source.journal();
             let rows = deliveries(&journal, sender.as_deref(), Kind::Parked).await?;
             print_deliveries(&rows, json, "PARKED")?;
             Ok(ExitCode::SUCCESS)
         }
-        ParkedAction::Requeue(repair) | ParkedAction::Purge(repair) if repair.ids.is_empty() => {
-            Err(format!("no ids given for sender {}", repair.sender).into())
-        }
         ParkedAction::Requeue(repair) => {
-            let store = open::for_repair(&repair.store.store)?;
+            let (path, ids) = repair.split(false)?;
+            let path = path.ok_or("give the store's directory")?;
+            if open::is_postgres(path) {
+                return Err(SHARED.into());
+            }
+            let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
             let mut done = Vec::new();
-            for id in &repair.ids {
+            for id in &ids {
                 let new =
                     inspect::requeue_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
                 if !json {
@@ -199,9 +228,14 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Purge(repair) => {
-            let store = open::for_repair(&repair.store.store)?;
+            let (path, ids) = repair.split(false)?;
+            let path = path.ok_or("give the store's directory")?;
+            if open::is_postgres(path) {
+                return Err(SHARED.into());
+            }
+            let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
-            for id in &repair.ids {
+            for id in &ids {
                 inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
                 if !json {
                     println!("purged {} {id}", repair.sender);
@@ -209,7 +243,7 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             }
             store.close().await?;
             if json {
-                print_json(&json!({ "sender": repair.sender, "purged": repair.ids }))?;
+                print_json(&json!({ "sender": repair.sender, "purged": ids }))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -248,13 +282,38 @@ async fn deliveries(
 }
 
 fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) -> Result<()> {
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|(sender, d)| Row {
+            sender: sender.clone(),
+            id: d.id.0,
+            destination: d.destination.clone(),
+            created_ms: d.created_ms,
+            size: d.size as u64,
+            reason: d.reason.clone(),
+        })
+        .collect();
+    print_rows(&rows, json, title)
+}
+
+/// One delivery as `pending` and `parked list` print it, offline or live.
+pub(crate) struct Row {
+    pub(crate) sender: String,
+    pub(crate) id: u64,
+    pub(crate) destination: String,
+    pub(crate) created_ms: u64,
+    pub(crate) size: u64,
+    pub(crate) reason: Option<String>,
+}
+
+pub(crate) fn print_rows(rows: &[Row], json: bool, title: &str) -> Result<()> {
     if json {
         return print_json(&Value::Array(
             rows.iter()
-                .map(|(sender, d)| {
+                .map(|d| {
                     json!({
-                        "sender": sender,
-                        "id": d.id.0,
+                        "sender": d.sender,
+                        "id": d.id,
                         "destination": d.destination,
                         "created_ms": d.created_ms,
                         "size": d.size,
@@ -265,10 +324,10 @@ fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) 
         ));
     }
     let mut table = Table::new(&["sender", "id", "destination", "age", "bytes", "reason"]);
-    for (sender, d) in rows {
+    for d in rows {
         table.row(vec![
-            sender.clone(),
-            d.id.0.to_string(),
+            d.sender.clone(),
+            d.id.to_string(),
             d.destination.clone(),
             age(d.created_ms),
             d.size.to_string(),
@@ -279,13 +338,7 @@ fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) 
     Ok(())
 }
 
-async fn events(
-    store: &courier::persistence::DurableStore,
-    pid: &str,
-    from: u64,
-    to: u64,
-    json: bool,
-) -> Result<()> {
+async fn events(store: &Arc<dyn Journal>, pid: &str, from: u64, to: u64, json: bool) -> Result<()> {
     let mut table = Table::new(&["seq", "manifest", "age", "bytes", "payload"]);
     let mut all = Vec::new();
     let mut next = from.max(1);
@@ -304,6 +357,7 @@ async fn events(
                     "writer": e.writer_id.to_string(),
                     "size": e.payload.len(),
                     "payload_hex": hex(&e.payload, usize::MAX),
+                    "payload_json": crate::output::as_json(&e.payload),
                 }));
             } else {
                 table.row(vec![
@@ -311,7 +365,7 @@ async fn events(
                     manifest,
                     age(e.timestamp),
                     e.payload.len().to_string(),
-                    hex(&e.payload, SHOWN),
+                    crate::output::shown(&e.payload, SHOWN),
                 ]);
             }
         }
@@ -408,7 +462,7 @@ fn problem_json(problem: &Problem) -> Value {
     value
 }
 
-fn print_json(value: &Value) -> Result<()> {
+pub(crate) fn print_json(value: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

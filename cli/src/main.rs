@@ -8,7 +8,13 @@
 //! courier parked purge STORE --sender S ID…
 //! courier events STORE PID [--from N] [--to M]
 //! courier verify STORE                   every record and journal checked
+//! courier top STORE [--interval 2s]      per-sender pending, oldest, rates
 //! ```
+//!
+//! With `--node courier://app@host:port --cert C --key K --ca CA
+//! [--identity NAME]` the same commands (without STORE; `events PID`) ask a
+//! running process's admin endpoint instead, over mutual TLS; its repairs
+//! go through the running sender.
 //!
 //! Every command takes `--json` for scripts. The reading commands never
 //! write to STORE: they copy it to a temporary directory first (opening a
@@ -22,8 +28,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod commands;
+mod live;
 mod open;
 mod output;
+mod top;
 
 /// See and repair what a courier store holds (offline: stop the service
 /// that uses the store first).
@@ -35,6 +43,33 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// A running process to ask instead of a store.
+#[derive(Args, Clone)]
+struct NodeArgs {
+    /// Ask this running node's admin endpoint (`courier://node@host:port`)
+    /// instead of reading a store.
+    #[arg(long, global = true, requires_all = ["cert", "key", "ca"])]
+    node: Option<String>,
+    /// This tool's certificate (PEM), signed by the node's CA.
+    #[arg(long, global = true)]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, global = true)]
+    key: Option<PathBuf>,
+    /// The CA the node's certificate must chain to (PEM).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+    /// The name this tool's certificate carries (a DNS subject alternative
+    /// name); the node's `[admin] repair` list names who may repair.
+    #[arg(long, global = true, default_value = "operator")]
+    identity: String,
+    /// How long to wait for the node.
+    #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -59,10 +94,10 @@ enum Command {
     /// A journal's events: sequence number, manifest, time, size and the
     /// payload's first bytes in hex.
     Events {
-        #[command(flatten)]
-        store: StoreArg,
-        /// The persistence id.
-        persistence_id: String,
+        /// The store's directory, then the persistence id (with `--node`:
+        /// the persistence id only).
+        #[arg(num_args = 1..=2, required = true, value_names = ["STORE", "PID"])]
+        args: Vec<String>,
         /// The first sequence number shown.
         #[arg(long, default_value_t = 1)]
         from: u64,
@@ -73,6 +108,18 @@ enum Command {
     /// Reads every record and checks every checksum and journal sequence;
     /// exits 1 and names each bad record if any is wrong. Never writes.
     Verify(StoreArg),
+    /// Per sender: pending, oldest age, parked, and the redelivery and
+    /// confirmation rates (live only), refreshed in the terminal.
+    Top {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Time between refreshes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long)]
+        iterations: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,20 +141,49 @@ enum ParkedAction {
 
 #[derive(Args)]
 struct StoreArg {
-    /// The store's directory (`[persistence] path`).
-    store: PathBuf,
+    /// The store's directory (`[persistence] path`); not with `--node`.
+    store: Option<PathBuf>,
+}
+
+impl StoreArg {
+    /// The directory, required without `--node`.
+    fn path(&self) -> Result<&std::path::Path, String> {
+        self.store
+            .as_deref()
+            .ok_or_else(|| "give the store's directory (or --node to ask a running process)".into())
+    }
 }
 
 #[derive(Args)]
 struct Repair {
-    #[command(flatten)]
-    store: StoreArg,
     /// The sender whose parked deliveries these are.
     #[arg(long)]
     sender: String,
-    /// The delivery ids, as `courier parked list` shows them.
-    #[arg(required = true)]
-    ids: Vec<u64>,
+    /// The store's directory (not with `--node`), then the delivery ids as
+    /// `courier parked list` shows them.
+    #[arg(required = true, value_name = "[STORE] ID")]
+    args: Vec<String>,
+}
+
+impl Repair {
+    /// The store (offline only) and the ids.
+    fn split(&self, live: bool) -> Result<(Option<&std::path::Path>, Vec<u64>), String> {
+        let (store, ids) = match (live, self.args.split_first()) {
+            (false, Some((store, ids))) => (Some(std::path::Path::new(store.as_str())), ids),
+            _ => (None, self.args.as_slice()),
+        };
+        if ids.is_empty() {
+            return Err(format!("no ids given for sender {}", self.sender));
+        }
+        let ids = ids
+            .iter()
+            .map(|id| {
+                id.parse::<u64>()
+                    .map_err(|_| format!("{id:?} is not a delivery id"))
+            })
+            .collect::<Result<Vec<u64>, String>>()?;
+        Ok((store, ids))
+    }
 }
 
 fn main() -> ExitCode {
@@ -137,7 +213,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(commands::run(cli.command, cli.json)) {
+    let result = match &cli.node.node {
+        Some(_) => runtime.block_on(live::run(cli.command, cli.json, cli.node)),
+        None => runtime.block_on(commands::run(cli.command, cli.json)),
+    };
+    match result {
         Ok(status) => status,
         Err(e) => {
             eprintln!("courier: {e}");

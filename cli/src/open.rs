@@ -126,3 +126,60 @@ pub(crate) fn for_repair(path: &Path) -> Result<DurableStore, OpenError> {
     drop(lock);
     open(kind, path)
 }
+
+/// Where the reading commands read: a copy of an embedded store, or a
+/// PostgreSQL store itself (a shared, networked journal that other
+/// processes may be writing; the reads are consistent per query).
+pub(crate) enum Source {
+    Copy(ReadCopy),
+    Postgres(courier::persistence::postgres::PostgresStore),
+}
+
+/// Whether `store` names a PostgreSQL store rather than a directory.
+pub(crate) fn is_postgres(store: &Path) -> bool {
+    store
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+impl Source {
+    /// `store`: a directory, or `postgres://user@host/db[#schema]` (the
+    /// password from `COURIER_POSTGRES_PASSWORD` when set).
+    pub(crate) async fn open(store: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        if !is_postgres(store) {
+            return Ok(Self::Copy(for_reading(store)?));
+        }
+        use courier::persistence::postgres::{Password, PostgresSettings, PostgresStore};
+        let text = store.to_str().unwrap_or_default();
+        let (url, schema) = match text.split_once('#') {
+            Some((url, schema)) => (url, Some(schema)),
+            None => (text, None),
+        };
+        let mut settings = PostgresSettings::new(url)?;
+        if let Some(schema) = schema {
+            settings = settings.with_schema(schema)?;
+        }
+        if std::env::var_os("COURIER_POSTGRES_PASSWORD").is_some() {
+            settings = settings.with_password(Password::from_env("COURIER_POSTGRES_PASSWORD")?);
+        }
+        Ok(Self::Postgres(PostgresStore::open(settings).await?))
+    }
+
+    pub(crate) fn journal(&self) -> std::sync::Arc<dyn courier::persistence::Journal> {
+        match self {
+            Self::Copy(copy) => std::sync::Arc::new(copy.store.clone()),
+            Self::Postgres(store) => std::sync::Arc::new(store.clone()),
+        }
+    }
+
+    /// Every record checked and the journals listed (embedded stores only:
+    /// `None` for PostgreSQL).
+    pub(crate) async fn report(
+        &self,
+    ) -> Result<Option<courier::persistence::StoreReport>, courier::persistence::Error> {
+        match self {
+            Self::Copy(copy) => copy.store.verify().await.map(Some),
+            Self::Postgres(_) => Ok(None),
+        }
+    }
+}

@@ -64,7 +64,12 @@ pub(crate) fn now_ms() -> u64 {
 
 /// How long ago `ms` was, as `3m12s` (to the second).
 pub(crate) fn age(ms: u64) -> String {
-    let elapsed = Duration::from_millis(now_ms().saturating_sub(ms));
+    age_at(now_ms(), ms)
+}
+
+/// How long before `now` (milliseconds since the epoch) `ms` was.
+pub(crate) fn age_at(now: u64, ms: u64) -> String {
+    let elapsed = Duration::from_millis(now.saturating_sub(ms));
     let secs = elapsed.as_secs();
     match secs {
         0..60 => format!("{secs}s"),
@@ -81,6 +86,35 @@ pub(crate) fn hex(bytes: &[u8], max: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// The payload as JSON, when it is a JSON document (an event written by a
+/// JSON codec); `None` for anything else (bincode, courier's default).
+pub(crate) fn as_json(bytes: &[u8]) -> Option<serde_json::Value> {
+    // Only objects and arrays: a bincode payload can happen to parse as a
+    // bare JSON number or string.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[') => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
+}
+
+/// A payload for a table: its JSON (up to `max * 2` characters) when it is
+/// JSON, else its first `max` bytes in hex.
+pub(crate) fn shown(bytes: &[u8], max: usize) -> String {
+    match as_json(bytes) {
+        Some(value) => {
+            let text = value.to_string();
+            if text.chars().count() > max * 2 {
+                let mut cut: String = text.chars().take(max * 2).collect();
+                cut.push('…');
+                cut
+            } else {
+                text
+            }
+        }
+        None => hex(bytes, max),
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +140,15 @@ mod tests {
         assert_eq!(age(now_ms() - 2 * 86_400_000 - 3_600_000), "2d01h");
         assert_eq!(hex(&[1, 2, 255], 2), "0102…");
         assert_eq!(hex(&[1], 4), "01");
+    }
+
+    #[test]
+    fn json_payloads_show_as_json_and_others_as_hex() {
+        assert_eq!(shown(br#" {"order": 7}"#, 32), r#"{"order":7}"#);
+        assert_eq!(shown(b"[1,2,3,4,5,6]", 2), "[1,2…");
+        // A number or a string is no JSON payload: bincode bytes can be one.
+        assert_eq!(shown(b"42", 4), "3432");
+        assert_eq!(as_json(b"{not json"), None);
+        assert_eq!(shown(&[0x7b, 0xff], 4), "7bff");
     }
 }

@@ -477,3 +477,43 @@ fn a_fjall_store_is_read_verified_and_refused_while_held_alike() {
     );
     rt.block_on(held.close()).expect("close");
 }
+
+#[test]
+fn top_refreshes_a_bounded_number_of_times_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    runtime().block_on(make_store(&store));
+    let path = store.to_str().expect("utf-8 path");
+    let out = courier(&["top", path, "--iterations", "2", "--interval", "50ms"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("SENDERS of").count(), 2, "{text}");
+    // "desk": nothing pending, 2 parked; no redelivery counter offline,
+    // and the pending change known from the second screen on.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  desk ") && l.contains(" 2 ") && l.contains(" - ")),
+        "{text}"
+    );
+    assert!(text.contains("0.0/s"), "{text}");
+    let lines: Vec<Value> = stdout(&courier(&[
+        "top",
+        path,
+        "--iterations",
+        "2",
+        "--interval",
+        "50ms",
+        "--json",
+    ]))
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+    .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["senders"][0]["pending_rate"], 0.0);
+    assert!(
+        courier(&["top", path, "--iterations", "1", "--interval", "0s"])
+            .status
+            .code()
+            == Some(2)
+    );
+}

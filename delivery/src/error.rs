@@ -119,6 +119,13 @@ pub enum Error {
         /// The sender's path.
         path: ActorPath,
     },
+    /// No sender of this name runs in the actor system (it stopped, or
+    /// never started there).
+    #[error("no sender {sender} is running")]
+    NotRunning {
+        /// The sender's name.
+        sender: String,
+    },
 }
 
 fn at(id: &Option<DeliveryId>) -> String {

@@ -22,6 +22,7 @@ mod error;
 mod exactly_once;
 mod inbox;
 pub mod inspect;
+pub mod live;
 mod metrics;
 mod outbox;
 mod receiver;

@@ -30,6 +30,7 @@
 //! skip a delivery.
 
 mod cleaner;
+mod live_handle;
 mod manual;
 mod names;
 mod prepared;
@@ -273,6 +274,7 @@ impl<M: Outgoing> Deliverer<M> {
             Cleaner::new(Arc::clone(&shared), cleanups, meta.next_id).run(signals.clone()),
         );
         claim.started(signals.clone());
+        live_handle::register(&shared, signals.clone());
         redeliverer::watch_refusals(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");
         Ok(Self { shared })

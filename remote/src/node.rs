@@ -34,6 +34,9 @@ use crate::settings::RemoteSettings;
 use crate::tls::Tls;
 use crate::transport::Transport;
 
+/// Adds other services to a node's routes.
+type Mount = Box<dyn FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send>;
+
 /// The scheme of remote paths.
 pub const SCHEME: &str = "courier";
 
@@ -114,6 +117,45 @@ impl Node {
         registry: Registry,
         transport: Transport,
     ) -> Result<Self> {
+        Self::serve(system, settings, registry, transport, None).await
+    }
+
+    /// [`start_with`](Self::start_with), also serving other gRPC services
+    /// (courier's admin endpoint, for one) on the node's listener, under the
+    /// same limits: `mount` adds them to the node's routes
+    /// (`routes.add_service(…)`). They are served over mutual TLS
+    /// only: every request reaching them comes from a client with a
+    /// certificate the configured CA signed; a service tells who with
+    /// [`PeerIdentity::of`](crate::PeerIdentity::of).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] for invalid settings, and for settings without
+    /// TLS (`tls`): under a shared secret alone nothing authenticates a
+    /// connection before its first link, so no other service is served.
+    pub async fn start_with_services(
+        system: &ActorSystem,
+        settings: RemoteSettings,
+        registry: Registry,
+        transport: Transport,
+        mount: impl FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send + 'static,
+    ) -> Result<Self> {
+        if settings.tls.is_none() {
+            return Err(Error::Settings {
+                setting: "tls",
+                reason: "set (cert, key and ca) to serve other services such as the admin endpoint: they are served over mutual TLS only".into(),
+            });
+        }
+        Self::serve(system, settings, registry, transport, Some(Box::new(mount))).await
+    }
+
+    async fn serve(
+        system: &ActorSystem,
+        settings: RemoteSettings,
+        registry: Registry,
+        transport: Transport,
+        mount: Option<Mount>,
+    ) -> Result<Self> {
         let credentials = settings.credentials()?;
         if credentials.tls.is_none() {
             tracing::warn!(
@@ -167,11 +209,16 @@ impl Node {
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder()
                 .max_concurrent_streams(settings.max_streams)
                 .http2_keepalive_interval(Some(settings.keepalive_interval))
-                .http2_keepalive_timeout(Some(settings.keepalive_timeout))
-                .add_service(service)
+                .http2_keepalive_timeout(Some(settings.keepalive_timeout));
+            let mut routes = tonic::service::Routes::new(service);
+            if let Some(mount) = mount {
+                routes = mount(routes);
+            }
+            let result = builder
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 })
