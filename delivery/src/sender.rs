@@ -152,6 +152,10 @@ struct Shared<M> {
     clock: Clock,
     redelivered: AtomicU64,
     metrics: SenderMetrics,
+    /// Held across each repair (`requeue`, `purge`): a requeue reads the
+    /// parked entry, then moves it in a second write, so two repairs of one
+    /// id at once could both succeed and send it twice.
+    repairs: tokio::sync::Mutex<()>,
     message: PhantomData<fn() -> M>,
 }
 
@@ -251,6 +255,7 @@ impl<M: Outgoing> Deliverer<M> {
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
             metrics: SenderMetrics::new(name),
+            repairs: tokio::sync::Mutex::new(()),
             message: PhantomData,
         });
         let spawn_failed = |source: courier_core::Error| Error::Spawn {
@@ -460,6 +465,7 @@ impl<M: Outgoing> Deliverer<M> {
     /// [`Error::NotParked`] for an unknown id, [`Error::OutboxFull`],
     /// [`Error::InvalidDestination`], [`Error::Store`].
     pub async fn requeue(&self, id: DeliveryId) -> Result<DeliveryId> {
+        let _one_at_a_time = self.shared.repairs.lock().await;
         let name = &self.shared.sender.name;
         let stored = self
             .shared
@@ -487,6 +493,7 @@ impl<M: Outgoing> Deliverer<M> {
     /// requeued or purged already); [`Error::Store`] when the delete cannot
     /// be written; [`Error::SenderStopped`] when the sender has stopped.
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
+        let _one_at_a_time = self.shared.repairs.lock().await;
         let (done, result) = oneshot::channel();
         let stopped = || Error::SenderStopped {
             path: self.shared.owner.clone(),

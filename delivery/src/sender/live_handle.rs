@@ -19,8 +19,6 @@ use crate::live::{self, BoxFuture};
 struct Handle<M> {
     shared: Weak<Shared<M>>,
     timer: ActorRef<Signal>,
-    /// Held for each repair.
-    repairs: tokio::sync::Mutex<()>,
 }
 
 impl<M: Outgoing> Handle<M> {
@@ -40,7 +38,6 @@ pub(super) fn register<M: Outgoing>(shared: &Arc<Shared<M>>, timer: ActorRef<Sig
         Arc::new(Handle {
             shared: Arc::downgrade(shared),
             timer,
-            repairs: tokio::sync::Mutex::new(()),
         }),
     );
 }
@@ -68,7 +65,6 @@ impl<M: Outgoing> live::Handle for Handle<M> {
 
     fn requeue(&self, id: DeliveryId) -> BoxFuture<'_, Option<Result<DeliveryId>>> {
         Box::pin(async move {
-            let _one_at_a_time = self.repairs.lock().await;
             match self.deliverer() {
                 Some(d) => Some(d.requeue(id).await),
                 None => None,
@@ -78,7 +74,6 @@ impl<M: Outgoing> live::Handle for Handle<M> {
 
     fn purge(&self, id: DeliveryId) -> BoxFuture<'_, Option<Result<()>>> {
         Box::pin(async move {
-            let _one_at_a_time = self.repairs.lock().await;
             match self.deliverer() {
                 Some(d) => Some(d.purge(id).await),
                 None => None,
