@@ -402,6 +402,22 @@ fn journals_json(report: &StoreReport) -> Value {
 }
 
 fn journals_table(report: &StoreReport) -> Table {
+    journal_rows(report.journals.iter().map(|j| {
+        (
+            j.persistence_id.as_str(),
+            j.events,
+            j.highest,
+            j.deleted_to,
+            j.snapshots.as_slice(),
+        )
+    }))
+}
+
+/// The JOURNALS table, offline or live: persistence id, event count,
+/// highest and deleted-to sequence numbers, snapshot sequence numbers.
+pub(crate) fn journal_rows<'a>(
+    journals: impl Iterator<Item = (&'a str, u64, u64, u64, &'a [u64])>,
+) -> Table {
     let mut table = Table::new(&[
         "persistence id",
         "events",
@@ -409,13 +425,13 @@ fn journals_table(report: &StoreReport) -> Table {
         "deleted to",
         "snapshots",
     ]);
-    for j in &report.journals {
+    for (id, events, highest, deleted_to, snapshots) in journals {
         table.row(vec![
-            j.persistence_id.clone(),
-            j.events.to_string(),
-            j.highest.to_string(),
-            j.deleted_to.to_string(),
-            j.snapshots
+            id.to_owned(),
+            events.to_string(),
+            highest.to_string(),
+            deleted_to.to_string(),
+            snapshots
                 .iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()

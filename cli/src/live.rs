@@ -230,26 +230,15 @@ fn inspect(reply: &wire::InspectReply, json: bool) -> Result<()> {
     }
     let mut out = String::new();
     if reply.has_journals {
-        let mut table = Table::new(&[
-            "persistence id",
-            "events",
-            "highest",
-            "deleted to",
-            "snapshots",
-        ]);
-        for j in &reply.journals {
-            table.row(vec![
-                j.persistence_id.clone(),
-                j.events.to_string(),
-                j.highest.to_string(),
-                j.deleted_to.to_string(),
-                j.snapshots
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ]);
-        }
+        let table = crate::commands::journal_rows(reply.journals.iter().map(|j| {
+            (
+                j.persistence_id.as_str(),
+                j.events,
+                j.highest,
+                j.deleted_to,
+                j.snapshots.as_slice(),
+            )
+        }));
         out.push_str(&table.render("JOURNALS"));
     }
     let mut table = Table::new(&["sender", "pending", "oldest", "parked", "destinations"]);
