@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# Runs the runbook's offline commands, as docs/operations.md gives them, so
-# that the docs and the tool cannot drift: every fenced block opened with
-# ```sh runbook is run with bash (-euo pipefail), with STORE set to the
-# store given and the `courier` binary given first on the PATH. A command
-# that fails fails this script, naming the block and its line.
+# Runs the runbook's commands, as docs/operations.md gives them, so that
+# the docs and the tool cannot drift. Offline: every fenced block opened
+# with ```sh runbook is run with bash (-euo pipefail), with STORE set to the
+# store given. Live (--live): every block opened with ```sh runbook-live,
+# in order, against the running process that COURIER_NODE, COURIER_CERT,
+# COURIER_KEY and COURIER_CA (from the environment) name. Either way the
+# `courier` binary given comes first on the PATH, and a command that fails
+# fails this script, naming the block and its line.
 #
 # usage: scripts/runbook.sh COURIER_BINARY STORE [DOC]
+#        scripts/runbook.sh --live COURIER_BINARY [DOC]
 set -euo pipefail
-if [[ $# -lt 2 ]]; then
-  echo "usage: $0 COURIER_BINARY STORE [DOC]" >&2
-  exit 2
+tag='sh runbook'
+if [[ "${1:-}" == --live ]]; then
+  shift
+  tag='sh runbook-live'
+  if [[ $# -lt 1 ]]; then
+    echo "usage: $0 --live COURIER_BINARY [DOC]" >&2
+    exit 2
+  fi
+  for var in COURIER_NODE COURIER_CERT COURIER_KEY COURIER_CA; do
+    [[ -n "${!var:-}" ]] || { echo "--live needs $var set" >&2; exit 2; }
+  done
+  courier_bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+  store=""
+  doc="${2:-$(dirname "$0")/../docs/operations.md}"
+else
+  if [[ $# -lt 2 ]]; then
+    echo "usage: $0 COURIER_BINARY STORE [DOC]" >&2
+    exit 2
+  fi
+  courier_bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+  store="$2"
+  doc="${3:-$(dirname "$0")/../docs/operations.md}"
+  [[ -d "$store" ]] || { echo "not a directory: $store" >&2; exit 2; }
+  # Offline blocks must not reach a process by accident.
+  unset COURIER_NODE COURIER_CERT COURIER_KEY COURIER_CA COURIER_IDENTITY
 fi
-courier_bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-store="$2"
-doc="${3:-$(dirname "$0")/../docs/operations.md}"
 [[ -x "$courier_bin" ]] || { echo "not an executable: $courier_bin" >&2; exit 2; }
-[[ -d "$store" ]] || { echo "not a directory: $store" >&2; exit 2; }
 
 bin_dir="$(mktemp -d)"
 trap 'rm -rf "$bin_dir"' EXIT
@@ -40,7 +62,7 @@ while IFS= read -r line || [[ -n "$line" ]]; do
   # Blocks may be indented (inside a list item).
   trimmed="${line#"${line%%[![:space:]]*}"}"
   if [[ $in_block -eq 0 ]]; then
-    if [[ "$trimmed" == '```sh runbook' ]]; then
+    if [[ "$trimmed" == '```'"$tag" ]]; then
       in_block=1
       block=""
       start=$line_no
@@ -61,7 +83,7 @@ if [[ $in_block -eq 1 ]]; then
   exit 1
 fi
 if [[ $blocks -eq 0 ]]; then
-  echo "no runbook blocks in $doc" >&2
+  echo "no \`$tag\` blocks in $doc" >&2
   exit 1
 fi
 echo "runbook: $blocks blocks, $commands commands passed"

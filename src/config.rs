@@ -164,6 +164,12 @@ pub struct Config {
     #[cfg(feature = "remote")]
     #[serde(default)]
     pub remote: Option<Spanned<RemoteConfig>>,
+    /// `[admin]`: who may repair through this process's admin endpoint
+    /// (absent: read-only; feature `admin`). See
+    /// [`Config::admin_settings`].
+    #[cfg(feature = "admin")]
+    #[serde(default)]
+    pub admin: Option<Spanned<courier_admin::AdminSettings>>,
     /// Which per-actor overrides were asked for, shared by clones.
     #[serde(skip)]
     names: NameUse,
@@ -313,6 +319,14 @@ impl Config {
         if let Some(remote) = &self.remote {
             remote.get_ref().validate(text, remote.span())?;
         }
+        #[cfg(feature = "admin")]
+        if let Some(admin) = &self.admin {
+            admin.get_ref().validate().map_err(|reason| Invalid {
+                key: Some("admin.repair".to_owned()),
+                line: Some(line_of(text, admin.span())),
+                reason,
+            })?;
+        }
         check_backoff(text, "delivery", &self.delivery, None)?;
         for (name, settings) in &self.delivery.actor {
             check_backoff(
@@ -323,6 +337,26 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// The `[admin]` section's settings for
+    /// [`AdminService::new`](courier_admin::AdminService::new): who may
+    /// repair (read-only when the section is absent).
+    ///
+    /// ```
+    /// use courier::config::Config;
+    ///
+    /// let config = Config::from_str("[admin]\nrepair = [\"operator\"]\n")?;
+    /// assert_eq!(config.admin_settings().repair, ["operator"]);
+    /// assert!(Config::from_str("")?.admin_settings().repair.is_empty());
+    /// # Ok::<(), courier::config::ConfigError>(())
+    /// ```
+    #[cfg(feature = "admin")]
+    pub fn admin_settings(&self) -> courier_admin::AdminSettings {
+        self.admin
+            .as_ref()
+            .map(|admin| admin.get_ref().clone())
+            .unwrap_or_default()
     }
 
     /// The at-least-once sender named `name` (the outbox's name, the log

@@ -11,7 +11,7 @@ use courier::persistence::{Journal, Problem, StoreReport};
 use serde_json::{Value, json};
 
 use crate::output::{Table, age, hex};
-use crate::{Command, ParkedAction, open};
+use crate::{Command, ParkedAction, Selection, open};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -205,13 +205,14 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Requeue(repair) => {
-            let (path, ids) = repair.split(false)?;
+            let (path, selection) = repair.split(false)?;
             let path = path.ok_or("give the store's directory")?;
             if open::is_postgres(path) {
                 return Err(SHARED.into());
             }
             let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
+            let ids = selected(&journal, &repair.sender, selection).await?;
             let mut done = Vec::new();
             for id in &ids {
                 let new =
@@ -228,13 +229,14 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Purge(repair) => {
-            let (path, ids) = repair.split(false)?;
+            let (path, selection) = repair.split(false)?;
             let path = path.ok_or("give the store's directory")?;
             if open::is_postgres(path) {
                 return Err(SHARED.into());
             }
             let store = open::for_repair(path)?;
             let journal: Arc<dyn Journal> = Arc::new(store.clone());
+            let ids = selected(&journal, &repair.sender, selection).await?;
             for id in &ids {
                 inspect::purge_offline(&journal, &repair.sender, DeliveryId(*id)).await?;
                 if !json {
@@ -248,6 +250,24 @@ async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The ids a repair names: as given, or every one of `sender`'s parked now.
+async fn selected(
+    journal: &Arc<dyn Journal>,
+    sender: &str,
+    selection: Selection,
+) -> Result<Vec<u64>> {
+    Ok(match selection {
+        Selection::Ids(ids) => ids,
+        Selection::All => {
+            let parked = inspect::parked(journal, sender).await?;
+            if parked.is_empty() {
+                eprintln!("courier: no parked deliveries of {sender}");
+            }
+            parked.iter().map(|d| d.id.0).collect()
+        }
+    })
 }
 
 #[derive(Clone, Copy)]

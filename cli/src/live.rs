@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::commands::{Result, Row, print_json, print_rows};
 use crate::output::{Table, age, hex, now_ms};
 use crate::top::{Sample, SenderSample};
-use crate::{Command, NodeArgs, ParkedAction};
+use crate::{Command, NodeArgs, ParkedAction, Selection};
 
 /// Events asked for per page.
 const PAGE: u32 = 1000;
@@ -58,6 +58,30 @@ fn rows(list: &wire::DeliveryList) -> Vec<Row> {
         .collect()
 }
 
+/// The ids a repair names: as given, or every one of `sender`'s parked now.
+async fn selected(
+    client: &mut AdminClient,
+    sender: &str,
+    selection: Selection,
+) -> Result<Vec<u64>> {
+    match selection {
+        Selection::Ids(ids) => Ok(ids),
+        Selection::All => {
+            let list = client.parked(Some(sender)).await?;
+            if list.truncated {
+                eprintln!(
+                    "courier: only the first {} parked deliveries of {sender}; run it again for the rest",
+                    list.deliveries.len()
+                );
+            }
+            if list.deliveries.is_empty() {
+                eprintln!("courier: no parked deliveries of {sender}");
+            }
+            Ok(list.deliveries.iter().map(|d| d.id).collect())
+        }
+    }
+}
+
 pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<ExitCode> {
     let source = node.node.clone().unwrap_or_default();
     match command {
@@ -78,8 +102,15 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
                 print_rows(&rows(&list), json, "PARKED")?;
             }
             ParkedAction::Requeue(repair) => {
-                let (_, ids) = repair.split(true)?;
-                let reply = connect(&node).await?.requeue(&repair.sender, &ids).await?;
+                let (_, selection) = repair.split(true)?;
+                let mut client = connect(&node).await?;
+                let ids = selected(&mut client, &repair.sender, selection).await?;
+                let mut reply = wire::RequeueReply::default();
+                for chunk in ids.chunks(courier::admin::MAX_IDS) {
+                    reply
+                        .requeued
+                        .extend(client.requeue(&repair.sender, chunk).await?.requeued);
+                }
                 if json {
                     print_json(&json!({
                         "sender": repair.sender,
@@ -92,8 +123,15 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
                 }
             }
             ParkedAction::Purge(repair) => {
-                let (_, ids) = repair.split(true)?;
-                let reply = connect(&node).await?.purge(&repair.sender, &ids).await?;
+                let (_, selection) = repair.split(true)?;
+                let mut client = connect(&node).await?;
+                let ids = selected(&mut client, &repair.sender, selection).await?;
+                let mut reply = wire::PurgeReply::default();
+                for chunk in ids.chunks(courier::admin::MAX_IDS) {
+                    reply
+                        .purged
+                        .extend(client.purge(&repair.sender, chunk).await?.purged);
+                }
                 if json {
                     print_json(&json!({ "sender": repair.sender, "purged": reply.purged }))?;
                 } else {

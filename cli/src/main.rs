@@ -4,8 +4,8 @@
 //! courier inspect STORE                  journals, senders, parked, inboxes
 //! courier pending STORE [--sender S]     unconfirmed deliveries
 //! courier parked list STORE [--sender S] parked deliveries and why
-//! courier parked requeue STORE --sender S ID…
-//! courier parked purge STORE --sender S ID…
+//! courier parked requeue STORE --sender S ID…|--all
+//! courier parked purge STORE --sender S ID…|--all
 //! courier events STORE PID [--from N] [--to M]
 //! courier verify STORE                   every record and journal checked
 //! courier top STORE [--interval 2s]      per-sender pending, oldest, rates
@@ -14,7 +14,9 @@
 //! With `--node courier://app@host:port --cert C --key K --ca CA
 //! [--identity NAME]` the same commands (without STORE; `events PID`) ask a
 //! running process's admin endpoint instead, over mutual TLS; its repairs
-//! go through the running sender.
+//! go through the running sender. `COURIER_NODE`, `COURIER_CERT`,
+//! `COURIER_KEY`, `COURIER_CA` and `COURIER_IDENTITY` set them from the
+//! environment.
 //!
 //! Every command takes `--json` for scripts. The reading commands never
 //! write to STORE: they copy it to a temporary directory first (opening a
@@ -52,20 +54,25 @@ struct Cli {
 struct NodeArgs {
     /// Ask this running node's admin endpoint (`courier://node@host:port`)
     /// instead of reading a store.
-    #[arg(long, global = true, requires_all = ["cert", "key", "ca"])]
+    #[arg(long, global = true, env = "COURIER_NODE", requires_all = ["cert", "key", "ca"])]
     node: Option<String>,
     /// This tool's certificate (PEM), signed by the node's CA.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "COURIER_CERT")]
     cert: Option<PathBuf>,
     /// Its private key (PEM).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "COURIER_KEY")]
     key: Option<PathBuf>,
     /// The CA the node's certificate must chain to (PEM).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "COURIER_CA")]
     ca: Option<PathBuf>,
     /// The name this tool's certificate carries (a DNS subject alternative
     /// name); the node's `[admin] repair` list names who may repair.
-    #[arg(long, global = true, default_value = "operator")]
+    #[arg(
+        long,
+        global = true,
+        env = "COURIER_IDENTITY",
+        default_value = "operator"
+    )]
     identity: String,
     /// How long to wait for the node.
     #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -159,21 +166,41 @@ struct Repair {
     /// The sender whose parked deliveries these are.
     #[arg(long)]
     sender: String,
+    /// Every delivery of the sender that is parked now, instead of ids.
+    #[arg(long)]
+    all: bool,
     /// The store's directory (not with `--node`), then the delivery ids as
-    /// `courier parked list` shows them.
-    #[arg(required = true, value_name = "[STORE] ID")]
+    /// `courier parked list` shows them (none with `--all`).
+    #[arg(value_name = "[STORE] ID")]
     args: Vec<String>,
 }
 
+/// Which parked deliveries a repair names.
+enum Selection {
+    /// These ids.
+    Ids(Vec<u64>),
+    /// Every one parked when the command runs.
+    All,
+}
+
 impl Repair {
-    /// The store (offline only) and the ids.
-    fn split(&self, live: bool) -> Result<(Option<&std::path::Path>, Vec<u64>), String> {
+    /// The store (offline only) and the deliveries.
+    fn split(&self, live: bool) -> Result<(Option<&std::path::Path>, Selection), String> {
         let (store, ids) = match (live, self.args.split_first()) {
             (false, Some((store, ids))) => (Some(std::path::Path::new(store.as_str())), ids),
             _ => (None, self.args.as_slice()),
         };
+        if self.all {
+            if let Some(id) = ids.first() {
+                return Err(format!("give ids or --all, not both (got {id:?})"));
+            }
+            return Ok((store, Selection::All));
+        }
         if ids.is_empty() {
-            return Err(format!("no ids given for sender {}", self.sender));
+            return Err(format!(
+                "no ids given for sender {} (or --all for every parked one)",
+                self.sender
+            ));
         }
         let ids = ids
             .iter()
@@ -182,7 +209,7 @@ impl Repair {
                     .map_err(|_| format!("{id:?} is not a delivery id"))
             })
             .collect::<Result<Vec<u64>, String>>()?;
-        Ok((store, ids))
+        Ok((store, Selection::Ids(ids)))
     }
 }
 

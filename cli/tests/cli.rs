@@ -378,6 +378,45 @@ fn parked_deliveries_are_requeued_under_new_ids_and_purged() {
 }
 
 #[test]
+fn all_repairs_every_parked_delivery_of_the_sender_and_refuses_ids_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    runtime().block_on(make_store(&store));
+    let path = store.to_str().expect("utf-8 path");
+    let both = courier(&["parked", "requeue", path, "--sender", "desk", "--all", "1"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("not both"), "{}", stderr(&both));
+    let none = courier(&["parked", "requeue", path, "--sender", "desk"]);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+    assert!(stderr(&none).contains("--all"), "{}", stderr(&none));
+
+    let requeued = json(&["parked", "requeue", path, "--sender", "desk", "--all"]);
+    assert_eq!(
+        requeued["requeued"].as_array().map(Vec::len),
+        Some(2),
+        "{requeued}"
+    );
+    assert_eq!(
+        json(&["parked", "list", path]).as_array().map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        json(&["pending", path, "--sender", "desk"])
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    // Nothing parked: nothing to do, and it says so.
+    let again = courier(&["parked", "purge", path, "--sender", "desk", "--all"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("no parked deliveries of desk"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
 fn verify_names_each_damaged_record_and_exits_non_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("store");

@@ -342,3 +342,27 @@ async fn an_engine_without_its_feature_is_refused_on_open() {
     let e = opened.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("`fjall` feature"), "{e}");
 }
+
+#[cfg(feature = "admin")]
+#[test]
+fn admin_section_names_who_may_repair_and_is_checked() {
+    let config =
+        Config::from_str("[admin]\nrepair = [\"operator\", \"oncall.example\"]\n").expect("valid");
+    assert_eq!(
+        config.admin_settings().repair,
+        ["operator", "oncall.example"]
+    );
+    assert!(
+        Config::from_str("")
+            .expect("valid")
+            .admin_settings()
+            .repair
+            .is_empty()
+    );
+    let (key, line, reason) = invalid("\n\n[admin]\nrepair = [\"two words\"]\n");
+    assert_eq!(key.as_deref(), Some("admin.repair"), "{reason}");
+    assert_eq!(line, Some(3), "{reason}");
+    assert!(reason.contains("two words"), "{reason}");
+    let e = err("[admin]\nrepare = [\"operator\"]\n");
+    assert!(e.contains("repare"), "{e}");
+}
