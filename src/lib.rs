@@ -116,8 +116,13 @@ pub mod persistence {
         PersistenceStatus, Persistent, PersistentContext, PersistentInfo, PersistentSettings,
         Problem, RecoveryStatus, ReplayRange, ReplayStats, Result, SeqNr, Snapshot,
         SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions,
-        StoreReport, WriteBatch, decode_payload, encode_payload, now_millis, replay,
+        StoreReport, Verifier, WriteBatch, decode_payload, encode_payload, now_millis, replay,
     };
+
+    /// The stored form of courier's records (framing, checksums, limits),
+    /// for journal backends of other crates; with [`Verifier`], the check
+    /// `courier verify` runs.
+    pub use courier_persistence::format;
 
     /// The key–value engines beneath a [`Store`]: the seam a new embedded
     /// engine implements, the engines courier ships, and the records the

@@ -139,11 +139,14 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(store) => {
-            if open::is_postgres(store.path()?) {
-                return Err("verify reads sled and fjall stores; a PostgreSQL store is not verified by this tool yet".into());
-            }
-            let copy = match open::for_reading(store.path()?) {
-                Ok(copy) => copy,
+            let path = store.path()?;
+            let opened = if open::is_postgres(path) {
+                Ok(open::Source::open(path).await?)
+            } else {
+                open::for_reading(path).map(open::Source::Copy)
+            };
+            let copy = match opened {
+                Ok(source) => source,
                 // A store that refuses to open (rolled back, engine
                 // corrupt) is a finding of verify, not a usage error.
                 Err(open::OpenError::Store(e)) => {
@@ -156,7 +159,9 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let report = copy.store.verify().await?;
+            let Some(report) = copy.report().await? else {
+                return Err(format!("{} cannot be verified", path.display()).into());
+            };
             if json {
                 print_json(&json!({
                     "clean": report.is_clean(),

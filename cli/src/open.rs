@@ -162,7 +162,11 @@ impl Source {
         if std::env::var_os("COURIER_POSTGRES_PASSWORD").is_some() {
             settings = settings.with_password(Password::from_env("COURIER_POSTGRES_PASSWORD")?);
         }
-        Ok(Self::Postgres(PostgresStore::open(settings).await?))
+        // Reading never writes: no schema created or migrated, no epoch
+        // recorded, every write refused.
+        Ok(Self::Postgres(
+            PostgresStore::open_read_only(settings).await?,
+        ))
     }
 
     pub(crate) fn journal(&self) -> std::sync::Arc<dyn courier::persistence::Journal> {
@@ -172,14 +176,14 @@ impl Source {
         }
     }
 
-    /// Every record checked and the journals listed (embedded stores only:
-    /// `None` for PostgreSQL).
+    /// Every record checked and the journals listed (`None` when the store
+    /// cannot say).
     pub(crate) async fn report(
         &self,
     ) -> Result<Option<courier::persistence::StoreReport>, courier::persistence::Error> {
         match self {
             Self::Copy(copy) => copy.store.verify().await.map(Some),
-            Self::Postgres(_) => Ok(None),
+            Self::Postgres(store) => store.verify().await.map(Some),
         }
     }
 }

@@ -171,7 +171,13 @@ async fn the_reading_commands_read_a_postgres_store_and_repairs_are_refused() {
     assert_eq!(desk["parked"], 2);
     let till = senders.iter().find(|s| s["name"] == "till").expect("till");
     assert_eq!(till["pending"], 1);
-    assert_eq!(inspected["journals"], Value::Null);
+    let journals = inspected["journals"].as_array().expect("journals listed");
+    let orders = journals
+        .iter()
+        .find(|j| j["persistence_id"] == "orders")
+        .expect("orders");
+    assert_eq!(orders["highest"], 3, "{orders}");
+    assert_eq!(inspected["problems"], 0);
 
     let parked = json(
         &run(vec![
@@ -215,7 +221,8 @@ async fn the_reading_commands_read_a_postgres_store_and_repairs_are_refused() {
     assert!(top.status.success());
     assert!(String::from_utf8_lossy(&top.stdout).contains("  desk "));
 
-    // Shared store: no offline repair, no verify (said, not pretended).
+    // Shared store: no offline repair (said, not pretended); verify reads
+    // every row.
     let id = parked[0]["id"].as_u64().expect("id").to_string();
     let out = run(vec![
         "parked".into(),
@@ -228,10 +235,28 @@ async fn the_reading_commands_read_a_postgres_store_and_repairs_are_refused() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--node"));
-    let out = run(vec!["verify".into(), target]).await;
-    assert_eq!(out.status.code(), Some(2));
+    let out = run(vec!["verify".into(), target.clone(), "--json".into()]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verified = json(&out);
+    assert_eq!(verified["clean"], true, "{verified}");
+    assert_eq!(verified["journals"], 1, "{verified}");
     let parked_after = inspect_parked(&journal).await;
     assert_eq!(parked_after, 2, "a refused repair changed nothing");
+
+    // Reading never writes: a schema that is not there is refused, and
+    // is still not there afterwards.
+    let missing = format!("{url}#cli_missing_{}", uuid::Uuid::now_v7().simple());
+    for _ in 0..2 {
+        let out = run(vec!["inspect".into(), missing.clone()]).await;
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no courier store"), "{stderr}");
+    }
 }
 
 async fn inspect_parked(journal: &Arc<dyn Journal>) -> usize {

@@ -71,5 +71,5 @@ pub use store::FjallStore;
 pub use store::SledStore;
 pub use store::{
     JournalSummary, MAX_GROUP, MAX_LISTED_PROBLEMS, MemoryStore, NamespaceSummary, Problem, Store,
-    StoreOptions, StoreReport,
+    StoreOptions, StoreReport, Verifier,
 };

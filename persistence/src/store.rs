@@ -67,7 +67,9 @@ mod writer;
 pub(crate) use close::release;
 pub use open::StoreOptions;
 pub(crate) use reads::decode_kv;
-pub use verify::{JournalSummary, MAX_LISTED_PROBLEMS, NamespaceSummary, Problem, StoreReport};
+pub use verify::{
+    JournalSummary, MAX_LISTED_PROBLEMS, NamespaceSummary, Problem, StoreReport, Verifier,
+};
 // The writer validates with the same readers.
 use reads::{decode_snapshot, read_highest, read_meta, snapshots_below};
 

@@ -72,6 +72,23 @@ pub enum Error {
         /// The newest version this crate knows.
         supported: i64,
     },
+    /// A write through a store opened with
+    /// [`PostgresStore::open_read_only`](crate::PostgresStore::open_read_only).
+    #[error("the store (schema {schema}) was opened read-only: nothing was written")]
+    ReadOnly {
+        /// The schema.
+        schema: String,
+    },
+    /// A read-only open found no courier schema of this version.
+    #[error(
+        "{reason} in schema {schema}: a courier service of this version creates or migrates it when it opens the store"
+    )]
+    NoSchema {
+        /// The schema.
+        schema: String,
+        /// What was found instead.
+        reason: String,
+    },
     /// The connection was lost while the database was committing, and the
     /// store could not find out afterwards (within the resolve timeout)
     /// whether the commit happened. The write may or may not be durable: the

@@ -25,7 +25,10 @@
 //!   marker row (see [`Error::OutcomeUnknown`] for the rare case it cannot
 //!   be).
 //! - The schema is created and migrated by [`PostgresStore::open`]
-//!   (versioned, see `docs/persistence.md`).
+//!   (versioned, see `docs/persistence.md`);
+//!   [`PostgresStore::open_read_only`] writes nothing (for tools), and
+//!   [`PostgresStore::verify`] checks every record as `courier verify`
+//!   does.
 //!
 //! ```no_run
 //! use courier::persistence::postgres::{PostgresSettings, PostgresStore};
@@ -47,6 +50,7 @@ mod schema;
 mod settings;
 mod sql;
 mod store;
+mod verify;
 mod writer;
 
 pub use error::{Error, Result};

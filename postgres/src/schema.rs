@@ -81,6 +81,50 @@ pub(crate) async fn migrate(pool: &Pool, schema: &str) -> Result<()> {
     }))
 }
 
+/// Checks, without writing, that `schema` holds a courier schema of
+/// exactly this crate's version.
+pub(crate) async fn check(pool: &Pool, schema: &str) -> Result<()> {
+    let client = pool.get().await?;
+    let exists = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("{schema}.courier_schema")],
+        )
+        .await
+        .map_err(|e| Error::db("looking for the schema", e))?;
+    let exists: bool = exists
+        .try_get(0)
+        .map_err(|e| Error::db("looking for the schema", e))?;
+    if !exists {
+        return Err(Error::NoSchema {
+            schema: schema.to_owned(),
+            reason: "no courier store".into(),
+        });
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT COALESCE(MAX(version), 0) FROM {schema}.courier_schema"),
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("reading the schema version", e))?;
+    let found: i64 = row
+        .try_get(0)
+        .map_err(|e| Error::db("reading the schema version", e))?;
+    match found {
+        SCHEMA_VERSION => Ok(()),
+        found if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
+            schema: schema.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        found => Err(Error::NoSchema {
+            schema: schema.to_owned(),
+            reason: format!("a courier store at version {found}, older than {SCHEMA_VERSION}"),
+        }),
+    }
+}
+
 async fn migrate_once(pool: &Pool, schema: &str) -> Result<()> {
     let mut client = pool.get().await?;
     client

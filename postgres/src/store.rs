@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) sql: Sql,
     pub(crate) metrics: StoreMetrics,
     settings: PostgresSettings,
+    /// Opened with [`PostgresStore::open_read_only`]: every write refused.
+    read_only: bool,
 }
 
 /// A sequence number or timestamp as PostgreSQL's `BIGINT`, capped (for
@@ -117,25 +119,7 @@ impl PostgresStore {
     /// Dropping the future leaves at most a partly migrated schema whose
     /// migrations are each one transaction: the next open finishes them.
     pub async fn open(settings: PostgresSettings) -> crate::Result<Self> {
-        let mut config = settings.config.clone();
-        let timeout_ms = settings.statement_timeout.as_millis();
-        config.options(format!("-c statement_timeout={timeout_ms}"));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.statement_timeout))
-            .create_timeout(Some(settings.statement_timeout))
-            .build()
-            .map_err(|e| Error::Settings {
-                reason: format!("cannot build the connection pool: {e}"),
-            })?;
+        let pool = Self::pool(&settings)?;
         schema::migrate(&pool, &settings.schema).await?;
         let sql = Sql::new(&settings.schema);
         {
@@ -152,6 +136,49 @@ impl PostgresStore {
                 .await
                 .map_err(|e| Error::db("recording the store epoch", e))?;
         }
+        Ok(Self::start(pool, sql, settings, false))
+    }
+
+    /// Connects to an existing store for reading only, as `courier
+    /// inspect` does: nothing is created, migrated or recorded, and every
+    /// write through the handle fails with [`Error::ReadOnly`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] if the database cannot be reached,
+    /// [`Error::NoSchema`] if the schema is missing or at another version
+    /// than this crate's (open it once with [`open`](Self::open) from a
+    /// service of this version), [`Error::Database`].
+    pub async fn open_read_only(settings: PostgresSettings) -> crate::Result<Self> {
+        let pool = Self::pool(&settings)?;
+        schema::check(&pool, &settings.schema).await?;
+        let sql = Sql::new(&settings.schema);
+        Ok(Self::start(pool, sql, settings, true))
+    }
+
+    fn pool(settings: &PostgresSettings) -> crate::Result<Pool> {
+        let mut config = settings.config.clone();
+        let timeout_ms = settings.statement_timeout.as_millis();
+        config.options(format!("-c statement_timeout={timeout_ms}"));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.statement_timeout))
+            .create_timeout(Some(settings.statement_timeout))
+            .build()
+            .map_err(|e| Error::Settings {
+                reason: format!("cannot build the connection pool: {e}"),
+            })
+    }
+
+    fn start(pool: Pool, sql: Sql, settings: PostgresSettings, read_only: bool) -> Self {
         let (requests, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             pool,
@@ -159,10 +186,26 @@ impl PostgresStore {
             sql,
             metrics: StoreMetrics::new("postgres"),
             settings,
+            read_only,
         });
         let writer = Writer::new(Arc::clone(&shared), receiver);
         tokio::spawn(writer.run());
-        Ok(Self { shared, requests })
+        Self { shared, requests }
+    }
+
+    /// Refuses a write through a read-only handle.
+    fn writable(&self) -> PResult<()> {
+        if self.shared.read_only {
+            return Err(Error::ReadOnly {
+                schema: self.shared.settings.schema.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The settings the store was opened with.
@@ -212,6 +255,7 @@ impl Journal for PostgresStore {
     /// Dropping the future does not withdraw the write: it commits or fails
     /// with its group, unobserved.
     async fn write(&self, batch: WriteBatch) -> PResult<()> {
+        self.writable()?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -276,6 +320,7 @@ impl Journal for PostgresStore {
     /// As [`write`](Self::write). A deletion is idempotent: after any error
     /// it may simply be repeated.
     async fn delete_events_to(&self, persistence_id: &str, to: SeqNr) -> PResult<()> {
+        self.writable()?;
         check_id("persistence id", persistence_id)?;
         let mut client = self.client().await?;
         let tx = client
@@ -402,6 +447,7 @@ impl SnapshotStore for PostgresStore {
     ///
     /// As the trait says, and this crate's errors (see [`Error::find`]).
     async fn save_snapshot(&self, snapshot: Snapshot) -> PResult<()> {
+        self.writable()?;
         let pid = &snapshot.metadata.persistence_id;
         check_id("persistence id", pid)?;
         let seq = storable("snapshot sequence number", snapshot.metadata.seq_nr)?;
@@ -445,6 +491,7 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn delete_snapshot(&self, persistence_id: &str, seq_nr: SeqNr) -> PResult<()> {
+        self.writable()?;
         check_id("persistence id", persistence_id)?;
         let client = self.client().await?;
         client
@@ -462,6 +509,7 @@ impl SnapshotStore for PostgresStore {
         persistence_id: &str,
         criteria: SnapshotCriteria,
     ) -> PResult<()> {
+        self.writable()?;
         check_id("persistence id", persistence_id)?;
         let client = self.client().await?;
         client

@@ -424,3 +424,133 @@ async fn dropping_the_store_closes_its_connections() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_damaged_rows_and_holes_and_writes_nothing() {
+    let Some(pg) = support::store().await else {
+        return;
+    };
+    let store = pg.0;
+    let schema = store.settings().schema().to_owned();
+    let w = Uuid::now_v7();
+    // More events than one page of the walk, in two journals.
+    store
+        .write(
+            WriteBatch::new()
+                .events((1..=1500).map(|s| event("big", s, w)))
+                .events((1..=4).map(|s| event("small", s, w)))
+                .put("ns", b"k".to_vec(), b"value".to_vec()),
+        )
+        .await
+        .expect("write");
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let big = report
+        .journals
+        .iter()
+        .find(|j| j.persistence_id == "big")
+        .expect("big");
+    assert_eq!((big.events, big.highest), (1500, 1500));
+    assert!(report.namespaces.iter().any(|n| n.namespace == "ns"));
+
+    let sql = support::client().await;
+    for statement in [
+        // A flipped byte in big#1200 (on the walk's second page).
+        format!(
+            "UPDATE {schema}.events SET record = overlay(record placing '\\xff'::bytea \
+             from length(record) for 1) WHERE persistence_id = 'big' AND seq_nr = 1200"
+        ),
+        // A hole: small#2 gone.
+        format!("DELETE FROM {schema}.events WHERE persistence_id = 'small' AND seq_nr = 2"),
+        // A damaged key-value record.
+        format!("UPDATE {schema}.kv SET value = '\\x0000000001'::bytea WHERE namespace = 'ns'"),
+    ] {
+        sql.execute(&statement, &[]).await.expect("damage");
+    }
+    let count = format!(
+        "SELECT (SELECT count(*) FROM {schema}.events) + (SELECT count(*) FROM {schema}.kv) \
+         + (SELECT count(*) FROM {schema}.journal)"
+    );
+    let before: i64 = sql.query_one(&count, &[]).await.expect("count").get(0);
+    let report = store.verify().await.expect("verify");
+    assert_eq!(report.problem_count, 3, "{:?}", report.problems);
+    let shown: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        shown.iter().any(|p| p.starts_with("event big#1200")),
+        "{shown:?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|p| p == "journal small: events 2 to 2 are missing"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|p| p.starts_with("record ns/")),
+        "{shown:?}"
+    );
+    let after: i64 = sql.query_one(&count, &[]).await.expect("count").get(0);
+    assert_eq!(after, before, "verify wrote nothing");
+}
+
+#[tokio::test]
+async fn a_read_only_store_creates_nothing_and_refuses_every_write() {
+    let Some(settings) = support::settings() else {
+        return;
+    };
+    // A schema nobody created: refused, and still not there after.
+    let missing = settings
+        .clone()
+        .with_schema(format!("ro_{}", Uuid::now_v7().simple()))
+        .expect("schema");
+    let name = missing.schema().to_owned();
+    for _ in 0..2 {
+        let refused = PostgresStore::open_read_only(missing.clone()).await;
+        assert!(
+            matches!(refused, Err(PgError::NoSchema { ref schema, .. }) if *schema == name),
+            "{:?}",
+            refused.err()
+        );
+    }
+    let sql = support::client().await;
+    let row = sql
+        .query_one(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
+            &[&name],
+        )
+        .await
+        .expect("schemata");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        0,
+        "a read-only open created the schema"
+    );
+
+    // An existing store: reads work, writes are typed refusals.
+    let Some(pg) = support::store().await else {
+        return;
+    };
+    let w = Uuid::now_v7();
+    pg.0.write(WriteBatch::new().events((1..=2).map(|s| event("ro", s, w))))
+        .await
+        .expect("write");
+    let reader = PostgresStore::open_read_only(pg.0.settings().clone())
+        .await
+        .expect("open read-only");
+    assert_eq!(reader.highest_seq_nr("ro").await.expect("read"), 2);
+    let refusals = [
+        reader
+            .write(WriteBatch::new().events([event("ro", 3, w)]))
+            .await,
+        reader.delete_events_to("ro", 1).await,
+    ];
+    for refused in refusals {
+        let error = refused.expect_err("a write through a read-only store");
+        assert!(
+            matches!(PgError::find(&error), Some(PgError::ReadOnly { .. })),
+            "{error:?}"
+        );
+    }
+    assert_eq!(pg.0.highest_seq_nr("ro").await.expect("read"), 2);
+    assert_eq!(pg.0.deleted_to("ro").await.expect("read"), 0);
+}

@@ -2,7 +2,9 @@
 //! checks every record (its checksum, that it is the record its key names)
 //! and every journal's sequence (no gaps between what was deleted and the
 //! highest sequence number), and summarises what the store holds. This is
-//! what `courier verify` and `courier inspect` run.
+//! what `courier verify` and `courier inspect` run. [`Verifier`] is the
+//! same check for a backend with its own layout (PostgreSQL's tables):
+//! it is fed the records one by one.
 
 use std::collections::BTreeMap;
 
@@ -190,12 +192,12 @@ impl<E: Engine> Store<E> {
     /// ```
     pub async fn verify(&self) -> Result<StoreReport> {
         self.read(|engine| {
-            let mut walk = Walk::default();
+            let mut walk = Verifier::new();
             engine.visit(&[], None, usize::MAX, &mut |key, value| {
                 walk.record(key, value);
                 Ok(())
             })?;
-            Ok(walk.finish())
+            Ok(walk.summarise())
         })
         .await
     }
@@ -210,8 +212,38 @@ struct Seen {
     meta: Option<Meta>,
 }
 
+/// Checks records one by one and sums them up in a [`StoreReport`], as
+/// [`Store::verify`] does over its key space: for a backend that stores the
+/// same framed records ([`format`](crate::format)) in a layout of its own.
+/// Feed each persistence id's events in ascending order (ids may
+/// interleave), then [`finish`](Self::finish).
+///
+/// ```
+/// use courier::persistence::format::{encode_event, frame_value};
+/// use courier::persistence::{EventRecord, Manifest, Problem, Verifier};
+///
+/// # fn main() -> Result<(), courier::persistence::Error> {
+/// let event = |seq_nr| EventRecord {
+///     persistence_id: "orders".into(),
+///     seq_nr,
+///     manifest: Manifest::new("Placed", 1),
+///     payload: vec![1, 2, 3],
+///     writer_id: uuid::Uuid::nil(),
+///     timestamp: 0,
+/// };
+/// let mut verifier = Verifier::new();
+/// verifier.event("orders", 1, &encode_event(&event(1))?);
+/// verifier.event("orders", 3, &encode_event(&event(3))?);
+/// verifier.marks("orders", 3, 0);
+/// verifier.kv("settings", b"mode", &frame_value(b"fast".to_vec()));
+/// let report = verifier.finish();
+/// assert_eq!(report.records, 4);
+/// assert!(matches!(report.problems[..], [Problem::Gap { from: 2, to: 2, .. }]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default)]
-struct Walk {
+pub struct Verifier {
     journals: BTreeMap<String, Seen>,
     namespaces: BTreeMap<String, NamespaceSummary>,
     records: u64,
@@ -219,7 +251,64 @@ struct Walk {
     problem_count: u64,
 }
 
-impl Walk {
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("records", &self.records)
+            .field("problem_count", &self.problem_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Nothing checked yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An event's framed record, stored as `persistence_id`'s `seq_nr`:
+    /// checks its checksum, that it is that event, and that it follows the
+    /// id's previous one without a hole.
+    pub fn event(&mut self, persistence_id: &str, seq_nr: SeqNr, record: &[u8]) {
+        self.records += 1;
+        self.event_at(persistence_id, seq_nr, |pid, seq| {
+            crate::format::decode_event(record, pid, seq).map(drop)
+        });
+    }
+
+    /// A snapshot's framed record, stored as `persistence_id`'s `seq_nr`.
+    pub fn snapshot(&mut self, persistence_id: &str, seq_nr: SeqNr, record: &[u8]) {
+        self.records += 1;
+        self.journal(persistence_id).summary.snapshots.push(seq_nr);
+        if let Err(e) = crate::format::decode_snapshot(record, persistence_id, seq_nr) {
+            self.problem(Problem::Snapshot {
+                persistence_id: persistence_id.to_owned(),
+                seq_nr,
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    /// A journal's marks: its highest sequence number and the mark up to
+    /// which its events were deleted on purpose.
+    pub fn marks(&mut self, persistence_id: &str, highest: SeqNr, deleted_to: SeqNr) {
+        self.records += 1;
+        self.journal(persistence_id).meta = Some(Meta {
+            highest,
+            deleted_to,
+        });
+    }
+
+    /// A key–value record with its framed value.
+    pub fn kv(&mut self, namespace: &str, key: &[u8], value: &[u8]) {
+        self.records += 1;
+        self.kv_at(namespace, key, key.len(), value);
+    }
+
+    /// The report, each journal's ends checked against its marks.
+    pub fn finish(self) -> StoreReport {
+        self.summarise()
+    }
     fn problem(&mut self, problem: Problem) {
         self.problem_count += 1;
         if self.problems.len() < MAX_LISTED_PROBLEMS {
@@ -237,10 +326,13 @@ impl Walk {
         })
     }
 
+    /// One record of the embedded key space, told by its key.
     fn record(&mut self, key: &[u8], value: &[u8]) {
         self.records += 1;
         match keys::parse(key) {
-            Some(Parsed::Event(pid, seq)) => self.event(pid, seq, key, value),
+            Some(Parsed::Event(pid, seq)) => {
+                self.event_at(pid, seq, |pid, _| decode_event(pid, key, value).map(drop));
+            }
             Some(Parsed::Meta(pid)) => match record::decode_record::<Meta>(value, pid, 0) {
                 Ok(meta) => self.journal(pid).meta = Some(meta),
                 Err(e) => {
@@ -262,22 +354,7 @@ impl Walk {
                 }
             }
             Some(Parsed::Kv(namespace, suffix)) => {
-                let summary = self
-                    .namespaces
-                    .entry(namespace.to_owned())
-                    .or_insert_with(|| NamespaceSummary {
-                        namespace: namespace.to_owned(),
-                        ..NamespaceSummary::default()
-                    });
-                summary.records += 1;
-                summary.bytes += (key.len() + value.len()) as u64;
-                if let Err(e) = decode_kv(namespace, suffix, value) {
-                    self.problem(Problem::Kv {
-                        namespace: namespace.to_owned(),
-                        key: keys::printable(suffix),
-                        reason: e.to_string(),
-                    });
-                }
+                self.kv_at(namespace, suffix, key.len(), value);
             }
             None => self.problem(Problem::UnknownKey {
                 key: keys::printable(key),
@@ -285,8 +362,28 @@ impl Walk {
         }
     }
 
-    /// Events come in key order: ascending sequence numbers per id.
-    fn event(&mut self, pid: &str, seq: SeqNr, key: &[u8], value: &[u8]) {
+    /// A key–value record; `key_len` is its stored key's size.
+    fn kv_at(&mut self, namespace: &str, key: &[u8], key_len: usize, value: &[u8]) {
+        let summary = self
+            .namespaces
+            .entry(namespace.to_owned())
+            .or_insert_with(|| NamespaceSummary {
+                namespace: namespace.to_owned(),
+                ..NamespaceSummary::default()
+            });
+        summary.records += 1;
+        summary.bytes += (key_len + value.len()) as u64;
+        if let Err(e) = decode_kv(namespace, key, value) {
+            self.problem(Problem::Kv {
+                namespace: namespace.to_owned(),
+                key: keys::printable(key),
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    /// An event (ascending sequence numbers per id), checked by `decode`.
+    fn event_at(&mut self, pid: &str, seq: SeqNr, decode: impl FnOnce(&str, SeqNr) -> Result<()>) {
         let seen = self.journal(pid);
         let gap = match seen.last {
             Some(last) if seq > last + 1 => Some((last + 1, seq - 1)),
@@ -302,7 +399,7 @@ impl Walk {
                 to,
             });
         }
-        if let Err(e) = decode_event(pid, key, value) {
+        if let Err(e) = decode(pid, seq) {
             self.problem(Problem::Event {
                 persistence_id: pid.to_owned(),
                 seq_nr: seq,
@@ -313,7 +410,7 @@ impl Walk {
 
     /// Checks each journal's ends against its metadata (which comes after
     /// its events in key order).
-    fn finish(mut self) -> StoreReport {
+    fn summarise(mut self) -> StoreReport {
         let journals = std::mem::take(&mut self.journals);
         let mut summaries = Vec::with_capacity(journals.len());
         for (pid, seen) in journals {
