@@ -193,8 +193,8 @@ pub mod remote {
 #[cfg(feature = "admin")]
 pub mod admin {
     pub use courier_admin::{
-        AdminClient, AdminService, AdminSettings, Error, MAX_IDS, MAX_LIST, MAX_REQUEST, Result,
-        wire,
+        AdminClient, AdminService, AdminSettings, Error, MAX_DECODED, MAX_IDS, MAX_LIST,
+        MAX_REQUEST, Result, wire,
     };
 }
 

@@ -31,5 +31,5 @@ pub mod wire {
 
 pub use client::AdminClient;
 pub use error::{Error, Result};
-pub use service::{AdminService, MAX_IDS, MAX_LIST, MAX_REQUEST};
+pub use service::{AdminService, MAX_DECODED, MAX_IDS, MAX_LIST, MAX_REQUEST};
 pub use settings::AdminSettings;

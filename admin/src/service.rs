@@ -9,7 +9,7 @@ use std::sync::Arc;
 use courier_core::ActorSystem;
 use courier_delivery::inspect::{self, StoredDelivery};
 use courier_delivery::{DeliveryId, live};
-use courier_persistence::{Engine, Journal, Store, StoreReport};
+use courier_persistence::{Engine, EventSourced, Journal, Manifest, Store, StoreReport};
 use courier_remote::PeerIdentity;
 use tonic::{Request, Response, Status};
 
@@ -29,6 +29,10 @@ pub const MAX_IDS: usize = 1000;
 const MAX_NAME: usize = 1024;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// Turns a stored event of one type (any manifest version) into JSON.
+type Decoder = Arc<dyn Fn(&Manifest, &[u8]) -> Result<String, String> + Send + Sync>;
+/// The longest decoded event sent; a longer one is left to the bytes.
+pub const MAX_DECODED: usize = 16 * 1024;
 type Verifier = Arc<dyn Fn() -> BoxFuture<courier_persistence::Result<StoreReport>> + Send + Sync>;
 
 /// The admin endpoint of one process. Build it, then [`mount`](Self::mount)
@@ -66,6 +70,8 @@ pub struct AdminService {
     journal: Arc<dyn Journal>,
     verifier: Option<Verifier>,
     settings: Arc<AdminSettings>,
+    /// By event manifest type name.
+    decoders: Arc<HashMap<String, Decoder>>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -73,6 +79,7 @@ impl std::fmt::Debug for AdminService {
         f.debug_struct("AdminService")
             .field("repair", &self.settings.repair)
             .field("verify", &self.verifier.is_some())
+            .field("decoders", &self.decoders.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -86,6 +93,82 @@ impl AdminService {
             journal,
             verifier: None,
             settings: Arc::new(settings),
+            decoders: Arc::new(HashMap::new()),
+        }
+    }
+
+    /// Shows the events of `E` decoded, as JSON, in `courier --node …
+    /// events` (the offline tool knows no program's types and shows their
+    /// bytes). Any version `E::upcast_event` reads is decoded; an event it
+    /// refuses is listed with the reason, beside its bytes.
+    ///
+    /// ```
+    /// use courier::admin::{AdminService, AdminSettings};
+    /// use courier::persistence::{Effect, EventSourced, Journal, MemoryStore, PersistentContext};
+    /// use courier::prelude::*;
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Deposited(u64);
+    ///
+    /// struct Account(u64);
+    ///
+    /// impl EventSourced for Account {
+    ///     type Command = u64;
+    ///     type Event = Deposited;
+    ///     type Snapshot = u64;
+    ///     async fn handle_command(
+    ///         &mut self,
+    ///         n: u64,
+    ///         _: &mut PersistentContext<Self>,
+    ///     ) -> Result<Effect<Self>, BoxError> {
+    ///         Ok(Effect::persist(Deposited(n)))
+    ///     }
+    ///     fn apply_event(&mut self, Deposited(n): Deposited) {
+    ///         self.0 += n;
+    ///     }
+    ///     fn to_snapshot(&self) -> u64 {
+    ///         self.0
+    ///     }
+    ///     fn apply_snapshot(&mut self, n: u64) {
+    ///         self.0 = n;
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let system = ActorSystem::new("app");
+    /// let journal: Arc<dyn Journal> = Arc::new(MemoryStore::memory()?);
+    /// let admin = AdminService::new(&system, journal, AdminSettings::read_only())
+    ///     .decode_events_of::<Account>();
+    /// # drop(admin);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn decode_events_of<E: EventSourced>(mut self) -> Self {
+        let decoder: Decoder = Arc::new(|manifest, payload| {
+            let event = E::upcast_event(manifest, payload).map_err(|e| e.to_string())?;
+            serde_json::to_string(&event).map_err(|e| format!("not representable as JSON: {e}"))
+        });
+        Arc::make_mut(&mut self.decoders).insert(E::event_manifest().type_name, decoder);
+        self
+    }
+
+    /// An event's decoded form and why not, when a decoder is registered.
+    fn decode(&self, manifest: &Manifest, payload: &[u8]) -> (Option<String>, Option<String>) {
+        let Some(decoder) = self.decoders.get(&manifest.type_name) else {
+            return (None, None);
+        };
+        match decoder(manifest, payload) {
+            Ok(json) if json.len() <= MAX_DECODED => (Some(json), None),
+            Ok(json) => (
+                None,
+                Some(format!(
+                    "decoded form of {} bytes is over {MAX_DECODED}: shown as bytes",
+                    json.len()
+                )),
+            ),
+            Err(reason) => (None, Some(reason)),
         }
     }
 
@@ -444,12 +527,17 @@ impl Admin for AdminService {
         Ok(Response::new(wire::EventList {
             events: events
                 .into_iter()
-                .map(|e| wire::Event {
-                    seq_nr: e.seq_nr,
-                    manifest: format!("{}/{}", e.manifest.type_name, e.manifest.version),
-                    timestamp_ms: e.timestamp,
-                    writer: e.writer_id.to_string(),
-                    payload: e.payload,
+                .map(|e| {
+                    let (decoded, decode_error) = self.decode(&e.manifest, &e.payload);
+                    wire::Event {
+                        seq_nr: e.seq_nr,
+                        manifest: format!("{}/{}", e.manifest.type_name, e.manifest.version),
+                        timestamp_ms: e.timestamp,
+                        writer: e.writer_id.to_string(),
+                        payload: e.payload,
+                        decoded,
+                        decode_error,
+                    }
                 })
                 .collect(),
         }))

@@ -331,6 +331,14 @@ async fn events(client: &mut AdminClient, pid: &str, from: u64, to: u64, json: b
             break;
         };
         for e in &page {
+            // The process's registered decoder first, then JSON bytes.
+            let decoded: Option<Value> = e
+                .decoded
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok());
+            if let Some(reason) = &e.decode_error {
+                eprintln!("courier: {pid}#{}: {reason}", e.seq_nr);
+            }
             if json {
                 all.push(json!({
                     "seq_nr": e.seq_nr,
@@ -339,7 +347,8 @@ async fn events(client: &mut AdminClient, pid: &str, from: u64, to: u64, json: b
                     "writer": e.writer,
                     "size": e.payload.len(),
                     "payload_hex": hex(&e.payload, usize::MAX),
-                    "payload_json": crate::output::as_json(&e.payload),
+                    "payload_json": decoded.or_else(|| crate::output::as_json(&e.payload)),
+                    "decode_error": e.decode_error,
                 }));
             } else {
                 table.row(vec![
@@ -347,7 +356,10 @@ async fn events(client: &mut AdminClient, pid: &str, from: u64, to: u64, json: b
                     e.manifest.clone(),
                     age(e.timestamp_ms),
                     e.payload.len().to_string(),
-                    crate::output::shown(&e.payload, SHOWN),
+                    match &decoded {
+                        Some(value) => crate::output::cut(&value.to_string(), SHOWN * 2),
+                        None => crate::output::shown(&e.payload, SHOWN),
+                    },
                 ]);
             }
         }

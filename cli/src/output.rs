@@ -103,17 +103,19 @@ pub(crate) fn as_json(bytes: &[u8]) -> Option<serde_json::Value> {
 /// JSON, else its first `max` bytes in hex.
 pub(crate) fn shown(bytes: &[u8], max: usize) -> String {
     match as_json(bytes) {
-        Some(value) => {
-            let text = value.to_string();
-            if text.chars().count() > max * 2 {
-                let mut cut: String = text.chars().take(max * 2).collect();
-                cut.push('…');
-                cut
-            } else {
-                text
-            }
-        }
+        Some(value) => cut(&value.to_string(), max * 2),
         None => hex(bytes, max),
+    }
+}
+
+/// `text`, cut to `max` characters with `…` when longer.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let mut cut: String = text.chars().take(max).collect();
+        cut.push('…');
+        cut
+    } else {
+        text.to_owned()
     }
 }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use courier::admin::{AdminService, AdminSettings};
 use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
-use courier::persistence::{DurableStore, EngineKind, Journal, StoreOptions};
+use courier::persistence::{
+    DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest,
+    PersistentContext, StoreOptions, WriteBatch, encode_payload,
+};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings, TlsSettings, Transport};
 use rcgen::{
@@ -212,7 +215,26 @@ async fn a_running_node_is_read_and_repaired_over_mutual_tls_only_as_allowed() {
         Arc::clone(&journal),
         AdminSettings::read_only().allow_repair("operator"),
     )
-    .with_store(store.clone());
+    .with_store(store.clone())
+    .decode_events_of::<Account>();
+    // Three events of the account: two the process decodes, one of a
+    // version it does not read.
+    let manifest = Account::event_manifest();
+    let newer = Manifest::new(manifest.type_name.clone(), manifest.version + 1);
+    let stored = [(1, manifest.clone(), 5), (2, manifest, 7), (3, newer, 9)];
+    journal
+        .write(
+            WriteBatch::new().events(stored.into_iter().map(|(seq_nr, manifest, n)| EventRecord {
+                persistence_id: "account".into(),
+                seq_nr,
+                manifest,
+                payload: encode_payload(&Deposited { amount: n }).expect("encode"),
+                writer_id: uuid::Uuid::nil(),
+                timestamp: courier::persistence::now_millis(),
+            })),
+        )
+        .await
+        .expect("write events");
     let transport = Transport::tcp("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
@@ -381,8 +403,63 @@ async fn a_running_node_is_read_and_repaired_over_mutual_tls_only_as_allowed() {
     assert_eq!(inbox["receiver"], "shop", "{inspected}");
     assert_eq!(inbox["senders"][0]["sender"], "order-desk");
 
+    // Events, decoded by the decoder the process registered; the one of
+    // an unknown version as bytes, with the reason.
+    let out = run(args(&address, &reader, &["events", "account", "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        events[0]["payload_json"],
+        serde_json::json!({ "amount": 5 }),
+        "{events}"
+    );
+    assert_eq!(
+        events[1]["payload_json"],
+        serde_json::json!({ "amount": 7 }),
+        "{events}"
+    );
+    assert_eq!(events[2]["payload_json"], Value::Null, "{events}");
+    let refused = events[2]["decode_error"].as_str().unwrap_or_default();
+    assert!(refused.contains("unknown event manifest"), "{events}");
+    let out = run(args(&address, &reader, &["events", "account"])).await;
+    assert!(text(&out).contains(r#"{"amount":7}"#), "{}", text(&out));
+
     node.shutdown().await;
     system.shutdown().await;
     drop(journal);
     store.close().await.expect("close");
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Deposited {
+    amount: u64,
+}
+
+/// An event-sourced account, for its events' decoder.
+struct Account(u64);
+
+impl EventSourced for Account {
+    type Command = u64;
+    type Event = Deposited;
+    type Snapshot = u64;
+
+    async fn handle_command(
+        &mut self,
+        amount: u64,
+        _: &mut PersistentContext<Self>,
+    ) -> Result<Effect<Self>, BoxError> {
+        Ok(Effect::persist(Deposited { amount }))
+    }
+
+    fn apply_event(&mut self, event: Deposited) {
+        self.0 += event.amount;
+    }
+
+    fn to_snapshot(&self) -> u64 {
+        self.0
+    }
+
+    fn apply_snapshot(&mut self, balance: u64) {
+        self.0 = balance;
+    }
 }
