@@ -1,16 +1,18 @@
 //! Memory with 100,000 unconfirmed deliveries: the process's
 //! resident set size before and after a sender accepts 100,000 deliveries of
-//! about 200 bytes that nobody confirms, on the sled store.
+//! about 200 bytes that nobody confirms, on each engine (sled, and fjall
+//! when built with it), each in a fresh child process (this binary
+//! re-executed) so that one engine's memory does not count for the other.
 //!
-//! Run: `cargo bench --bench delivery_memory`. Prints one
-//! line per measurement; results in docs/benchmarks.md. Linux only (reads
+//! Run: `cargo bench --features fjall --bench delivery_memory`. Prints one
+//! line per engine; results in docs/benchmarks.md. Linux only (reads
 //! `/proc/self/status`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use courier::delivery::{Deliverer, OutboxSettings, Redelivery};
-use courier::persistence::{Journal, SledStore};
+use courier::persistence::{DurableStore, EngineKind, Journal, StoreOptions};
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -64,8 +66,29 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+const CHILD: &str = "COURIER_BENCH_CHILD";
+
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else to parse.
+    // `cargo bench` passes `--bench`; the engine comes to the child in
+    // the environment.
+    let Ok(engine) = std::env::var(CHILD) else {
+        let mut engines = vec!["sled"];
+        if EngineKind::Fjall.available() {
+            engines.push("fjall");
+        }
+        for engine in engines {
+            let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+                .env(CHILD, engine)
+                .status()
+                .expect("child");
+            assert!(status.success(), "{engine}: {status}");
+        }
+        return;
+    };
+    let kind = match engine.as_str() {
+        "fjall" => EngineKind::Fjall,
+        _ => EngineKind::Sled,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,7 +96,9 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
-        let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let store = Arc::new(
+            DurableStore::open_engine(kind, dir.path(), None, StoreOptions::new()).expect("open"),
+        );
         let system = ActorSystem::new("memory");
         let journal: Arc<dyn Journal> = store.clone();
         let sender = system
@@ -112,7 +137,7 @@ fn main() {
         }
         let after = rss_kib();
         println!(
-            "unconfirmed={} rss_before={:.1}MiB rss_after={:.1}MiB growth={:.1}MiB ({:.0} bytes per delivery) in {:.1}s",
+            "engine={engine} unconfirmed={} rss_before={:.1}MiB rss_after={:.1}MiB growth={:.1}MiB ({:.0} bytes per delivery) in {:.1}s",
             out.unconfirmed(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,
