@@ -130,6 +130,8 @@ fn write(kind: EngineKind, dir: &Path) {
         }
         store.close().await.expect("close");
     });
+    // The same three fields as the other children: time, RSS, peak.
+    println!("0 {} {}", kib("VmRSS:"), kib("VmHWM:"));
 }
 
 /// Recovers the actor; prints `secs rss_open_kib peak_kib`.
