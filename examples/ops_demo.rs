@@ -32,7 +32,7 @@
 //! `orders=N applied=A invoices=N billed=B billed_twice=0 pending=P parked=Q`
 //! and exits non-zero if anything was applied twice.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,54 +190,6 @@ impl Actor for Billing {
     }
 }
 
-// ---- certificates ----
-
-/// A throwaway CA and certificates for the node, an operator and a reader
-/// (each naming itself as a DNS subject alternative name), as PEM files.
-fn generate_certificates(dir: &Path, node: &str) -> anyhow::Result<()> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "ops_demo throwaway CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate()?;
-    std::fs::write(dir.join("ca.crt"), ca.self_signed(&ca_key)?.pem())?;
-    let issuer = Issuer::new(ca, ca_key);
-    for name in [node, "operator", "reader"] {
-        let mut params = CertificateParams::new(vec![name.to_owned()])?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate()?;
-        std::fs::write(
-            dir.join(format!("{name}.crt")),
-            params.signed_by(&key, &issuer)?.pem(),
-        )?;
-        write_private(&dir.join(format!("{name}.key")), &key.serialize_pem())?;
-    }
-    Ok(())
-}
-
-/// Writes a key file that only this user can read (replacing an older one).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
-    Ok(())
-}
-
 // ---- the service ----
 
 /// A service with a poison message and a destination that is down, serving
@@ -272,6 +224,8 @@ struct Args {
     run_for: Option<Duration>,
 }
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/logging.rs"]
 mod logging;
 
@@ -332,7 +286,11 @@ async fn main() -> anyhow::Result<()> {
     let system = ActorSystem::new("ops-demo");
 
     // The node, serving the admin endpoint with the config's `[admin]`.
-    generate_certificates(&args.certs, NODE)?;
+    certs::generate(
+        &args.certs,
+        "ops_demo throwaway CA",
+        &[NODE, "operator", "reader"],
+    )?;
     let certs = args.certs.canonicalize()?;
     let tls = TlsSettings::from_files(
         certs.join(format!("{NODE}.crt")),

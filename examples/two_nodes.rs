@@ -200,50 +200,6 @@ fn tls(dir: &Path, node: &str) -> TlsSettings {
     )
 }
 
-/// A throwaway CA and a certificate for each node (naming it as a DNS
-/// subject alternative name, for both ends of a link), as PEM files.
-fn generate_certificates(dir: &Path) -> anyhow::Result<()> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let certs = dir.join("certs");
-    std::fs::create_dir_all(&certs)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "two_nodes demo CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate()?;
-    std::fs::write(certs.join("ca.crt"), ca.self_signed(&ca_key)?.pem())?;
-    let issuer = Issuer::new(ca, ca_key);
-    for node in [RECEIVER, SENDER] {
-        let mut params = CertificateParams::new(vec![node.to_owned()])?;
-        params.distinguished_name.push(DnType::CommonName, node);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate()?;
-        std::fs::write(
-            certs.join(format!("{node}.crt")),
-            params.signed_by(&key, &issuer)?.pem(),
-        )?;
-        write_private(&certs.join(format!("{node}.key")), &key.serialize_pem())?;
-    }
-    Ok(())
-}
-
-/// Writes a key file that only this user can read.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
-    Ok(())
-}
-
 // ---- the parent ----
 
 /// A child process and the lines it printed.
@@ -324,7 +280,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn parent(messages: u64, metrics: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("courier-two-nodes-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    generate_certificates(&dir)?;
+    certs::generate(&dir.join("certs"), "two_nodes demo CA", &[RECEIVER, SENDER])?;
     let dir_arg = dir.display().to_string();
     let port = free_port()?;
     let receiver_args = vec![
@@ -457,6 +413,8 @@ enum Role {
     Sender,
 }
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/logging.rs"]
 mod logging;
 #[path = "support/metrics.rs"]

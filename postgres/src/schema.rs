@@ -101,16 +101,7 @@ pub(crate) async fn check(pool: &Pool, schema: &str) -> Result<()> {
             reason: "no courier store".into(),
         });
     }
-    let row = client
-        .query_one(
-            &format!("SELECT COALESCE(MAX(version), 0) FROM {schema}.courier_schema"),
-            &[],
-        )
-        .await
-        .map_err(|e| Error::db("reading the schema version", e))?;
-    let found: i64 = row
-        .try_get(0)
-        .map_err(|e| Error::db("reading the schema version", e))?;
+    let found = version(&client, schema).await?;
     match found {
         SCHEMA_VERSION => Ok(()),
         found if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
@@ -123,6 +114,19 @@ pub(crate) async fn check(pool: &Pool, schema: &str) -> Result<()> {
             reason: format!("a courier store at version {found}, older than {SCHEMA_VERSION}"),
         }),
     }
+}
+
+/// The newest migration recorded in `schema` (0 for none).
+async fn version(client: &tokio_postgres::Client, schema: &str) -> Result<i64> {
+    let row = client
+        .query_one(
+            &format!("SELECT COALESCE(MAX(version), 0) FROM {schema}.courier_schema"),
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("reading the schema version", e))?;
+    row.try_get(0)
+        .map_err(|e| Error::db("reading the schema version", e))
 }
 
 async fn migrate_once(pool: &Pool, schema: &str) -> Result<()> {
@@ -138,16 +142,7 @@ async fn migrate_once(pool: &Pool, schema: &str) -> Result<()> {
         ))
         .await
         .map_err(|e| Error::db("creating the schema", e))?;
-    let row = client
-        .query_one(
-            &format!("SELECT COALESCE(MAX(version), 0) FROM {schema}.courier_schema"),
-            &[],
-        )
-        .await
-        .map_err(|e| Error::db("reading the schema version", e))?;
-    let found: i64 = row
-        .try_get(0)
-        .map_err(|e| Error::db("reading the schema version", e))?;
+    let found = version(&client, schema).await?;
     if found > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
             schema: schema.to_owned(),
