@@ -1,18 +1,28 @@
-//! Delivery benchmarks: end-to-end durable at-least-once delivery,
-//! each message going through the outbox write (flushed), the send, the
-//! receiver's inbox write (flushed), the ack and the confirm, against the
-//! raw sled limit in the same run:
+//! End-to-end durable delivery against the raw engine doing the same
+//! writes, on sled and (built with `--features fjall`) on fjall, with 1, 8
+//! and 64 senders, each delivering to its own deduplicating receiver, all
+//! on one store:
 //!
-//! - `e2e/1_sender`: one sender delivering one message at a time to one
-//!   deduplicating receiver;
-//! - `e2e/8_senders`: eight such sender–receiver pairs at once, on one store;
-//! - `raw_sled/batch_N`: raw sled writing the same bytes per message (the
-//!   outbox entry, then the inbox record and the entry's delete) in batches
-//!   of N messages, each batch followed by `flush_async`, twice per batch
-//!   (the two durable points of a message). N = 1 and 8 match the
-//!   concurrency of the courier runs; N = 100 is the reference.
+//! - `delivery_<engine>/courier/<senders>`: each sender awaits each
+//!   `Deliverer::deliver` (outbox entry written and flushed, then sent);
+//!   the receiver runs `DedupInbox::check` + `commit` (inbox record written
+//!   and flushed, then acked); the ack confirms the delivery, whose outbox
+//!   entry is deleted. An iteration ends when every message is confirmed.
+//! - `delivery_<engine>/courier_window16/<senders>`: the same, each sender
+//!   keeping 16 `deliver` calls in flight (clones of its deliverer, as a
+//!   sender that streams does).
+//! - `delivery_<engine>/raw_3op/<senders>`: the limit, a plain loop on the
+//!   engine itself doing the same three operations per message (the outbox
+//!   entry's put, the inbox record's put, the outbox entry's delete) in
+//!   groups of `<senders>` messages, with one durable flush per group, as a
+//!   user pipelining an outbox by hand would: group k's batch holds its own
+//!   messages' outbox puts and the previous group's inbox puts and outbox
+//!   deletes (a message's entry is durable before it is "sent", its inbox
+//!   record before its delete). sled: `apply_batch` + `Db::flush`; fjall:
+//!   one batch `commit` + `persist(SyncData)` (courier's `FjallEngine`,
+//!   which is exactly those two calls).
 //!
-//! Run: `cargo bench --bench delivery`. Results:
+//! Run: `cargo bench --features fjall --bench delivery`. Results:
 //! docs/benchmarks.md. The memory figure (RSS with 100,000 unconfirmed
 //! deliveries) comes from `benches/delivery_memory.rs`.
 
@@ -20,9 +30,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
-use courier::persistence::{Journal, SledStore};
+use courier::persistence::{DurableStore, EngineKind, Journal, StoreOptions};
 use courier::prelude::*;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use serde::{Deserialize, Serialize};
 
 /// A message of about 200 bytes.
@@ -106,11 +118,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+fn open(kind: EngineKind, dir: &std::path::Path) -> Arc<DurableStore> {
+    Arc::new(DurableStore::open_engine(kind, dir, None, StoreOptions::new()).expect("open store"))
+}
+
 /// Spawns `pairs` sender–receiver pairs on one store; returns the senders'
 /// deliverers.
 async fn pairs(
     system: &ActorSystem,
-    store: &Arc<SledStore>,
+    store: &Arc<DurableStore>,
     pairs: usize,
 ) -> Vec<Deliverer<Order>> {
     let mut out = Vec::new();
@@ -147,36 +163,48 @@ async fn pairs(
     out
 }
 
-/// Each deliverer sends `per_sender` messages one at a time; returns once
-/// every one is confirmed.
-async fn run(deliverers: &[Deliverer<Order>], per_sender: u64) {
-    let tasks: Vec<_> = deliverers
-        .iter()
-        .enumerate()
-        .map(|(i, out)| {
-            let out = out.clone();
-            let to = format!("/user/receiver-{i}");
-            tokio::spawn(async move {
-                for n in 0..per_sender {
+/// Each deliverer sends `per_sender` messages, `window` at a time (each
+/// in-flight `deliver` awaited before that slot takes the next); returns
+/// once every one is confirmed.
+async fn run(deliverers: &[Deliverer<Order>], per_sender: u64, window: u64) {
+    let mut tasks = Vec::new();
+    for (i, out) in deliverers.iter().enumerate() {
+        let to: Arc<str> = Arc::from(format!("/user/receiver-{i}"));
+        for slot in 0..window {
+            let (out, to) = (out.clone(), Arc::clone(&to));
+            tasks.push(tokio::spawn(async move {
+                let mut n = slot;
+                while n < per_sender {
                     out.deliver(&to, |_| order(n)).await.expect("deliver");
+                    n += window;
                 }
-                while out.unconfirmed() > 0 {
-                    tokio::time::sleep(Duration::from_micros(200)).await;
-                }
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     for t in tasks {
         t.await.expect("sender task");
     }
+    for out in deliverers {
+        while out.unconfirmed() > 0 {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
 }
 
-/// The bytes courier stores per message: the outbox entry and the inbox
-/// record, measured on a real store.
-fn stored_sizes(rt: &tokio::runtime::Runtime) -> (usize, usize) {
+/// The sizes of what courier stores per message, measured on a real
+/// store: the outbox entry's key (namespace and id) and value, and the
+/// inbox record's key.
+#[derive(Clone, Copy)]
+struct Sizes {
+    outbox_key: usize,
+    outbox_value: usize,
+    inbox_key: usize,
+}
+
+fn stored_sizes(rt: &tokio::runtime::Runtime) -> Sizes {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
-        let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+        let store = open(EngineKind::Sled, dir.path());
         let system = ActorSystem::new("sizes");
         let deliverers = pairs(&system, &store, 1).await;
         // With no receiver acking yet, the entry stays: stop the receiver.
@@ -189,96 +217,166 @@ fn stored_sizes(rt: &tokio::runtime::Runtime) -> (usize, usize) {
             .deliver("/user/receiver-0", |_| order(1))
             .await
             .expect("deliver");
-        let outbox = store
-            .kv_scan("courier.outbox/sender-0", None, 10)
-            .await
-            .expect("scan");
-        let entry = outbox.first().map_or(0, |(k, v)| k.len() + v.len());
+        let namespace = "courier.outbox/sender-0";
+        let outbox = store.kv_scan(namespace, None, 10).await.expect("scan");
+        let (key, value) = outbox.first().map_or((0, 0), |(k, v)| (k.len(), v.len()));
         system.shutdown().await;
-        // An inbox record is a key of name + uuid + tag + id and no value,
-        // plus a watermark of 8 bytes now and then.
-        let inbox = "courier.inbox/receiver-0".len() + "sender-0".len() + 1 + 16 + 1 + 8;
-        (entry, inbox)
+        Sizes {
+            outbox_key: namespace.len() + key,
+            // The store frames each value with a 4-byte CRC.
+            outbox_value: value + 4,
+            // An inbox record: its namespace, the sender's name, NUL, the
+            // incarnation, a tag and the id (the watermark's value is 8
+            // bytes).
+            inbox_key: "courier.inbox/receiver-0".len() + "sender-0".len() + 1 + 16 + 1 + 8,
+        }
     })
+}
+
+/// The raw engine under the limit loop: one atomic batch, one durable flush.
+trait RawEngine {
+    fn write(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>);
+}
+
+impl RawEngine for sled::Db {
+    fn write(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
+        let mut batch = sled::Batch::default();
+        for (k, v) in puts {
+            batch.insert(k, v);
+        }
+        for k in deletes {
+            batch.remove(k);
+        }
+        self.apply_batch(batch).expect("batch");
+        self.flush().expect("flush");
+    }
+}
+
+#[cfg(feature = "fjall")]
+impl RawEngine for courier::persistence::engine::FjallEngine {
+    fn write(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, deletes: Vec<Vec<u8>>) {
+        use courier::persistence::engine::{Engine, EngineOp};
+        let ops = puts
+            .into_iter()
+            .map(|(k, v)| EngineOp::Put(k, v))
+            .chain(deletes.into_iter().map(EngineOp::Delete))
+            .collect();
+        self.apply(ops).expect("commit");
+        self.flush().expect("persist");
+    }
+}
+
+/// `messages` messages through the raw 3-operation loop in groups of
+/// `group`, continuing from message `next`; returns the time taken.
+fn raw_loop(
+    engine: &impl RawEngine,
+    sizes: Sizes,
+    next: &mut u64,
+    messages: u64,
+    group: u64,
+) -> Duration {
+    let key = |tag: u8, len: usize, n: u64| {
+        let mut k = vec![tag; len.max(8)];
+        let at = k.len() - 8;
+        k[at..].copy_from_slice(&n.to_be_bytes());
+        k
+    };
+    let outbox_key = |n: u64| key(1, sizes.outbox_key, n);
+    let inbox_key = |n: u64| key(2, sizes.inbox_key, n);
+    let value = vec![7u8; sizes.outbox_value];
+    let started = Instant::now();
+    let mut previous: Option<std::ops::Range<u64>> = None;
+    let end = *next + messages;
+    while *next < end || previous.is_some() {
+        let current = (*next < end).then(|| *next..(*next + group).min(end));
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        if let Some(range) = current.clone() {
+            puts.extend(range.map(|n| (outbox_key(n), value.clone())));
+        }
+        if let Some(range) = previous.take() {
+            for n in range {
+                puts.push((inbox_key(n), n.to_be_bytes().to_vec()));
+                deletes.push(outbox_key(n));
+            }
+        }
+        engine.write(puts, deletes);
+        if let Some(range) = &current {
+            *next = range.end;
+        }
+        previous = current;
+    }
+    started.elapsed()
+}
+
+fn engines() -> Vec<EngineKind> {
+    let mut kinds = vec![EngineKind::Sled];
+    if cfg!(feature = "fjall") {
+        kinds.push(EngineKind::Fjall);
+    }
+    kinds
 }
 
 fn e2e(c: &mut Criterion) {
     let rt = runtime();
-    let (entry, inbox) = stored_sizes(&rt);
-    let mut group = c.benchmark_group("e2e");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10))
-        .warm_up_time(Duration::from_secs(1));
-
-    for (senders, per_sender) in [(1usize, 300u64), (8, 100)] {
-        group.throughput(Throughput::Elements(senders as u64 * per_sender));
-        let label = if senders == 1 {
-            "1_sender".to_owned()
-        } else {
-            format!("{senders}_senders")
-        };
-        group.bench_function(BenchmarkId::new(label, "courier"), |b| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let (system, deliverers) = rt.block_on(async {
-                let store = Arc::new(SledStore::open(dir.path()).expect("open"));
-                let system = ActorSystem::new("bench");
-                let deliverers = pairs(&system, &store, senders).await;
-                (system, deliverers)
-            });
-            b.to_async(&rt).iter(|| run(&deliverers, per_sender));
-            rt.block_on(system.shutdown());
-        });
-    }
-
-    // The limit: the same bytes per message straight into sled.
-    for batch in [1u64, 8, 100] {
-        const MESSAGES: u64 = 800;
-        group.throughput(Throughput::Elements(MESSAGES));
-        group.bench_function(
-            BenchmarkId::new("raw_sled", format!("batch_{batch}")),
-            |b| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let db = sled::open(dir.path()).expect("open");
-                let (entry_value, inbox_key) = (vec![7u8; entry], vec![9u8; inbox]);
-                let mut next = 0u64;
-                b.to_async(&rt).iter_custom(|iters| {
-                    let db = db.clone();
-                    let (entry_value, mut inbox_key) = (entry_value.clone(), inbox_key.clone());
-                    let start_at = next;
-                    next += iters * MESSAGES;
-                    async move {
-                        let started = Instant::now();
-                        let mut n = start_at;
-                        for _ in 0..iters {
-                            for _ in 0..MESSAGES / batch {
-                                // The outbox entries, durable.
-                                let mut write = sled::Batch::default();
-                                for k in n..n + batch {
-                                    write.insert(&k.to_be_bytes()[..], entry_value.as_slice());
-                                }
-                                db.apply_batch(write).expect("batch");
-                                db.flush_async().await.expect("flush");
-                                // The inbox records and the confirms, durable.
-                                let mut write = sled::Batch::default();
-                                for k in n..n + batch {
-                                    let len = inbox_key.len();
-                                    inbox_key[len - 8..].copy_from_slice(&k.to_be_bytes());
-                                    write.insert(inbox_key.as_slice(), &[][..]);
-                                    write.remove(&k.to_be_bytes()[..]);
-                                }
-                                db.apply_batch(write).expect("batch");
-                                db.flush_async().await.expect("flush");
-                                n += batch;
-                            }
-                        }
-                        started.elapsed()
-                    }
+    let sizes = stored_sizes(&rt);
+    for kind in engines() {
+        let mut group = c.benchmark_group(format!("delivery_{kind}"));
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .measurement_time(Duration::from_secs(10))
+            .warm_up_time(Duration::from_secs(1));
+        for (senders, per_sender) in [(1usize, 200u64), (8, 100), (64, 50)] {
+            let messages = senders as u64 * per_sender;
+            group.throughput(Throughput::Elements(messages));
+            for (label, window) in [("courier", 1u64), ("courier_window16", 16)] {
+                if window > 1 && senders == 64 {
+                    continue;
+                }
+                group.bench_function(BenchmarkId::new(label, senders), |b| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let (system, deliverers) = rt.block_on(async {
+                        let store = open(kind, dir.path());
+                        let system = ActorSystem::new("bench");
+                        let deliverers = pairs(&system, &store, senders).await;
+                        (system, deliverers)
+                    });
+                    b.to_async(&rt)
+                        .iter(|| run(&deliverers, per_sender, window));
+                    rt.block_on(system.shutdown());
                 });
-            },
-        );
+            }
+            group.bench_function(BenchmarkId::new("raw_3op", senders), |b| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut next = 0u64;
+                match kind {
+                    EngineKind::Sled => {
+                        let db = sled::open(dir.path()).expect("open");
+                        b.iter_custom(|iters| {
+                            (0..iters)
+                                .map(|_| raw_loop(&db, sizes, &mut next, messages, senders as u64))
+                                .sum()
+                        });
+                    }
+                    #[cfg(feature = "fjall")]
+                    EngineKind::Fjall => {
+                        let engine = courier::persistence::engine::FjallEngine::open(dir.path())
+                            .expect("open");
+                        b.iter_custom(|iters| {
+                            (0..iters)
+                                .map(|_| {
+                                    raw_loop(&engine, sizes, &mut next, messages, senders as u64)
+                                })
+                                .sum()
+                        });
+                    }
+                    _ => unreachable!("engines() lists only compiled engines"),
+                }
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, e2e);
