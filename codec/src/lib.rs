@@ -142,6 +142,34 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, max_len: usize) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// How many bytes [`encode`] would produce for `value`, counted without
+/// building them: for a caller that writes a length before the value and
+/// the value straight after it, in one buffer, rather than encoding the
+/// value and copying it into a second encoding.
+///
+/// # Examples
+///
+/// ```
+/// use courier::codec;
+///
+/// let value = ("charge", 250u64);
+/// let bytes = codec::encode(&value, codec::MAX_LEN)?;
+/// assert_eq!(codec::encoded_len(&value)?, bytes.len());
+/// # Ok::<(), codec::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Unencodable`] if its `Serialize` fails.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize> {
+    bincode::serde::encode_into_std_write(value, &mut std::io::sink(), standard()).map_err(|e| {
+        Error::Unencodable {
+            type_name: type_name::<T>(),
+            reason: e.to_string(),
+        }
+    })
+}
+
 /// Decodes a `T` that fills all of `bytes`.
 ///
 /// # Errors

@@ -401,6 +401,21 @@ impl<M> Outbox<M> {
         Some(pending)
     }
 
+    /// Whether deleting the records of deliveries up to `deleted`
+    /// (confirmed or purged) must also raise the sender's durable id mark.
+    /// After a restart the next id is taken from above the highest id still
+    /// stored and above that mark; every pending delivery is stored (it
+    /// joins the outbox only once its entry is durable, and leaves it before
+    /// its delete is written), so while one above `deleted` is pending, the
+    /// store itself keeps the next id above `deleted`, and the mark need not
+    /// be written. Ids are then never handed out twice, across crashes too.
+    pub fn needs_mark(&self, deleted: DeliveryId) -> bool {
+        self.entries
+            .keys()
+            .next_back()
+            .is_none_or(|last| *last <= deleted)
+    }
+
     /// Records why the last attempt of `id` could not be sent (`None`: it
     /// was sent).
     pub fn note_error(&mut self, id: DeliveryId, error: Option<Arc<str>>) {

@@ -108,6 +108,56 @@ pub(crate) struct StoredEntry {
     pub(crate) parked: Option<String>,
 }
 
+/// A new outbox entry as [`StoredEntry`] encodes, with the message
+/// written straight into it: `payload` as a length and the message's own
+/// encoding is the same bytes as the `Vec<u8>` of an encoded message
+/// (bincode writes a byte vector as its length and its bytes, and a tuple
+/// without a length), so the message is encoded once, not into a buffer
+/// that the entry's encoding then copies.
+#[derive(Serialize)]
+struct NewEntry<'a, M> {
+    destination: &'a str,
+    created_ms: u64,
+    payload: (u64, &'a M),
+    parked: Option<&'a str>,
+}
+
+/// The stored bytes of a new outbox entry holding `message` (decodes as a
+/// [`StoredEntry`] whose payload decodes as `M`).
+pub(crate) fn encode_entry<M: Serialize>(
+    owner: &str,
+    destination: &str,
+    created_ms: u64,
+    message: &M,
+) -> Result<Vec<u8>> {
+    let store_error = |source| Error::Store {
+        owner: owner.to_owned(),
+        source,
+    };
+    let codec_error = |source| {
+        store_error(courier_persistence::Error::Encode {
+            what: std::any::type_name::<M>(),
+            source,
+        })
+    };
+    let len = courier_codec::encoded_len(message).map_err(codec_error)?;
+    if len > courier_persistence::MAX_RECORD_SIZE {
+        return Err(codec_error(courier_codec::Error::TooLarge {
+            len,
+            limit: courier_persistence::MAX_RECORD_SIZE,
+        }));
+    }
+    encode(
+        owner,
+        &NewEntry {
+            destination,
+            created_ms,
+            payload: (len as u64, message),
+            parked: None,
+        },
+    )
+}
+
 pub(crate) fn encode<T: Serialize>(owner: &str, value: &T) -> Result<Vec<u8>> {
     encode_payload(value).map_err(|source| Error::Store {
         owner: owner.to_owned(),

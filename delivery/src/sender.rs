@@ -29,7 +29,6 @@
 //! an id still being written, so out-of-order writes cannot make a receiver
 //! skip a delivery.
 
-mod cleaner;
 mod live_handle;
 mod manual;
 mod names;
@@ -37,6 +36,7 @@ mod prepared;
 mod recovery;
 mod redeliverer;
 mod transmit;
+mod writer;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -51,15 +51,19 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::envelope::{Ack, DeliveryId, SenderId};
+use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::{Error, Result};
 use crate::metrics::SenderMetrics;
 use crate::outbox::{Outbox, OutboxSettings};
-use crate::records::{StoredEntry, decode, encode, id_key, key_id, outbox_ns, parked_ns, scan_all};
+use crate::records::{
+    StoredEntry, decode, encode_entry, id_key, key_id, outbox_ns, parked_ns, scan_all,
+    sender_inbox_ns,
+};
 use tracing::Instrument;
 
-use cleaner::{Cleaner, Cleanup};
 use redeliverer::{AckInbox, Redeliverer, Signal};
+use transmit::Routes;
+use writer::{Request, Writer};
 
 pub use prepared::Prepared;
 
@@ -138,8 +142,16 @@ impl State {
     }
 }
 
+/// The sender's namespaces in the store, built once.
+struct Namespaces {
+    outbox: String,
+    parked: String,
+    sender_inbox: String,
+}
+
 struct Shared<M> {
     sender: SenderId,
+    ns: Namespaces,
     /// The actor that started the deliverer.
     owner: ActorPath,
     journal: Arc<dyn Journal>,
@@ -148,7 +160,11 @@ struct Shared<M> {
     on_warning: Mutex<Option<WarningHandler>>,
     signals: OnceLock<ActorRef<Signal>>,
     acks: OnceLock<ActorRef<Ack>>,
-    cleanup: mpsc::UnboundedSender<Cleanup>,
+    /// The sender's writer ([`writer`]): new entries, deletes, the id mark.
+    writes: mpsc::UnboundedSender<Request>,
+    /// Destinations resolved to references, so that a send does not parse
+    /// and look up its path each time.
+    routes: Mutex<Routes<M>>,
     clock: Clock,
     redelivered: AtomicU64,
     metrics: SenderMetrics,
@@ -238,11 +254,16 @@ impl<M: Outgoing> Deliverer<M> {
             state,
             restored,
         } = recovery::recover(&journal, name, &settings).await?;
-        let (cleanup, cleanups) = mpsc::unbounded_channel();
+        let (writes, requests) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             sender: SenderId {
                 name: name.to_owned(),
                 incarnation: meta.incarnation,
+            },
+            ns: Namespaces {
+                outbox: outbox_ns(name),
+                parked: parked_ns(name),
+                sender_inbox: sender_inbox_ns(name),
             },
             owner: ctx.myself().path().clone(),
             journal,
@@ -251,7 +272,8 @@ impl<M: Outgoing> Deliverer<M> {
             on_warning: Mutex::new(None),
             signals: OnceLock::new(),
             acks: OnceLock::new(),
-            cleanup,
+            writes,
+            routes: Mutex::new(Routes::default()),
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
             metrics: SenderMetrics::new(name),
@@ -275,9 +297,7 @@ impl<M: Outgoing> Deliverer<M> {
             .map_err(spawn_failed)?;
         let _ = shared.signals.set(signals.clone());
         let _ = shared.acks.set(acks);
-        tokio::spawn(
-            Cleaner::new(Arc::clone(&shared), cleanups, meta.next_id).run(signals.clone()),
-        );
+        tokio::spawn(Writer::new(Arc::clone(&shared), requests, meta.next_id).run(signals.clone()));
         claim.started(signals.clone());
         live_handle::register(&shared, signals.clone());
         redeliverer::watch_refusals(&shared, signals);
@@ -342,6 +362,13 @@ impl<M: Outgoing> Deliverer<M> {
     /// makes the outbox entry durable, then sends it. Returns once the entry
     /// is flushed.
     ///
+    /// Concurrent calls of one sender (from clones of the deliverer, on
+    /// several tasks) share their store writes: whatever is waiting when the
+    /// sender's writer takes its next group goes to the store as one write,
+    /// with the deletes of confirmed deliveries. A sender that streams
+    /// keeps several calls in flight, or uses
+    /// [`deliver_all`](Self::deliver_all).
+    ///
     /// # Errors
     ///
     /// [`Error::OutboxFull`] when `max_unconfirmed` deliveries are pending
@@ -350,7 +377,9 @@ impl<M: Outgoing> Deliverer<M> {
     /// whose actor does not take `Delivery<M>` (nothing was accepted);
     /// [`Error::Store`] when the write failed (nothing is sent; should the
     /// write have reached the disk anyway, the delivery is found and sent
-    /// on a later tick, never lost and never given to another message).
+    /// on a later tick, never lost and never given to another message);
+    /// [`Error::SenderStopped`] when the sender has stopped (nothing was
+    /// written).
     ///
     /// # Cancel safety
     ///
@@ -373,11 +402,114 @@ impl<M: Outgoing> Deliverer<M> {
         let mut prepared = self.prepare(destination, make)?;
         span.record("id", tracing::field::display(prepared.id));
         self.shared
-            .write(std::mem::take(&mut prepared.writes))
+            .submit(std::mem::take(&mut prepared.writes))
             .instrument(span.clone())
             .await?;
         let _entered = span.enter();
         Ok(prepared.send())
+    }
+
+    /// Delivers every one of `messages` to `destination` at least once, as
+    /// [`deliver`](Self::deliver) does one: they get consecutive ids (in
+    /// the order given, returned in that order), their outbox entries are
+    /// made durable in one write, then they are sent in order. For a sender
+    /// that streams: a batch costs one flush, not one per message.
+    ///
+    /// # Errors
+    ///
+    /// As [`deliver`](Self::deliver), for the whole batch: nothing is
+    /// accepted unless all of it is ([`Error::OutboxFull`] when the batch
+    /// does not fit under `max_unconfirmed`, however many are pending), and
+    /// a failed write sends none of them.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`deliver`](Self::deliver): dropped before it returns, the
+    /// batch's fate is that of its one write, for all of its deliveries
+    /// alike.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use courier::prelude::*;
+    /// use courier::delivery::{Deliverer, Delivery, OutboxSettings};
+    /// use courier::persistence::{Journal, MemoryStore};
+    ///
+    /// struct Feed {
+    ///     journal: Arc<dyn Journal>,
+    ///     out: Option<Deliverer<String>>,
+    /// }
+    ///
+    /// impl Actor for Feed {
+    ///     type Msg = (Vec<String>, ReplyTo<usize>);
+    ///
+    ///     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         let journal = Arc::clone(&self.journal);
+    ///         self.out = Some(Deliverer::start(ctx, "feed", journal, OutboxSettings::default()).await?);
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn handle(&mut self, (lines, reply): (Vec<String>, ReplyTo<usize>), _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         let out = self.out.as_ref().ok_or("not started")?;
+    ///         // One durable write for the whole batch, then each is sent.
+    ///         let ids = out.deliver_all("/user/archive", lines).await?;
+    ///         reply.reply(ids.len());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// struct Archive;
+    ///
+    /// impl Actor for Archive {
+    ///     type Msg = Delivery<String>;
+    ///
+    ///     async fn handle(&mut self, d: Delivery<String>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         d.send_ack();
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let journal: Arc<dyn Journal> = Arc::new(MemoryStore::memory()?);
+    /// let system = ActorSystem::new("docs");
+    /// system.spawn(Props::new(|| Archive).with_name("archive"))?;
+    /// let feed = system.spawn(Props::new(move || Feed { journal: journal.clone(), out: None }))?;
+    /// let lines = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    /// assert_eq!(feed.ask(|r| (lines, r), Duration::from_secs(1)).await?, 3);
+    /// # system.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn deliver_all(
+        &self,
+        destination: &str,
+        messages: impl IntoIterator<Item = M>,
+    ) -> Result<Vec<DeliveryId>> {
+        let messages: Vec<M> = messages.into_iter().collect();
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let span = tracing::debug_span!(
+            "courier.deliver_all",
+            sender = %self.shared.sender,
+            destination,
+            count = messages.len(),
+            first = tracing::field::Empty,
+        );
+        let mut batch = self.prepare_all(destination, messages)?;
+        if let Some(first) = batch.first() {
+            span.record("first", tracing::field::display(first.id));
+        }
+        let mut writes = WriteBatch::new();
+        for prepared in &mut batch {
+            writes.extend(std::mem::take(&mut prepared.writes));
+        }
+        self.shared.submit(writes).instrument(span.clone()).await?;
+        let _entered = span.enter();
+        Ok(batch.into_iter().map(Prepared::send).collect())
     }
 
     /// The first half of [`deliver`](Self::deliver), for a sender whose own
@@ -397,39 +529,72 @@ impl<M: Outgoing> Deliverer<M> {
         make: impl FnOnce(DeliveryId) -> M,
     ) -> Result<Prepared<M>> {
         let target = self.shared.resolve_new(destination)?;
-        let name = &self.shared.sender.name;
         let mut state = self.shared.lock();
-        let id = state.outbox.reserve().map_err(|full| Error::OutboxFull {
-            sender: name.clone(),
-            max_unconfirmed: full.max_unconfirmed,
-        })?;
+        let id = state
+            .outbox
+            .reserve()
+            .map_err(|full| self.shared.outbox_full(full))?;
         let message = make(id);
+        self.numbered(&mut state, destination, target, id, message)
+    }
+
+    /// The delivery of `message` under the reserved `id`, its outbox entry
+    /// encoded (the message straight into it). On error the id is given
+    /// back: nothing was written.
+    fn numbered(
+        &self,
+        state: &mut State,
+        destination: &str,
+        target: Option<ActorRef<Delivery<M>>>,
+        id: DeliveryId,
+        message: M,
+    ) -> Result<Prepared<M>> {
         let now = self.shared.clock.now();
-        let built = (|| {
-            let entry = StoredEntry {
-                destination: destination.to_owned(),
-                created_ms: millis(now),
-                payload: encode(name, &message)?,
-                parked: None,
-            };
-            Ok(WriteBatch::new().put(outbox_ns(name), id_key(id), encode(name, &entry)?))
-        })();
-        match built {
-            Ok(writes) => Ok(Prepared {
+        match encode_entry(&self.shared.sender.name, destination, millis(now), &message) {
+            Ok(entry) => Ok(Prepared {
                 shared: Arc::clone(&self.shared),
                 id,
                 destination: state.intern(destination),
                 target,
                 message: Some(message),
-                writes,
+                writes: WriteBatch::new().put(self.shared.ns.outbox.clone(), id_key(id), entry),
                 created: now,
             }),
             Err(e) => {
-                // Nothing was written: the id can be given back.
                 state.outbox.cancel(id);
                 Err(e)
             }
         }
+    }
+
+    /// [`prepare`](Self::prepare) for a batch to one destination: reserves
+    /// consecutive ids for all of `messages` or none.
+    fn prepare_all(&self, destination: &str, messages: Vec<M>) -> Result<Vec<Prepared<M>>> {
+        let target = self.shared.resolve_new(destination)?;
+        let mut state = self.shared.lock();
+        state
+            .outbox
+            .check_room(messages.len())
+            .map_err(|full| self.shared.outbox_full(full))?;
+        let mut batch: Vec<Prepared<M>> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let prepared = match state.outbox.reserve() {
+                Ok(id) => self.numbered(&mut state, destination, target.clone(), id, message),
+                Err(full) => Err(self.shared.outbox_full(full)),
+            };
+            match prepared {
+                Ok(prepared) => batch.push(prepared),
+                Err(e) => {
+                    // Nothing was written: every id goes back, the latest
+                    // first, so that ids stay gap-free.
+                    for prepared in batch.into_iter().rev() {
+                        state.outbox.cancel(prepared.disarm());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(batch)
     }
 
     /// The parked deliveries, oldest first. One whose message no longer
@@ -442,7 +607,7 @@ impl<M: Outgoing> Deliverer<M> {
     pub async fn parked(&self) -> Result<Vec<ParkedDelivery<M>>> {
         let name = &self.shared.sender.name;
         let mut parked = Vec::new();
-        for (key, value) in scan_all(&self.shared.journal, name, &parked_ns(name)).await? {
+        for (key, value) in scan_all(&self.shared.journal, name, &self.shared.ns.parked).await? {
             let id = key_id(name, &key)?;
             let stored: StoredEntry = decode(name, id, &value)?;
             parked.push(ParkedDelivery {
@@ -469,7 +634,7 @@ impl<M: Outgoing> Deliverer<M> {
         let name = &self.shared.sender.name;
         let stored = self
             .shared
-            .get(&parked_ns(name), id)
+            .get(&self.shared.ns.parked, id)
             .await?
             .ok_or_else(|| Error::NotParked {
                 sender: name.clone(),
@@ -478,9 +643,9 @@ impl<M: Outgoing> Deliverer<M> {
         let entry: StoredEntry = decode(name, id, &stored)?;
         let message: M = decode(name, id, &entry.payload)?;
         let mut prepared = self.prepare(&entry.destination, |_| message)?;
-        let writes =
-            std::mem::take(&mut prepared.writes).delete(parked_ns(name), id_key(id).to_vec());
-        self.shared.write(writes).await?;
+        let writes = std::mem::take(&mut prepared.writes)
+            .delete(self.shared.ns.parked.clone(), id_key(id).to_vec());
+        self.shared.submit(writes).await?;
         self.shared.metrics.requeued.increment(1);
         Ok(prepared.send())
     }
@@ -499,8 +664,8 @@ impl<M: Outgoing> Deliverer<M> {
             path: self.shared.owner.clone(),
         };
         self.shared
-            .cleanup
-            .send(Cleanup::Purge(id, done))
+            .writes
+            .send(Request::Purge(id, done))
             .map_err(|_| stopped())?;
         result.await.map_err(|_| stopped())?
     }
@@ -518,7 +683,33 @@ impl<M> Shared<M> {
         }
     }
 
-    /// Writes `batch`; `Ok` once it is flushed.
+    fn outbox_full(&self, full: crate::outbox::OutboxFull) -> Error {
+        Error::OutboxFull {
+            sender: self.sender.name.clone(),
+            max_unconfirmed: full.max_unconfirmed,
+        }
+    }
+
+    /// Hands `writes` (new deliveries' records) to the sender's writer;
+    /// resolves once they are durable. The request is queued before this
+    /// returns, so the write happens even if the future is dropped.
+    fn submit(&self, writes: WriteBatch) -> impl std::future::Future<Output = Result<()>> + use<M> {
+        let (done, written) = oneshot::channel();
+        let queued = self.writes.send(Request::Deliver(writes, done)).is_ok();
+        let owner = self.owner.clone();
+        async move {
+            let stopped = || Error::SenderStopped { path: owner };
+            if !queued {
+                return Err(stopped());
+            }
+            match written.await {
+                Ok(result) => result,
+                Err(_) => Err(stopped()),
+            }
+        }
+    }
+
+    /// Writes `batch` straight to the journal; `Ok` once it is flushed.
     async fn write(&self, batch: WriteBatch) -> Result<()> {
         self.journal
             .write(batch)

@@ -6,9 +6,9 @@ use super::{Deliverer, Outgoing, UnconfirmedWarning};
 use crate::envelope::DeliveryId;
 use crate::error::Result;
 use crate::outbox::Confirmation;
-use crate::records::{StoredEntry, decode, outbox_ns};
+use crate::records::{StoredEntry, decode};
 
-use super::cleaner::Cleanup;
+use super::writer::Request;
 
 impl<M: Outgoing> Deliverer<M> {
     /// Confirms delivery `id` as if its ack had come (Akka's
@@ -23,7 +23,7 @@ impl<M: Outgoing> Deliverer<M> {
         };
         if confirmed {
             // A lost delete means one more redelivery, never a lost entry.
-            let _ = self.shared.cleanup.send(Cleanup::Confirmed(id));
+            let _ = self.shared.writes.send(Request::Confirmed(id));
         }
         confirmed
     }
@@ -53,7 +53,7 @@ impl<M: Outgoing> Deliverer<M> {
     /// Only reads: dropping the future changes nothing.
     pub async fn message(&self, id: DeliveryId) -> Result<Option<M>> {
         let name = &self.shared.sender.name;
-        let Some(bytes) = self.shared.get(&outbox_ns(name), id).await? else {
+        let Some(bytes) = self.shared.get(&self.shared.ns.outbox, id).await? else {
             return Ok(None);
         };
         let entry: StoredEntry = decode(name, id, &bytes)?;

@@ -59,6 +59,15 @@ impl<M: Outgoing> Prepared<M> {
     }
 }
 
+impl<M: Outgoing> Prepared<M> {
+    /// Gives up a delivery that was never written (its id is given back by
+    /// the caller): its drop then changes nothing.
+    pub(super) fn disarm(mut self) -> DeliveryId {
+        self.message = None;
+        self.id
+    }
+}
+
 impl<M: Outgoing> Drop for Prepared<M> {
     fn drop(&mut self) {
         if self.message.is_some() {

@@ -15,9 +15,9 @@ use super::{Outgoing, Shared, State, UnconfirmedWarning};
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::Result;
 use crate::outbox::Confirmation;
-use crate::records::{StoredEntry, decode, encode, id_key, outbox_ns, parked_ns};
+use crate::records::{StoredEntry, decode, encode, id_key};
 
-use super::cleaner::Cleanup;
+use super::writer::Request;
 
 /// How often, at most, the sender logs that deliveries are still
 /// unconfirmed, while they are.
@@ -129,7 +129,7 @@ impl<M: Outgoing> Redeliverer<M> {
         );
         // A lost delete means one more redelivery, which the receiver
         // deduplicates; the cleaner writes deletes in order, in groups.
-        let _ = shared.cleanup.send(Cleanup::Confirmed(ack.id));
+        let _ = shared.writes.send(Request::Confirmed(ack.id));
         if let Some(inbox) = ack.inbox {
             let known = state.inboxes.get(&pending.destination);
             if known != Some(&inbox) {
@@ -140,8 +140,8 @@ impl<M: Outgoing> Redeliverer<M> {
                     .inboxes
                     .insert(Arc::clone(&pending.destination), inbox);
                 let _ = shared
-                    .cleanup
-                    .send(Cleanup::Inbox(Arc::clone(&pending.destination), inbox));
+                    .writes
+                    .send(Request::Inbox(Arc::clone(&pending.destination), inbox));
             }
         }
     }
@@ -187,7 +187,7 @@ impl<M: Outgoing> Redeliverer<M> {
             (sends, tick.park, warnings, tick.resolve, stuck)
         };
         if !resolve.is_empty() {
-            let _ = shared.cleanup.send(Cleanup::Resolve(resolve));
+            let _ = shared.writes.send(Request::Resolve(resolve));
         }
         for (id, destination, attempt) in sends {
             // The message is read back from the outbox's durable entry.
@@ -228,7 +228,7 @@ impl<M: Outgoing> Redeliverer<M> {
     async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
         let shared = &self.shared;
         let name = &shared.sender.name;
-        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
+        let Some(bytes) = shared.get(&shared.ns.outbox, id).await? else {
             return Ok(Loaded::Gone);
         };
         let stored: StoredEntry = decode(name, id, &bytes)?;
@@ -251,7 +251,7 @@ impl<M: Outgoing> Redeliverer<M> {
         else {
             return Ok(());
         };
-        let Some(bytes) = shared.get(&outbox_ns(name), id).await? else {
+        let Some(bytes) = shared.get(&shared.ns.outbox, id).await? else {
             return Ok(());
         };
         let entry: StoredEntry = decode(name, id, &bytes)?;
@@ -275,8 +275,8 @@ impl<M: Outgoing> Redeliverer<M> {
         let message = decode::<M>(name, id, &entry.payload).ok();
         entry.parked = Some(reason.clone());
         let batch = WriteBatch::new()
-            .delete(outbox_ns(name), id_key(id).to_vec())
-            .put(parked_ns(name), id_key(id), encode(name, &entry)?);
+            .delete(shared.ns.outbox.clone(), id_key(id).to_vec())
+            .put(shared.ns.parked.clone(), id_key(id), encode(name, &entry)?);
         shared.write(batch).await?;
         shared.lock().outbox.settle_parked(id);
         shared.metrics.parked.increment(1);

@@ -2,6 +2,7 @@
 //! what can never take the delivery, and keeping why an attempt could not
 //! be sent as the delivery's last error.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use courier_core::{ActorRef, TryTellError};
@@ -23,6 +24,57 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// How many resolved destinations a sender keeps.
+const ROUTES: usize = 1024;
+
+/// Destinations resolved to references, so that a send does not parse its
+/// path and look it up each time. Only local actors are kept (a reference
+/// through a resolver, to another node, is resolved again each time: the
+/// resolver decides what it reaches). A reference is dropped once its
+/// actor has terminated (checked on each use: a new actor at the same path
+/// is then looked up), when a send finds it stopped, and all at once when
+/// [`ROUTES`] destinations are kept and none of them has terminated.
+pub(super) struct Routes<M> {
+    refs: HashMap<Arc<str>, ActorRef<Delivery<M>>>,
+}
+
+impl<M> Default for Routes<M> {
+    fn default() -> Self {
+        Self {
+            refs: HashMap::new(),
+        }
+    }
+}
+
+impl<M: Send + 'static> Routes<M> {
+    /// The live reference kept for `destination`.
+    fn get(&mut self, destination: &str) -> Option<ActorRef<Delivery<M>>> {
+        let target = self.refs.get(destination)?;
+        if target.is_terminated() {
+            self.refs.remove(destination);
+            return None;
+        }
+        Some(target.clone())
+    }
+
+    fn keep(&mut self, destination: &str, target: &ActorRef<Delivery<M>>) {
+        if target.path().scheme().is_some() || self.refs.contains_key(destination) {
+            return;
+        }
+        if self.refs.len() >= ROUTES {
+            self.refs.retain(|_, r| !r.is_terminated());
+            if self.refs.len() >= ROUTES {
+                self.refs.clear();
+            }
+        }
+        self.refs.insert(Arc::from(destination), target.clone());
+    }
+
+    fn forget(&mut self, destination: &str) {
+        self.refs.remove(destination);
+    }
+}
+
 /// Where an attempt goes, as the actor system resolves its path now.
 enum Route<M> {
     /// An actor that takes `Delivery<M>`.
@@ -36,8 +88,23 @@ enum Route<M> {
 }
 
 impl<M: Outgoing> Shared<M> {
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes<M>> {
+        courier_core::sync::lock(&self.routes)
+    }
+
+    /// `destination` resolved: the kept reference, or a lookup (whose
+    /// result is kept).
+    fn lookup(&self, destination: &str) -> courier_core::Result<ActorRef<Delivery<M>>> {
+        if let Some(target) = self.routes().get(destination) {
+            return Ok(target);
+        }
+        let target = self.system.lookup::<Delivery<M>>(destination)?;
+        self.routes().keep(destination, &target);
+        Ok(target)
+    }
+
     fn route(&self, destination: &str) -> Route<M> {
-        match self.system.lookup::<Delivery<M>>(destination) {
+        match self.lookup(destination) {
             Ok(target) => Route::Ready(target),
             Err(
                 e @ (courier_core::Error::WrongMessageType { .. }
@@ -54,7 +121,7 @@ impl<M: Outgoing> Shared<M> {
             destination: destination.to_owned(),
             reason,
         };
-        match self.system.lookup::<Delivery<M>>(destination) {
+        match self.lookup(destination) {
             Ok(target) => Ok(Some(target)),
             Err(
                 e @ (courier_core::Error::WrongMessageType { .. }
@@ -91,7 +158,7 @@ impl<M: Outgoing> Shared<M> {
                         state.inboxes.get(destination).copied(),
                     )
                 };
-                match target.try_tell(Delivery {
+                let delivery = Delivery {
                     sender: self.sender.clone(),
                     id,
                     attempt,
@@ -99,7 +166,23 @@ impl<M: Outgoing> Shared<M> {
                     expected_inbox,
                     message,
                     ack_to: ack_to.clone(),
-                }) {
+                };
+                let sent = match target.try_tell(delivery) {
+                    // A kept reference whose actor stopped: another may live
+                    // at the path now.
+                    Err(TryTellError::Stopped(delivery)) => {
+                        self.routes().forget(destination);
+                        match self.system.lookup::<Delivery<M>>(destination) {
+                            Ok(fresh) if !fresh.is_terminated() => {
+                                self.routes().keep(destination, &fresh);
+                                fresh.try_tell(delivery)
+                            }
+                            _ => Err(TryTellError::Stopped(delivery)),
+                        }
+                    }
+                    sent => sent,
+                };
+                match sent {
                     Ok(()) => {
                         tracing::trace!(sender = %self.sender, %id, attempt, destination, "delivery sent");
                         None
