@@ -348,6 +348,37 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_encoded_in_one_pass_is_the_entry_of_the_encoded_message() {
+        #[derive(Serialize)]
+        struct Order {
+            number: u64,
+            note: String,
+        }
+        for note in ["", "x", &"y".repeat(300), &"z".repeat(70_000)] {
+            let message = Order {
+                number: 7,
+                note: note.to_owned(),
+            };
+            let once = encode_entry("s", "/user/dest", 42, &message).expect("encode");
+            let twice = encode(
+                "s",
+                &StoredEntry {
+                    destination: "/user/dest".into(),
+                    created_ms: 42,
+                    payload: encode("s", &message).expect("encode"),
+                    parked: None,
+                },
+            )
+            .expect("encode");
+            assert_eq!(once, twice, "note of {} bytes", note.len());
+            let entry: StoredEntry = decode("s", DeliveryId(1), &once).expect("decode");
+            let (number, back): (u64, String) =
+                decode("s", DeliveryId(1), &entry.payload).expect("decode");
+            assert_eq!((number, back.as_str()), (7, note));
+        }
+    }
+
+    #[test]
     fn corrupt_inbox_keys_are_typed_errors() {
         for key in [vec![1, 2, 3], b"orders\0short".to_vec()] {
             let err = parse_inbox("r", vec![(key, Vec::new())]).expect_err("corrupt");

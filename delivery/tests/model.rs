@@ -68,6 +68,9 @@ struct World {
     /// The sender's journal: entries and the id mark its cleaner writes.
     durable_outbox: BTreeMap<DeliveryId, (String, u64, Duration)>,
     durable_next: DeliveryId,
+    /// Every id whose entry was ever durable, with its payload: an id is
+    /// never given to a second payload, across crashes too.
+    ids: HashMap<DeliveryId, u64>,
     /// Reserved ids whose write has not finished, with their payloads.
     writing: Vec<(DeliveryId, u64)>,
     /// Payloads whose deliver returned Ok.
@@ -106,6 +109,7 @@ impl World {
             settings,
             durable_outbox: BTreeMap::new(),
             durable_next: DeliveryId(1),
+            ids: HashMap::new(),
             writing: Vec::new(),
             accepted: BTreeSet::new(),
             failed_durable: BTreeSet::new(),
@@ -117,6 +121,14 @@ impl World {
             now: Duration::ZERO,
             sent: 0,
         }
+    }
+
+    /// The entry of `id` is durable.
+    fn written(&mut self, id: DeliveryId, payload: u64) {
+        self.durable_outbox
+            .insert(id, ("/user/r".to_owned(), payload, self.now));
+        let first = *self.ids.entry(id).or_insert(payload);
+        assert_eq!(first, payload, "id {id} reused");
     }
 
     fn put_on_wire(&mut self, id: DeliveryId) {
@@ -138,8 +150,7 @@ impl World {
                 };
                 self.sent = payload;
                 // Durable before it is sent.
-                self.durable_outbox
-                    .insert(id, ("/user/r".to_owned(), payload, self.now));
+                self.written(id, payload);
                 self.accepted.insert(payload);
                 if dispatch == Dispatch::Now {
                     self.put_on_wire(id);
@@ -157,8 +168,7 @@ impl World {
                     return;
                 }
                 let (id, payload) = self.writing.remove(i % self.writing.len());
-                self.durable_outbox
-                    .insert(id, ("/user/r".to_owned(), payload, self.now));
+                self.written(id, payload);
                 self.accepted.insert(payload);
                 let dispatch = self.outbox.insert(id, "/user/r", payload, self.now, 0.5);
                 if dispatch == Dispatch::Now {
@@ -171,8 +181,7 @@ impl World {
                 }
                 let (id, payload) = self.writing.remove(i % self.writing.len());
                 if durable {
-                    self.durable_outbox
-                        .insert(id, ("/user/r".to_owned(), payload, self.now));
+                    self.written(id, payload);
                     self.failed_durable.insert(payload);
                 }
                 self.outbox.doubt(id);
@@ -210,10 +219,17 @@ impl World {
                 }
             }
             Op::FlushConfirms => {
-                // The cleaner deletes and raises the id mark in one write.
+                // The sender's writer deletes in one write, and raises the
+                // id mark in it only when no pending delivery above the
+                // deleted ones stays stored (what the adapter does).
+                let Some(highest) = self.unwritten_confirms.iter().max().copied() else {
+                    return;
+                };
                 for id in self.unwritten_confirms.drain(..) {
                     self.durable_outbox.remove(&id);
-                    self.durable_next = self.durable_next.max(id.next());
+                }
+                if self.outbox.needs_mark(highest) {
+                    self.durable_next = self.durable_next.max(highest.next());
                 }
             }
             Op::CrashSender => {

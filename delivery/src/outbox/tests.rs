@@ -245,3 +245,19 @@ fn pending_pages_by_id() {
     assert_eq!(page, [3, 4, 5]);
     assert_eq!(outbox.iter_after(None).count(), 5);
 }
+
+#[test]
+fn the_id_mark_is_needed_only_when_no_pending_delivery_is_above_the_deleted() {
+    let mut outbox = Outbox::new(settings());
+    let (one, _) = append(&mut outbox, S);
+    let (two, _) = append(&mut outbox, S);
+    // A reserved id is not stored yet: it does not count.
+    let three = outbox.reserve().expect("room");
+    assert!(matches!(outbox.confirm(one), Confirmation::Confirmed(_)));
+    assert!(!outbox.needs_mark(one), "2 is pending and stored above 1");
+    assert!(matches!(outbox.confirm(two), Confirmation::Confirmed(_)));
+    assert!(outbox.needs_mark(two), "only the reserved 3 is above 2");
+    outbox.insert(three, "/user/dest", "msg 3".into(), S, 0.5);
+    assert!(!outbox.needs_mark(two));
+    assert!(outbox.needs_mark(three));
+}
