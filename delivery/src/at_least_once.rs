@@ -188,6 +188,25 @@ impl<M: Outgoing> AtLeastOnce<M> {
         self.deliverer()?.deliver(destination, make).await
     }
 
+    /// Delivers a batch at least once, in one durable write, as
+    /// [`Deliverer::deliver_all`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`] before [`start`](Self::start), else as
+    /// [`Deliverer::deliver_all`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Deliverer::deliver_all`].
+    pub async fn deliver_all(
+        &self,
+        destination: &str,
+        messages: impl IntoIterator<Item = M>,
+    ) -> Result<Vec<DeliveryId>> {
+        self.deliverer()?.deliver_all(destination, messages).await
+    }
+
     /// Numbers a delivery whose records go into an event-sourced sender's
     /// own write, as [`Deliverer::prepare`]; see [`DeliverEffect`] to add it
     /// to an [`Effect`].

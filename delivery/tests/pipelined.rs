@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use courier::delivery::testkit::History;
-use courier::delivery::{Deliverer, DeliveryId, Error, OutboxSettings, Redelivery};
+use courier::delivery::{AtLeastOnce, Deliverer, DeliveryId, Error, OutboxSettings, Redelivery};
 use courier::persistence::{EventRecord, Journal, MemoryStore, SeqNr, WriteBatch};
 use courier::prelude::*;
 use courier_test_support::Rng;
@@ -400,4 +400,52 @@ fn concurrent_callers_under_seeded_interleavings_lose_nothing_and_never_reuse_an
             .expect("runtime")
             .block_on(interleaving(seed));
     }
+}
+
+/// Delivers each batch it is given through its `AtLeastOnce` field.
+struct Feed {
+    out: AtLeastOnce<u64>,
+}
+
+impl Actor for Feed {
+    type Msg = (Vec<u64>, ReplyTo<Vec<DeliveryId>>);
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.out.start(ctx).await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        (batch, reply): (Vec<u64>, ReplyTo<Vec<DeliveryId>>),
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), BoxError> {
+        reply.reply(self.out.deliver_all("/user/ledger", batch).await?);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_least_once_delivers_a_batch_once_started() {
+    let system = ActorSystem::new("test");
+    let journal = memory();
+    system
+        .spawn(Ledger::<u64>::props(&journal).with_name("ledger"))
+        .expect("spawn ledger");
+    let out = AtLeastOnce::new("feed", Arc::clone(&journal), settings(100));
+    let early = out.deliver_all("/user/ledger", [1]).await;
+    assert!(matches!(early, Err(Error::NotStarted { .. })), "{early:?}");
+    let field = out.clone();
+    let feed = system
+        .spawn(Props::new(move || Feed { out: field.clone() }))
+        .expect("spawn feed");
+    let ids = feed
+        .ask(|r| (vec![1, 2, 3], r), SECOND)
+        .await
+        .expect("batch");
+    assert_eq!(ids, [DeliveryId(1), DeliveryId(2), DeliveryId(3)]);
+    eventually("confirmed", || out.unconfirmed() == 0).await;
+    let report = History::from_ledgers(1..=3, ledger(journal.as_ref()).await).check();
+    assert!(report.is_clean(), "{report}");
+    system.shutdown().await;
 }
