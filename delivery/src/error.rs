@@ -134,3 +134,26 @@ fn at(id: &Option<DeliveryId>) -> String {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A copy of a store error, for each caller of a write that several
+/// callers shared: the store's own verdicts as they are, anything else as
+/// its message and causes.
+pub(crate) fn copy_store_error(e: &courier_persistence::Error) -> courier_persistence::Error {
+    use courier_persistence::Error as E;
+    match e {
+        E::Poisoned { reason } => E::Poisoned {
+            reason: reason.clone(),
+        },
+        E::Closed => E::Closed,
+        e => {
+            let mut out = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                out.push_str(": ");
+                out.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            E::Storage(out.into())
+        }
+    }
+}

@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::envelope::Delivery;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::inbox::Receipt;
 use crate::receiver::DedupInbox;
 
@@ -33,7 +33,8 @@ impl DedupInbox {
     /// ([`Receipt::Duplicate`]); a new delivery's `effect` records and its
     /// inbox record are written atomically, then it is acked
     /// ([`Receipt::New`]: apply the in-memory effect now). Concurrent calls
-    /// take turns.
+    /// (and [`commit`](Self::commit)s) share one write: see
+    /// [`DedupInbox`].
     ///
     /// # Errors
     ///
@@ -43,11 +44,12 @@ impl DedupInbox {
     ///
     /// # Cancel safety
     ///
-    /// As [`commit`](Self::commit): dropped before the write returned,
-    /// nothing is acked; if the write became durable anyway, the
-    /// redelivery is a duplicate (and the in-memory effect, which the
-    /// caller never applied, is missing: keep state that matters in the
-    /// effect's records).
+    /// As [`commit`](Self::commit): once `effect` was called, the delivery
+    /// is queued for the inbox's next write, and dropping the future does
+    /// not take it back: if that write succeeds, its records are durable
+    /// and it is acked all the same, but the in-memory effect, which the
+    /// caller never applied, is missing (keep state that matters in the
+    /// effect's records); if it fails, nothing is written or acked.
     pub async fn process<M>(
         &self,
         delivery: &Delivery<M>,
@@ -57,7 +59,7 @@ impl DedupInbox {
         // (name@incarnation) and id as the sender's `courier.deliver`.
         let span = tracing::debug_span!(
             "courier.receive",
-            receiver = %self.name,
+            receiver = %self.core.name,
             sender = %delivery.sender,
             id = %delivery.id,
             attempt = delivery.attempt,
@@ -70,26 +72,14 @@ impl DedupInbox {
         delivery: &Delivery<M>,
         effect: impl FnOnce(&M) -> WriteBatch,
     ) -> Result<Receipt> {
-        let _turn = self.commits.lock().await;
         if self.check(delivery) == Receipt::Duplicate {
             delivery.send_ack();
             return Ok(Receipt::Duplicate);
         }
-        let write = self.prepare(delivery)?;
-        let mut batch = effect(&delivery.message);
-        batch.extend(write.writes());
-        if !batch.is_empty() {
-            self.journal
-                .write(batch)
-                .await
-                .map_err(|source| Error::Store {
-                    owner: self.name.clone(),
-                    source,
-                })?;
-        }
-        tracing::debug!("delivery applied; acking");
-        write.ack();
-        Ok(Receipt::New)
+        let effect = effect(&delivery.message);
+        self.core
+            .commit(delivery, effect, tracing::Span::current())
+            .await
     }
 
     /// Processes `delivery` exactly once in an event-sourced receiver:
@@ -110,7 +100,7 @@ impl DedupInbox {
     ) -> Result<Effect<E>> {
         let _receive = tracing::debug_span!(
             "courier.receive",
-            receiver = %self.name,
+            receiver = %self.core.name,
             sender = %delivery.sender,
             id = %delivery.id,
             attempt = delivery.attempt,

@@ -34,8 +34,56 @@ pub struct Window {
 }
 
 impl Window {
-    fn is_done(&self, id: u64) -> bool {
+    /// Whether delivery `id` is done.
+    pub fn is_done(&self, id: u64) -> bool {
         id <= self.watermark || self.above.contains(&id)
+    }
+
+    /// Plans recording delivery `id` as done, without changing the window
+    /// (see [`Inbox::plan`]).
+    pub fn plan(&self, id: DeliveryId, settled_below: DeliveryId) -> InboxChange {
+        let new = !self.is_done(id.0);
+        let done = |n: u64| self.above.contains(&n) || (new && n == id.0);
+        let mut watermark = self.watermark.max(settled_below.0.saturating_sub(1));
+        while done(watermark + 1) {
+            watermark += 1;
+        }
+        let mut change = InboxChange::default();
+        if watermark != self.watermark {
+            change.watermark = Some(watermark);
+        }
+        // An id added and lifted over in one step never needs to be stored.
+        if new && id.0 > watermark {
+            change.added.push(id.0);
+        }
+        change
+            .removed
+            .extend(self.above.range(..=watermark).copied());
+        change
+    }
+
+    /// Applies a planned change (see [`Inbox::apply`]).
+    pub fn apply(&mut self, change: &InboxChange) {
+        if let Some(w) = change.watermark {
+            self.watermark = self.watermark.max(w);
+        }
+        self.above.extend(change.added.iter().copied());
+        for r in &change.removed {
+            self.above.remove(r);
+        }
+        let kept = self.above.split_off(&(self.watermark + 1));
+        self.above = kept;
+    }
+
+    /// The one change that takes `self` to `to`, a window planned further
+    /// (by changes applied one after another): what to write once for
+    /// several deliveries recorded in one write.
+    pub fn diff(&self, to: &Window) -> InboxChange {
+        InboxChange {
+            watermark: (to.watermark != self.watermark).then_some(to.watermark),
+            added: to.above.difference(&self.above).copied().collect(),
+            removed: self.above.difference(&to.above).copied().collect(),
+        }
     }
 }
 
@@ -87,42 +135,20 @@ impl Inbox {
         id: DeliveryId,
         settled_below: DeliveryId,
     ) -> InboxChange {
-        let empty = Window::default();
-        let window = self.windows.get(sender).unwrap_or(&empty);
-        let new = !window.is_done(id.0);
-        let done = |n: u64| window.above.contains(&n) || (new && n == id.0);
-        let mut watermark = window.watermark.max(settled_below.0.saturating_sub(1));
-        while done(watermark + 1) {
-            watermark += 1;
+        match self.windows.get(sender) {
+            Some(window) => window.plan(id, settled_below),
+            None => Window::default().plan(id, settled_below),
         }
-        let mut change = InboxChange::default();
-        if watermark != window.watermark {
-            change.watermark = Some(watermark);
-        }
-        // An id added and lifted over in one step never needs to be stored.
-        if new && id.0 > watermark {
-            change.added.push(id.0);
-        }
-        change
-            .removed
-            .extend(window.above.range(..=watermark).copied());
-        change
     }
 
     /// Applies a planned change once it is durable. Changes planned one
     /// after another and applied in the same order leave the inbox as
     /// [`record`](Self::record) would; the watermark never moves down.
     pub fn apply(&mut self, sender: &SenderId, change: &InboxChange) {
-        let window = self.windows.entry(sender.clone()).or_default();
-        if let Some(w) = change.watermark {
-            window.watermark = window.watermark.max(w);
-        }
-        window.above.extend(change.added.iter().copied());
-        for r in &change.removed {
-            window.above.remove(r);
-        }
-        let kept = window.above.split_off(&(window.watermark + 1));
-        window.above = kept;
+        self.windows
+            .entry(sender.clone())
+            .or_default()
+            .apply(change);
     }
 
     /// Records delivery `id` from `sender` as done at once:
@@ -232,6 +258,31 @@ mod tests {
         assert_eq!(inbox.senders(), 0);
         inbox.apply(&s, &change);
         assert_eq!(inbox.check(&s, DeliveryId(1)), Receipt::Duplicate);
+    }
+
+    #[test]
+    fn one_diff_writes_what_several_changes_applied_in_turn_would() {
+        let s = sender("a");
+        let mut inbox = Inbox::new();
+        inbox.record(&s, DeliveryId(1), DeliveryId(1));
+        inbox.record(&s, DeliveryId(4), DeliveryId(1));
+        let start = inbox.window(&s).cloned().unwrap_or_default();
+        let mut planned = start.clone();
+        for (id, settled) in [(6, 2), (2, 2), (3, 2), (9, 5)] {
+            let change = planned.plan(DeliveryId(id), DeliveryId(settled));
+            planned.apply(&change);
+        }
+        let mut written = start.clone();
+        written.apply(&start.diff(&planned));
+        assert_eq!(written, planned);
+        assert_eq!(planned.watermark, 4);
+        assert_eq!(planned.above.iter().copied().collect::<Vec<_>>(), [6, 9]);
+        // The durable records: the watermark, and exactly the ids above it.
+        let diff = start.diff(&planned);
+        assert_eq!(diff.watermark, Some(4));
+        assert_eq!(diff.added, [6, 9]);
+        assert_eq!(diff.removed, [4]);
+        assert!(start.diff(&start).is_empty());
     }
 
     #[test]

@@ -37,14 +37,21 @@
 //! event-sourced one handles no command while it persists); a second
 //! [`prepare`](DedupInbox::prepare) before the first is acked or dropped is
 //! refused, because two changes planned from the same state could reach
-//! the disk out of order and move the watermark down.
+//! the disk out of order and move the watermark down. Concurrent
+//! [`commit`](DedupInbox::commit)s and [`process`](DedupInbox::process)es
+//! of one inbox (from tasks sharing it) share one write instead: whatever
+//! is queued when the inbox's commit task takes its next group is planned
+//! delivery after delivery, written as one atomic write (their effects and
+//! the net change of the inbox records), applied once it is durable, and
+//! acked; a failed write fails each of them, and none is applied or acked.
+
+mod commits;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use courier_core::ActorRef;
 use courier_persistence::{Journal, WriteBatch};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::envelope::{Ack, Delivery, SenderId};
@@ -55,6 +62,7 @@ use crate::records::{
     INBOX_IDS, done_key, identity_record, inbox_alias_ns, inbox_ns, parse_identity,
     parse_identity_record, parse_inbox, scan_all, watermark_key,
 };
+use commits::Queue;
 
 struct State {
     inbox: Inbox,
@@ -69,19 +77,26 @@ struct State {
 
 /// A receiver's durable dedup state.
 pub struct DedupInbox {
+    pub(crate) core: Arc<Core>,
+}
+
+/// The inbox, shared with its commit task ([`commits`]).
+pub(crate) struct Core {
     pub(crate) name: String,
-    pub(crate) journal: Arc<dyn Journal>,
+    /// Its namespace in the store, built once.
+    namespace: String,
+    journal: Arc<dyn Journal>,
     identity: Uuid,
     /// Opened with `open_adopting`.
     adopting: bool,
-    state: Arc<Mutex<State>>,
-    /// Serializes [`commit`](Self::commit)s: plan, write, apply.
-    pub(crate) commits: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+    /// Commits waiting for the commit task.
+    queue: Mutex<Queue>,
 }
 
 impl std::fmt::Debug for DedupInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DedupInbox({})", self.name)
+        write!(f, "DedupInbox({})", self.core.name)
     }
 }
 
@@ -166,32 +181,35 @@ impl DedupInbox {
             aliases.insert(parse_identity(name, &key)?);
         }
         Ok(Self {
-            name: name.to_owned(),
-            journal,
-            identity,
-            adopting,
-            state: Arc::new(Mutex::new(State {
-                inbox,
-                outstanding: false,
-                aliases,
-                reported: HashSet::new(),
-                metrics: InboxMetrics::new(name),
-            })),
-            commits: tokio::sync::Mutex::new(()),
+            core: Arc::new(Core {
+                name: name.to_owned(),
+                namespace: inbox_ns(name),
+                journal,
+                identity,
+                adopting,
+                state: Mutex::new(State {
+                    inbox,
+                    outstanding: false,
+                    aliases,
+                    reported: HashSet::new(),
+                    metrics: InboxMetrics::new(name),
+                }),
+                queue: Mutex::new(Queue::default()),
+            }),
         })
     }
 
     /// This inbox's identity: created with it, carried by its acks.
     pub fn identity(&self) -> Uuid {
-        self.identity
+        self.core.identity
     }
 
     /// Whether `delivery` is new or a duplicate.
     pub fn check<M>(&self, delivery: &Delivery<M>) -> Receipt {
-        let state = lock(&self.state);
+        let state = lock(&self.core.state);
         let receipt = state.inbox.check(&delivery.sender, delivery.id);
         if receipt == Receipt::Duplicate {
-            tracing::debug!(receiver = %self.name, sender = %delivery.sender, id = %delivery.id, attempt = delivery.attempt, "duplicate suppressed");
+            tracing::debug!(receiver = %self.core.name, sender = %delivery.sender, id = %delivery.id, attempt = delivery.attempt, "duplicate suppressed");
             state.metrics.duplicates.increment(1);
         }
         receipt
@@ -213,52 +231,33 @@ impl DedupInbox {
     /// once per sender); [`Error::InboxBusy`] while another `InboxWrite` of
     /// this inbox is outstanding.
     pub fn prepare<M>(&self, delivery: &Delivery<M>) -> Result<InboxWrite> {
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.core.state);
         if state.outstanding {
             return Err(Error::InboxBusy {
-                receiver: self.name.clone(),
+                receiver: self.core.name.clone(),
             });
         }
-        let adopt = match delivery.expected_inbox {
-            Some(expected) if expected != self.identity && !state.aliases.contains(&expected) => {
-                let first = state.reported.insert(delivery.sender.clone());
-                if !self.adopting {
-                    let lost = Error::InboxLost {
-                        receiver: self.name.clone(),
-                        sender: delivery.sender.clone(),
-                        expected,
-                        found: self.identity,
-                    };
-                    if first {
-                        tracing::error!(error = %lost, "delivery refused");
-                    }
-                    return Err(lost);
-                }
-                if first {
-                    tracing::error!(receiver = %self.name, sender = %delivery.sender, %expected, "adopting the history of a lost inbox");
-                }
-                Some(expected)
-            }
-            _ => None,
-        };
+        let adopt = self
+            .core
+            .admit(&mut state, &delivery.sender, delivery.expected_inbox)?;
         let change = state
             .inbox
             .plan(&delivery.sender, delivery.id, delivery.settled_below);
         state.outstanding = true;
         drop(state);
-        let mut writes = self.writes(&delivery.sender, &change);
+        let mut writes = self.core.writes(&delivery.sender, &change);
         if let Some(alias) = adopt {
             writes = writes.put(
-                inbox_alias_ns(&self.name),
+                inbox_alias_ns(&self.core.name),
                 alias.as_bytes().to_vec(),
                 Vec::new(),
             );
         }
         let mut ack = delivery.ack();
-        ack.inbox = Some(self.identity);
+        ack.inbox = Some(self.core.identity);
         Ok(InboxWrite {
             writes,
-            state: Arc::clone(&self.state),
+            core: Arc::clone(&self.core),
             sender: delivery.sender.clone(),
             change,
             adopt,
@@ -269,61 +268,86 @@ impl DedupInbox {
     }
 
     /// Marks `delivery` as applied, durably, then acks it: plan, write,
-    /// apply, ack. Concurrent calls take turns.
+    /// apply, ack. Concurrent calls (and [`process`](Self::process)es)
+    /// share one write: see the module's documentation.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the write fails: nothing is acked and the
     /// inbox is unchanged, so a redelivery is new again.
+    /// [`Error::InboxLost`] as [`prepare`](Self::prepare);
     /// [`Error::InboxBusy`] while an [`InboxWrite`] from
     /// [`prepare`](Self::prepare) is outstanding.
     ///
     /// # Cancel safety
     ///
-    /// Dropped before the write returned, the inbox is unchanged and
-    /// nothing is acked; the write itself may still become durable, which
-    /// only makes the redelivery a duplicate (acked, not applied).
+    /// Once polled, the delivery is queued for the inbox's next write, and
+    /// dropping the future does not take it back: if that write succeeds,
+    /// the delivery is recorded and acked all the same; if it fails,
+    /// nothing is acked and the inbox is unchanged. Dropped before its
+    /// first poll, nothing happens.
     pub async fn commit<M>(&self, delivery: &Delivery<M>) -> Result<()> {
         let span = tracing::debug_span!(
             "courier.inbox.commit",
-            receiver = %self.name,
+            receiver = %self.core.name,
             sender = %delivery.sender,
             id = %delivery.id,
             attempt = delivery.attempt,
         );
-        self.commit_in(delivery).instrument(span).await
-    }
-
-    async fn commit_in<M>(&self, delivery: &Delivery<M>) -> Result<()> {
-        let _turn = self.commits.lock().await;
-        let write = self.prepare(delivery)?;
-        if !write.writes.is_empty() {
-            self.journal
-                .write(write.writes())
-                .await
-                .map_err(|source| Error::Store {
-                    owner: self.name.clone(),
-                    source,
-                })?;
-        }
-        tracing::debug!("delivery applied; acking");
-        write.ack();
-        Ok(())
+        self.core
+            .commit(delivery, WriteBatch::new(), span)
+            .await
+            .map(|_| ())
     }
 
     /// Ids kept above the watermarks, over all senders (the inbox's size
     /// beyond one watermark per sender incarnation).
     pub fn kept(&self) -> usize {
-        lock(&self.state).inbox.kept()
+        lock(&self.core.state).inbox.kept()
     }
 
     /// How many sender incarnations the inbox knows.
     pub fn senders(&self) -> usize {
-        lock(&self.state).inbox.senders()
+        lock(&self.core.state).inbox.senders()
+    }
+}
+
+impl Core {
+    /// Checks that `sender` may deliver to this inbox: refuses it when it
+    /// remembers acks from another inbox identity, unless this inbox was
+    /// opened adopting (then returns the identity to adopt).
+    fn admit(
+        &self,
+        state: &mut State,
+        sender: &SenderId,
+        expected_inbox: Option<Uuid>,
+    ) -> Result<Option<Uuid>> {
+        match expected_inbox {
+            Some(expected) if expected != self.identity && !state.aliases.contains(&expected) => {
+                let first = state.reported.insert(sender.clone());
+                if !self.adopting {
+                    let lost = Error::InboxLost {
+                        receiver: self.name.clone(),
+                        sender: sender.clone(),
+                        expected,
+                        found: self.identity,
+                    };
+                    if first {
+                        tracing::error!(error = %lost, "delivery refused");
+                    }
+                    return Err(lost);
+                }
+                if first {
+                    tracing::error!(receiver = %self.name, %sender, %expected, "adopting the history of a lost inbox");
+                }
+                Ok(Some(expected))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn writes(&self, sender: &SenderId, change: &InboxChange) -> WriteBatch {
-        let ns = inbox_ns(&self.name);
+        let ns = &self.namespace;
         let mut batch = WriteBatch::new();
         if let Some(w) = change.watermark {
             batch = batch.put(ns.clone(), watermark_key(sender), w.to_be_bytes().to_vec());
@@ -347,7 +371,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// nothing.
 #[must_use = "the inbox changes and the delivery is acked only by `ack`"]
 pub struct InboxWrite {
-    state: Arc<Mutex<State>>,
+    core: Arc<Core>,
     sender: SenderId,
     change: InboxChange,
     /// A lost inbox's identity this write adopts.
@@ -382,7 +406,7 @@ impl InboxWrite {
     /// without acking (the caller acks later, with `Delivery::send_ack`).
     pub fn apply(mut self) {
         self.settled = true;
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.core.state);
         state.inbox.apply(&self.sender, &self.change);
         state.metrics.applied.increment(1);
         let kept = state.inbox.kept();
@@ -397,7 +421,7 @@ impl InboxWrite {
 impl Drop for InboxWrite {
     fn drop(&mut self) {
         if !self.settled {
-            lock(&self.state).outstanding = false;
+            lock(&self.core.state).outstanding = false;
         }
     }
 }

@@ -24,6 +24,8 @@ use super::writer::Request;
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// How many deliveries one such WARN names.
 const WARN_EXAMPLES: usize = 5;
+/// How long a stopping sender waits for its last confirmations' write.
+const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
 
 /// What the [`Redeliverer`] receives. Private to the sender: none of it
 /// travels to receivers.
@@ -76,6 +78,19 @@ impl<M: Outgoing> Actor for Redeliverer<M> {
         // The restored backlog goes out at once, before anything new.
         ctx.myself().tell(Signal::Redeliver);
         Ok(())
+    }
+
+    /// Confirmed deletes still waiting for a write are written before the
+    /// sender counts as stopped (so a sender stopped, or an actor system
+    /// shut down, right after its last ack leaves no confirmed entry on
+    /// disk), waiting at most [`FLUSH_ON_STOP`] for the store.
+    async fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.shared.writes.send(Request::Flush(done)).is_ok()
+            && tokio::time::timeout(FLUSH_ON_STOP, flushed).await.is_err()
+        {
+            tracing::warn!(sender = %self.shared.sender, "the store did not write the sender's last confirmations in time; those deliveries are sent once more after a restart");
+        }
     }
 
     async fn handle(&mut self, msg: Signal, _ctx: &mut Context<Self>) -> Result<(), BoxError> {

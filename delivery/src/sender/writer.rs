@@ -48,7 +48,7 @@ use uuid::Uuid;
 use super::redeliverer::Signal;
 use super::{Outgoing, Shared};
 use crate::envelope::DeliveryId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, copy_store_error};
 use crate::records::{SenderMeta, StoredEntry, decode, id_key, put_meta};
 
 /// How many requests one write takes at most.
@@ -69,6 +69,8 @@ pub(super) enum Request {
     Resolve(Vec<DeliveryId>),
     /// Remember the identity of the inbox that acks for a destination.
     Inbox(Arc<str>, Uuid),
+    /// Write what waits now; answer once every write before has returned.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Requests taken, not yet written.
@@ -80,6 +82,7 @@ struct Group {
     purges: Vec<(DeliveryId, oneshot::Sender<Result<()>>)>,
     resolve: Vec<DeliveryId>,
     inboxes: Vec<(Arc<str>, Uuid)>,
+    flushes: Vec<oneshot::Sender<()>>,
     len: usize,
 }
 
@@ -90,7 +93,10 @@ impl Group {
 
     /// Whether a caller waits for it (or a tick, for a resolve).
     fn is_urgent(&self) -> bool {
-        !self.deliveries.is_empty() || !self.purges.is_empty() || !self.resolve.is_empty()
+        !self.deliveries.is_empty()
+            || !self.purges.is_empty()
+            || !self.resolve.is_empty()
+            || !self.flushes.is_empty()
     }
 }
 
@@ -100,6 +106,7 @@ struct Answer {
     purges: Vec<oneshot::Sender<Result<()>>>,
     confirmed: usize,
     resolve: Vec<DeliveryId>,
+    flushes: Vec<oneshot::Sender<()>>,
 }
 
 type WriteFuture = Pin<Box<dyn Future<Output = courier_persistence::Result<()>> + Send>>;
@@ -237,6 +244,7 @@ impl<M: Outgoing> Writer<M> {
             },
             Request::Resolve(ids) => group.resolve.extend(ids),
             Request::Inbox(destination, inbox) => group.inboxes.push((destination, inbox)),
+            Request::Flush(done) => group.flushes.push(done),
         }
     }
 
@@ -251,6 +259,7 @@ impl<M: Outgoing> Writer<M> {
             purges,
             resolve,
             inboxes,
+            flushes,
             len: _,
         } = std::mem::take(&mut self.group);
         let shared = &self.shared;
@@ -261,6 +270,7 @@ impl<M: Outgoing> Writer<M> {
             purges: Vec::with_capacity(purges.len()),
             confirmed: confirmed.len(),
             resolve,
+            flushes,
         };
         for (writes, done) in deliveries {
             batch.extend(writes);
@@ -287,7 +297,7 @@ impl<M: Outgoing> Writer<M> {
             Some(id) if shared.lock().outbox.needs_mark(id) => {
                 Some(self.high.max(id.0.saturating_add(1)))
             }
-            // A resolve needs a write to wait behind, even an empty one.
+            // A resolve or a flush needs a write to wait behind.
             _ if batch.is_empty() => Some(self.high),
             _ => None,
         };
@@ -314,7 +324,10 @@ impl<M: Outgoing> Writer<M> {
         self.in_flight.0.push_back((write, answer));
     }
 
-    async fn finish(&mut self, answer: Answer, result: courier_persistence::Result<()>) {
+    async fn finish(&mut self, mut answer: Answer, result: courier_persistence::Result<()>) {
+        for done in answer.flushes.drain(..) {
+            let _ = done.send(());
+        }
         match result {
             Ok(()) => {
                 for done in answer.deliveries {
@@ -348,7 +361,7 @@ impl<M: Outgoing> Writer<M> {
         let name = &self.shared.sender.name;
         let failed = || Error::Store {
             owner: name.clone(),
-            source: copy(error),
+            source: copy_store_error(error),
         };
         for done in answer.deliveries.into_iter().chain(answer.purges) {
             let _ = done.send(Err(failed()));
@@ -387,18 +400,5 @@ impl<M: Outgoing> Writer<M> {
                 None => state.outbox.resolve::<Arc<str>>(id, None),
             }
         }
-    }
-}
-
-/// A copy of a store error for each caller of a failed write: the store's
-/// own verdicts as they are, anything else as its message and causes.
-fn copy(e: &courier_persistence::Error) -> courier_persistence::Error {
-    use courier_persistence::Error as E;
-    match e {
-        E::Poisoned { reason } => E::Poisoned {
-            reason: reason.clone(),
-        },
-        E::Closed => E::Closed,
-        e => E::Storage(super::transmit::chain(e).into()),
     }
 }
