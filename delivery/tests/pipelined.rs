@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use courier::delivery::testkit::History;
-use courier::delivery::{AtLeastOnce, Deliverer, DeliveryId, Error, OutboxSettings, Redelivery};
+use courier::delivery::{
+    Ack, AtLeastOnce, DedupInbox, Deliverer, Delivery, DeliveryId, Error, OutboxSettings, Receipt,
+    Redelivery, SenderId,
+};
 use courier::persistence::{EventRecord, Journal, MemoryStore, SeqNr, WriteBatch};
 use courier::prelude::*;
 use courier_test_support::Rng;
@@ -448,4 +451,130 @@ async fn at_least_once_delivers_a_batch_once_started() {
     let report = History::from_ledgers(1..=3, ledger(journal.as_ref()).await).check();
     assert!(report.is_clean(), "{report}");
     system.shutdown().await;
+}
+
+/// Collects the acks it gets.
+struct Acks(Arc<Mutex<Vec<DeliveryId>>>);
+
+impl Actor for Acks {
+    type Msg = Ack;
+
+    async fn handle(&mut self, ack: Ack, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.0.lock().expect("lock").push(ack.id);
+        Ok(())
+    }
+}
+
+/// Commits deliveries 1..=`n` of one sender to one inbox from `n` tasks at
+/// once; returns each task's result, the writes made, the acks seen.
+async fn commit_concurrently(
+    n: u64,
+    fail: bool,
+) -> (
+    Vec<Result<Receipt, Error>>,
+    Vec<usize>,
+    Vec<DeliveryId>,
+    Arc<DedupInbox>,
+) {
+    let system = ActorSystem::new("test");
+    let recording = Arc::new(Recording::new(memory(), None));
+    let journal: Arc<dyn Journal> = recording.clone();
+    let inbox = Arc::new(DedupInbox::open(journal, "inbox").await.expect("open"));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&acked);
+    let ack_to = system
+        .spawn(Props::new(move || Acks(Arc::clone(&seen))))
+        .expect("spawn acks");
+    let sender = SenderId {
+        name: "s".into(),
+        incarnation: uuid::Uuid::from_u128(1),
+    };
+    recording.fail.store(fail, Ordering::Relaxed);
+    let before = recording.writes().len();
+    // On the current-thread runtime every task queues its commit before
+    // the inbox's commit task runs: one group.
+    let tasks: Vec<_> = (1..=n)
+        .map(|id| {
+            let inbox = Arc::clone(&inbox);
+            let delivery = Delivery {
+                sender: sender.clone(),
+                id: DeliveryId(id),
+                attempt: 1,
+                settled_below: DeliveryId(1),
+                expected_inbox: None,
+                message: id,
+                ack_to: ack_to.clone(),
+            };
+            tokio::spawn(async move {
+                inbox
+                    .process(&delivery, |m| {
+                        WriteBatch::new().put("effects", m.to_be_bytes().to_vec(), Vec::new())
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    tokio::time::sleep(SECOND).await;
+    let writes = recording.writes()[before..].to_vec();
+    let acks = acked.lock().expect("lock").clone();
+    system.shutdown().await;
+    (results, writes, acks, inbox)
+}
+
+fn delivery_of(id: u64) -> Delivery<u64> {
+    let system = ActorSystem::new("probe");
+    let ack_to = system
+        .spawn(Props::new(|| Acks(Arc::default())))
+        .expect("spawn");
+    Delivery {
+        sender: SenderId {
+            name: "s".into(),
+            incarnation: uuid::Uuid::from_u128(1),
+        },
+        id: DeliveryId(id),
+        attempt: 2,
+        settled_below: DeliveryId(1),
+        expected_inbox: None,
+        message: id,
+        ack_to,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_commits_of_one_inbox_share_one_write() {
+    const N: u64 = 8;
+    let (results, writes, mut acks, inbox) = commit_concurrently(N, false).await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Receipt::New))),
+        "{results:?}"
+    );
+    // One write: 8 effects and the watermark (ids 1..=8 in order).
+    assert_eq!(writes, [N as usize + 1]);
+    acks.sort_unstable();
+    assert_eq!(acks, (1..=N).map(DeliveryId).collect::<Vec<_>>());
+    for id in 1..=N {
+        assert_eq!(inbox.check(&delivery_of(id)), Receipt::Duplicate);
+    }
+    assert_eq!(inbox.kept(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_shared_inbox_write_applies_and_acks_none_of_its_deliveries() {
+    const N: u64 = 8;
+    let (results, writes, acks, inbox) = commit_concurrently(N, true).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(Error::Store { .. }))),
+        "{results:?}"
+    );
+    assert_eq!(writes, [N as usize + 1]);
+    assert_eq!(acks, []);
+    for id in 1..=N {
+        assert_eq!(inbox.check(&delivery_of(id)), Receipt::New);
+    }
 }
