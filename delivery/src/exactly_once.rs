@@ -38,9 +38,9 @@ impl DedupInbox {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the write fails (nothing acked, the inbox
-    /// unchanged: the redelivery is new again); [`Error::InboxLost`] and
-    /// [`Error::InboxBusy`] as [`prepare`](Self::prepare).
+    /// [`Error::Store`](crate::Error::Store) when the write fails (nothing acked, the inbox
+    /// unchanged: the redelivery is new again); [`Error::InboxLost`](crate::Error::InboxLost) and
+    /// [`Error::InboxBusy`](crate::Error::InboxBusy) as [`prepare`](Self::prepare).
     ///
     /// # Cancel safety
     ///
@@ -91,7 +91,7 @@ impl DedupInbox {
     ///
     /// # Errors
     ///
-    /// [`Error::InboxLost`] and [`Error::InboxBusy`] as
+    /// [`Error::InboxLost`](crate::Error::InboxLost) and [`Error::InboxBusy`](crate::Error::InboxBusy) as
     /// [`prepare`](Self::prepare): nothing is applied or acked.
     pub fn effect<E: EventSourced, M>(
         &self,

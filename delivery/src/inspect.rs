@@ -33,7 +33,7 @@ pub struct SenderReport {
     pub name: String,
     /// The incarnation of its durable state.
     pub incarnation: Uuid,
-    /// The id high-water mark its cleaner last wrote: every id below it
+    /// The id high-water mark its writer last wrote: every id below it
     /// may have been used.
     pub next_id: u64,
     /// How many deliveries are unconfirmed.

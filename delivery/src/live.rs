@@ -152,7 +152,7 @@ impl LiveSender {
     ///
     /// # Cancel safety
     ///
-    /// Dropped half-way, the purge may still happen (the sender's cleaner
+    /// Dropped half-way, the purge may still happen (the sender's writer
     /// writes it).
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
         self.handle

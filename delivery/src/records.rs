@@ -2,7 +2,7 @@
 //!
 //! | namespace | key | value |
 //! | --- | --- | --- |
-//! | `courier.sender` | sender name | [`SenderMeta`]: incarnation, id high-water mark (written by the sender's cleaner only) |
+//! | `courier.sender` | sender name | [`SenderMeta`]: incarnation, id high-water mark (written by the sender's writer only, when a delete needs it) |
 //! | `courier.outbox/<sender>` | id (BE u64) | [`StoredEntry`] |
 //! | `courier.parked/<sender>` | id (BE u64) | [`StoredEntry`] with a reason |
 //! | `courier.inbox/<receiver>` | sender name, 0, incarnation (16 bytes), tag, id (BE u64) | watermark (BE u64) or empty |

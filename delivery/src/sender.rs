@@ -4,7 +4,7 @@
 //! event-sourced, in `recovery_completed`). The deliverer reloads the
 //! sender's durable outbox, spawns its child actors (one owns the
 //! redelivery timer, parking and acks; one takes acks from receivers and
-//! nothing else) and a cleaner task, and redelivers every restored entry
+//! nothing else) and a writer task, and redelivers every restored entry
 //! before anything new. Its parent's handler then calls
 //!
 //! - [`deliver`](Deliverer::deliver): write the outbox entry (durable, that
@@ -19,12 +19,13 @@
 //! [`Error::OutboxFull`]); write the entry and wait for its flush; insert it
 //! into the outbox; send it (at-most-once). The ack path: the receiver's
 //! [`Ack`] reaches the child actor, which confirms the id (a stale, foreign
-//! or repeated ack changes nothing) and hands the delete to the cleaner,
+//! or repeated ack changes nothing) and hands the delete to the writer,
 //! which writes deletes in order, in groups, with the sender's id
-//! high-water mark.
+//! high-water mark when a delete needs it (see [`writer`]).
 //!
 //! Concurrent use: clones share one outbox, and deliveries from several
-//! tasks finish their writes in any order. The `settled_below` mark sent
+//! tasks share store writes (the sender's writer puts every entry waiting
+//! into one write) and finish in any order. The `settled_below` mark sent
 //! with each delivery covers only ids that can never be sent again, never
 //! an id still being written, so out-of-order writes cannot make a receiver
 //! skip a delivery.

@@ -76,7 +76,7 @@ pub(super) async fn recover(
         entries.push((id, stored));
     }
     // Ids are never reused: the next one is above every id the store still
-    // holds, outbox or parked, and above the cleaner's mark for the ones it
+    // holds, outbox or parked, and above the writer's mark for the ones it
     // deleted.
     let parked_above = scan_all(journal, name, &parked_ns(name))
         .await?

@@ -143,7 +143,7 @@ impl<M: Outgoing> Redeliverer<M> {
                 .map(|(_, p)| now.saturating_sub(p.created)),
         );
         // A lost delete means one more redelivery, which the receiver
-        // deduplicates; the cleaner writes deletes in order, in groups.
+        // deduplicates; the writer writes deletes in order, in groups.
         let _ = shared.writes.send(Request::Confirmed(ack.id));
         if let Some(inbox) = ack.inbox {
             let known = state.inboxes.get(&pending.destination);
