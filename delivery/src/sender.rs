@@ -237,6 +237,7 @@ impl<M: Outgoing> Deliverer<M> {
             meta,
             state,
             restored,
+            parked,
         } = recovery::recover(&journal, name, &settings).await?;
         let (cleanup, cleanups) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -254,7 +255,7 @@ impl<M: Outgoing> Deliverer<M> {
             cleanup,
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
-            metrics: SenderMetrics::new(name),
+            metrics: SenderMetrics::new(name).with_parked(parked),
             repairs: tokio::sync::Mutex::new(()),
             message: PhantomData,
         });
@@ -481,7 +482,7 @@ impl<M: Outgoing> Deliverer<M> {
         let writes =
             std::mem::take(&mut prepared.writes).delete(parked_ns(name), id_key(id).to_vec());
         self.shared.write(writes).await?;
-        self.shared.metrics.requeued.increment(1);
+        self.shared.metrics.unparked(1, true);
         Ok(prepared.send())
     }
 

@@ -145,7 +145,7 @@ impl<M: Outgoing> Cleaner<M> {
         match written {
             Ok(()) => {
                 self.high = high;
-                shared.metrics.purged.increment(purges.len() as u64);
+                shared.metrics.unparked(purges.len(), false);
                 for done in purges {
                     let _ = done.send(Ok(()));
                 }
