@@ -325,6 +325,30 @@ fn parked_deliveries_are_requeued_under_new_ids_and_purged() {
         .collect();
     assert_eq!(ids.len(), 2);
 
+    // A page at a time: the first, a hint naming the next page, the rest.
+    let first = courier(&[
+        "parked", "list", path, "--sender", "desk", "--limit", "1", "--json",
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let page: Value = serde_json::from_slice(&first.stdout).expect("json");
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page[0]["id"].as_u64(), Some(ids[0]));
+    let hint = format!("--sender desk --after {}", ids[0]);
+    assert!(stderr(&first).contains(&hint), "{}", stderr(&first));
+    let after = ids[0].to_string();
+    let rest = courier(&[
+        "parked", "list", path, "--sender", "desk", "--after", &after, "--json",
+    ]);
+    let page: Value = serde_json::from_slice(&rest.stdout).expect("json");
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page[0]["id"].as_u64(), Some(ids[1]));
+    assert!(!stderr(&rest).contains("more follow"), "{}", stderr(&rest));
+    // Every sender at once: cut at the limit, with a hint.
+    let cut = courier(&["pending", path, "--limit", "0"]);
+    assert!(stderr(&cut).contains("more follow"), "{}", stderr(&cut));
+    let refused = courier(&["pending", path, "--after", "1"]);
+    assert_eq!(refused.status.code(), Some(2), "--after without --sender");
+
     let requeued = json(&[
         "parked",
         "requeue",
