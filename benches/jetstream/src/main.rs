@@ -299,10 +299,11 @@ impl Actor for Till {
     type Msg = Delivery<Order>;
 
     async fn handle(&mut self, d: Delivery<Order>, _: &mut Context<Self>) -> Result<(), BoxError> {
-        if let Receipt::New = self.inbox.process(&d, |_| WriteBatch::new()).await? {
-            if self.done.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.done.all {
-                self.done.notify.notify_one();
-            }
+        let receipt = self.inbox.process(&d, |_| WriteBatch::new()).await?;
+        if matches!(receipt, Receipt::New)
+            && self.done.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.done.all
+        {
+            self.done.notify.notify_one();
         }
         Ok(())
     }
