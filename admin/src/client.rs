@@ -93,6 +93,39 @@ impl AdminClient {
         Ok(self.inner.parked(list(sender)).await?.into_inner())
     }
 
+    /// One page of `sender`'s unconfirmed deliveries: at most `limit` (and
+    /// [`MAX_LIST`]) with ids above `after`; `truncated` when more follow
+    /// the last.
+    ///
+    /// # Errors
+    ///
+    /// As [`pending`](Self::pending).
+    pub async fn pending_page(
+        &mut self,
+        sender: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<wire::DeliveryList> {
+        let request = page(sender, after, limit);
+        Ok(self.inner.pending(request).await?.into_inner())
+    }
+
+    /// One page of `sender`'s parked deliveries, as
+    /// [`pending_page`](Self::pending_page).
+    ///
+    /// # Errors
+    ///
+    /// As [`pending`](Self::pending).
+    pub async fn parked_page(
+        &mut self,
+        sender: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<wire::DeliveryList> {
+        let request = page(sender, after, limit);
+        Ok(self.inner.parked(request).await?.into_inner())
+    }
+
     /// Sends parked deliveries `ids` of `sender` again, through the running
     /// sender.
     ///
@@ -173,6 +206,15 @@ fn list(sender: Option<&str>) -> wire::ListRequest {
     wire::ListRequest {
         sender: sender.map(str::to_owned),
         limit: MAX_LIST as u32,
+        after: None,
+    }
+}
+
+fn page(sender: &str, after: Option<u64>, limit: usize) -> wire::ListRequest {
+    wire::ListRequest {
+        sender: Some(sender.to_owned()),
+        limit: limit.min(MAX_LIST) as u32,
+        after,
     }
 }
 

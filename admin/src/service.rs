@@ -226,13 +226,22 @@ impl AdminService {
         }
     }
 
-    /// The pending or parked deliveries, at most `limit`.
+    /// The pending or parked deliveries, at most `limit`, of one sender
+    /// from `after` on, or of every sender from the first.
     async fn list(
         &self,
         request: wire::ListRequest,
         parked: bool,
     ) -> Result<wire::DeliveryList, Status> {
         let limit = limit(request.limit);
+        let after = match (request.after, &request.sender) {
+            (Some(_), None) => {
+                return Err(Status::invalid_argument(
+                    "`after` pages one sender's deliveries: give the sender too",
+                ));
+            }
+            (after, _) => after.map(DeliveryId),
+        };
         let names = match request.sender {
             Some(name) => {
                 check_name(&name, "sender")?;
@@ -255,10 +264,11 @@ impl AdminService {
         };
         let mut out = wire::DeliveryList::default();
         for name in names {
-            let stored = if parked {
-                inspect::parked(&self.journal, &name).await
+            let room = limit - out.deliveries.len();
+            let page = if parked {
+                inspect::parked_page(&self.journal, &name, after, room).await
             } else {
-                inspect::pending(&self.journal, &name).await
+                inspect::pending_page(&self.journal, &name, after, room).await
             }
             .map_err(delivery_status)?;
             // What only the running sender knows: attempts, last error.
@@ -266,19 +276,21 @@ impl AdminService {
                 HashMap::new()
             } else {
                 live::sender(&self.system, &name)
-                    .and_then(|s| s.pending(None, MAX_LIST))
+                    .and_then(|s| s.pending(after, room))
                     .unwrap_or_default()
                     .into_iter()
                     .map(|p| (p.id.0, p))
                     .collect()
             };
-            for d in stored {
-                if out.deliveries.len() >= limit {
-                    out.truncated = true;
-                    return Ok(out);
-                }
+            for d in &page.deliveries {
                 let run = running.get(&d.id.0);
-                out.deliveries.push(delivery(&name, &d, run));
+                out.deliveries.push(delivery(&name, d, run));
+            }
+            // Once the list is full, the next sender's page (of none)
+            // still says whether it has any.
+            if page.more {
+                out.truncated = true;
+                return Ok(out);
             }
         }
         Ok(out)

@@ -11,7 +11,7 @@ use courier::persistence::{Journal, Problem, StoreReport};
 use serde_json::{Value, json};
 
 use crate::output::{Table, age, hex};
-use crate::{Command, ParkedAction, Selection, open};
+use crate::{Command, Listing, ParkedAction, Selection, open};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -102,11 +102,11 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pending { store, sender } => {
+        Command::Pending { store, list } => {
             let source = open::Source::open(store.path()?).await?;
             let journal = source.journal();
-            let rows = deliveries(&journal, sender.as_deref(), Kind::Pending).await?;
-            print_deliveries(&rows, json, "PENDING")?;
+            let rows = deliveries(&journal, &list, Kind::Pending).await?;
+            print_deliveries(&rows, &list, json, "PENDING")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Parked { action } => parked(action, json).await,
@@ -202,11 +202,11 @@ pub(crate) async fn run(command: Command, json: bool) -> Result<ExitCode> {
 
 async fn parked(action: ParkedAction, json: bool) -> Result<ExitCode> {
     match action {
-        ParkedAction::List { store, sender } => {
+        ParkedAction::List { store, list } => {
             let source = open::Source::open(store.path()?).await?;
             let journal = source.journal();
-            let rows = deliveries(&journal, sender.as_deref(), Kind::Parked).await?;
-            print_deliveries(&rows, json, "PARKED")?;
+            let rows = deliveries(&journal, &list, Kind::Parked).await?;
+            print_deliveries(&rows, &list, json, "PARKED")?;
             Ok(ExitCode::SUCCESS)
         }
         ParkedAction::Requeue(repair) => {
@@ -281,33 +281,44 @@ enum Kind {
     Parked,
 }
 
-/// The pending or parked deliveries of `sender`, or of every sender.
-async fn deliveries(
-    journal: &Arc<dyn Journal>,
-    sender: Option<&str>,
-    kind: Kind,
-) -> Result<Vec<(String, StoredDelivery)>> {
-    let names = match sender {
-        Some(name) => vec![name.to_owned()],
+/// Deliveries as [`deliveries`] found them: the rows, and whether more
+/// follow the last.
+struct Found {
+    rows: Vec<(String, StoredDelivery)>,
+    more: bool,
+}
+
+/// The pending or parked deliveries `list` asks for: of one sender from
+/// `after` on, or of every sender, at most `limit`.
+async fn deliveries(journal: &Arc<dyn Journal>, list: &Listing, kind: Kind) -> Result<Found> {
+    let names = match &list.sender {
+        Some(name) => vec![name.clone()],
         None => inspect::senders(journal)
             .await?
             .into_iter()
             .map(|s| s.name)
             .collect(),
     };
+    let limit = list.limit.unwrap_or(usize::MAX);
+    let after = list.after.map(DeliveryId);
     let mut rows = Vec::new();
     for name in names {
-        let stored = match kind {
-            Kind::Pending => inspect::pending(journal, &name).await?,
-            Kind::Parked => inspect::parked(journal, &name).await?,
+        let room = limit - rows.len();
+        let page = match kind {
+            Kind::Pending => inspect::pending_page(journal, &name, after, room).await?,
+            Kind::Parked => inspect::parked_page(journal, &name, after, room).await?,
         };
-        rows.extend(stored.into_iter().map(|d| (name.clone(), d)));
+        rows.extend(page.deliveries.into_iter().map(|d| (name.clone(), d)));
+        if page.more {
+            return Ok(Found { rows, more: true });
+        }
     }
-    Ok(rows)
+    Ok(Found { rows, more: false })
 }
 
-fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) -> Result<()> {
-    let rows: Vec<Row> = rows
+fn print_deliveries(found: &Found, list: &Listing, json: bool, title: &str) -> Result<()> {
+    let rows: Vec<Row> = found
+        .rows
         .iter()
         .map(|(sender, d)| Row {
             sender: sender.clone(),
@@ -318,6 +329,9 @@ fn print_deliveries(rows: &[(String, StoredDelivery)], json: bool, title: &str) 
             reason: d.reason.clone(),
         })
         .collect();
+    if found.more {
+        list.more(rows.last().map(|r| (r.sender.as_str(), r.id)));
+    }
     print_rows(&rows, json, title)
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::commands::{Result, Row, print_json, print_rows};
 use crate::output::{Table, age, hex, now_ms};
 use crate::top::{Sample, SenderSample};
-use crate::{Command, NodeArgs, ParkedAction, Selection};
+use crate::{Command, Listing, NodeArgs, ParkedAction, Selection};
 
 /// Events asked for per page.
 const PAGE: u32 = 1000;
@@ -38,12 +38,24 @@ fn no_store(store: &crate::StoreArg) -> Result<()> {
     }
 }
 
-fn rows(list: &wire::DeliveryList) -> Vec<Row> {
+/// Asks for the pending or parked deliveries `listing` names.
+async fn list(
+    client: &mut AdminClient,
+    listing: &Listing,
+    parked: bool,
+) -> Result<wire::DeliveryList> {
+    let limit = listing.limit.unwrap_or(courier::admin::MAX_LIST);
+    Ok(match (&listing.sender, parked) {
+        (Some(sender), false) => client.pending_page(sender, listing.after, limit).await?,
+        (Some(sender), true) => client.parked_page(sender, listing.after, limit).await?,
+        (None, false) => client.pending(None).await?,
+        (None, true) => client.parked(None).await?,
+    })
+}
+
+fn rows(list: &wire::DeliveryList, listing: &Listing) -> Vec<Row> {
     if list.truncated {
-        eprintln!(
-            "courier: only the first {} are shown",
-            list.deliveries.len()
-        );
+        listing.more(list.deliveries.last().map(|d| (d.sender.as_str(), d.id)));
     }
     list.deliveries
         .iter()
@@ -67,17 +79,22 @@ async fn selected(
     match selection {
         Selection::Ids(ids) => Ok(ids),
         Selection::All => {
-            let list = client.parked(Some(sender)).await?;
-            if list.truncated {
-                eprintln!(
-                    "courier: only the first {} parked deliveries of {sender}; run it again for the rest",
-                    list.deliveries.len()
-                );
+            // Every page: the ids parked when the command runs.
+            let mut ids = Vec::new();
+            loop {
+                let after = ids.last().copied();
+                let page = client
+                    .parked_page(sender, after, courier::admin::MAX_LIST)
+                    .await?;
+                ids.extend(page.deliveries.iter().map(|d| d.id));
+                if !page.truncated || page.deliveries.is_empty() {
+                    break;
+                }
             }
-            if list.deliveries.is_empty() {
+            if ids.is_empty() {
                 eprintln!("courier: no parked deliveries of {sender}");
             }
-            Ok(list.deliveries.iter().map(|d| d.id).collect())
+            Ok(ids)
         }
     }
 }
@@ -90,16 +107,22 @@ pub(crate) async fn run(command: Command, json: bool, node: NodeArgs) -> Result<
             let reply = connect(&node).await?.inspect().await?;
             inspect(&reply, json)?;
         }
-        Command::Pending { store, sender } => {
+        Command::Pending {
+            store,
+            list: listing,
+        } => {
             no_store(&store)?;
-            let list = connect(&node).await?.pending(sender.as_deref()).await?;
-            print_rows(&rows(&list), json, "PENDING")?;
+            let found = list(&mut connect(&node).await?, &listing, false).await?;
+            print_rows(&rows(&found, &listing), json, "PENDING")?;
         }
         Command::Parked { action } => match action {
-            ParkedAction::List { store, sender } => {
+            ParkedAction::List {
+                store,
+                list: listing,
+            } => {
                 no_store(&store)?;
-                let list = connect(&node).await?.parked(sender.as_deref()).await?;
-                print_rows(&rows(&list), json, "PARKED")?;
+                let found = list(&mut connect(&node).await?, &listing, true).await?;
+                print_rows(&rows(&found, &listing), json, "PARKED")?;
             }
             ParkedAction::Requeue(repair) => {
                 let (_, selection) = repair.split(true)?;

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! courier inspect STORE                  journals, senders, parked, inboxes
-//! courier pending STORE [--sender S]     unconfirmed deliveries
-//! courier parked list STORE [--sender S] parked deliveries and why
+//! courier pending STORE [--sender S [--after ID]] [--limit N]
+//!                                        unconfirmed deliveries
+//! courier parked list STORE [--sender S [--after ID]] [--limit N]
+//!                                        parked deliveries and why
 //! courier parked requeue STORE --sender S ID…|--all
 //! courier parked purge STORE --sender S ID…|--all
 //! courier events STORE PID [--from N] [--to M]
@@ -89,9 +91,8 @@ enum Command {
     Pending {
         #[command(flatten)]
         store: StoreArg,
-        /// Only this sender's.
-        #[arg(long)]
-        sender: Option<String>,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Parked deliveries: list them, send them again, or delete them.
     Parked {
@@ -135,15 +136,46 @@ enum ParkedAction {
     List {
         #[command(flatten)]
         store: StoreArg,
-        /// Only this sender's.
-        #[arg(long)]
-        sender: Option<String>,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Moves parked deliveries back into the sender's outbox under new ids;
     /// the sender sends them when it next starts.
     Requeue(Repair),
     /// Deletes parked deliveries for good.
     Purge(Repair),
+}
+
+/// Which deliveries `pending` and `parked list` show: a page at a time
+/// for a sender with many.
+#[derive(Args)]
+struct Listing {
+    /// Only this sender's.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Only ids above this one (the last of the previous page); needs
+    /// `--sender`.
+    #[arg(long, requires = "sender", value_name = "ID")]
+    after: Option<u64>,
+    /// At most this many (default: all offline; with `--node` the node's
+    /// cap, 10 000).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+impl Listing {
+    /// Tells, on standard error, how to see what did not fit.
+    fn more(&self, last: Option<(&str, u64)>) {
+        match (&self.sender, last) {
+            (Some(sender), Some((_, id))) => {
+                eprintln!("courier: more follow: the next page is --sender {sender} --after {id}");
+            }
+            (None, Some((sender, id))) => eprintln!(
+                "courier: more follow: page one sender at a time, e.g. --sender {sender} --after {id}"
+            ),
+            (_, None) => eprintln!("courier: more follow: give a larger --limit"),
+        }
+    }
 }
 
 #[derive(Args)]

@@ -325,6 +325,30 @@ fn parked_deliveries_are_requeued_under_new_ids_and_purged() {
         .collect();
     assert_eq!(ids.len(), 2);
 
+    // A page at a time: the first, a hint naming the next page, the rest.
+    let first = courier(&[
+        "parked", "list", path, "--sender", "desk", "--limit", "1", "--json",
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let page: Value = serde_json::from_slice(&first.stdout).expect("json");
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page[0]["id"].as_u64(), Some(ids[0]));
+    let hint = format!("--sender desk --after {}", ids[0]);
+    assert!(stderr(&first).contains(&hint), "{}", stderr(&first));
+    let after = ids[0].to_string();
+    let rest = courier(&[
+        "parked", "list", path, "--sender", "desk", "--after", &after, "--json",
+    ]);
+    let page: Value = serde_json::from_slice(&rest.stdout).expect("json");
+    assert_eq!(page.as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page[0]["id"].as_u64(), Some(ids[1]));
+    assert!(!stderr(&rest).contains("more follow"), "{}", stderr(&rest));
+    // Every sender at once: cut at the limit, with a hint.
+    let cut = courier(&["pending", path, "--limit", "0"]);
+    assert!(stderr(&cut).contains("more follow"), "{}", stderr(&cut));
+    let refused = courier(&["pending", path, "--after", "1"]);
+    assert_eq!(refused.status.code(), Some(2), "--after without --sender");
+
     let requeued = json(&[
         "parked",
         "requeue",
@@ -554,5 +578,90 @@ fn top_refreshes_a_bounded_number_of_times_from_the_store() {
             .status
             .code()
             == Some(2)
+    );
+}
+
+/// A JSON document's shape: its keys and the kinds of their values, not
+/// the values; an array by the shapes of all its elements merged.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Array(items) => {
+            let merged = items.iter().map(shape).reduce(|a, b| merge(&a, &b));
+            Value::Array(merged.into_iter().collect())
+        }
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        ),
+    }
+}
+
+/// Two shapes as one: objects key by key, arrays element by element, and
+/// different kinds as `"a|b"`.
+fn merge(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = x.clone();
+            for (key, theirs) in y {
+                let merged = match x.get(key) {
+                    Some(ours) => merge(ours, theirs),
+                    None => theirs.clone(),
+                };
+                out.insert(key.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let merged = x.iter().chain(y).cloned().reduce(|a, b| merge(&a, &b));
+            Value::Array(merged.into_iter().collect())
+        }
+        (Value::String(x), Value::String(y)) => {
+            let mut kinds: Vec<&str> = x.split('|').chain(y.split('|')).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            kinds.join("|").into()
+        }
+        (x, y) if x == y => x.clone(),
+        (x, y) => panic!("shapes of different kinds: {x} and {y}"),
+    }
+}
+
+/// The `--json` output of every reading command keeps the shape scripts
+/// rely on (cli/tests/json_shapes.json). A change of shape fails here:
+/// when it is meant, write the file anew with `COURIER_BLESS=1` and say so
+/// in the release notes.
+#[test]
+fn json_output_keeps_its_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    runtime().block_on(make_store(&store));
+    let path = store.to_str().expect("utf-8 path");
+    let mut shapes = serde_json::Map::new();
+    let commands: [(&str, &[&str]); 6] = [
+        ("inspect", &["inspect", path]),
+        ("pending", &["pending", path]),
+        ("parked list", &["parked", "list", path]),
+        ("events", &["events", path, "orders"]),
+        ("verify", &["verify", path]),
+        ("top", &["top", path, "--iterations", "1"]),
+    ];
+    for (name, args) in commands {
+        shapes.insert(name.to_owned(), shape(&json(args)));
+    }
+    let found = serde_json::to_string_pretty(&Value::Object(shapes)).expect("json") + "\n";
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/json_shapes.json");
+    if std::env::var_os("COURIER_BLESS").is_some() {
+        std::fs::write(file, &found).expect("write the shapes");
+    }
+    let expected = std::fs::read_to_string(file).expect("tests/json_shapes.json");
+    assert_eq!(
+        found, expected,
+        "the --json output changed shape (COURIER_BLESS=1 writes the new one)"
     );
 }

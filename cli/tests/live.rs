@@ -287,6 +287,37 @@ async fn a_running_node_is_read_and_repaired_over_mutual_tls_only_as_allowed() {
     assert_eq!(parked[0]["destination"], "/user/shop");
     let first = parked[0]["id"].as_u64().expect("id");
     let second = parked[1]["id"].as_u64().expect("id");
+    // A page at a time, as offline.
+    let page = [
+        "parked",
+        "list",
+        "--sender",
+        "order-desk",
+        "--limit",
+        "1",
+        "--json",
+    ];
+    let out = run(args(&address, &reader, &page)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(shown[0]["id"].as_u64(), Some(first));
+    let hint = format!("--sender order-desk --after {first}");
+    assert!(text(&out).contains(&hint), "{}", text(&out));
+    let after = first.to_string();
+    let page = [
+        "parked",
+        "list",
+        "--sender",
+        "order-desk",
+        "--after",
+        &after,
+        "--json",
+    ];
+    let out = run(args(&address, &reader, &page)).await;
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(shown[0]["id"].as_u64(), Some(second));
     let out = run(args(&address, &reader, &["inspect"])).await;
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();

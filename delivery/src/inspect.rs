@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::envelope::DeliveryId;
 use crate::error::{Error, Result};
 use crate::records::{
-    INBOX_IDS, SENDERS, SenderMeta, StoredEntry, decode, id_key, inbox_ns, key_id, load_meta,
+    INBOX_IDS, PAGE, SENDERS, SenderMeta, StoredEntry, decode, id_key, inbox_ns, key_id, load_meta,
     outbox_ns, parked_ns, parse_identity_record, parse_inbox, put_meta, scan_all,
 };
 
@@ -61,6 +61,17 @@ pub struct StoredDelivery {
     pub size: usize,
     /// Why it was parked (parked deliveries only).
     pub reason: Option<String>,
+}
+
+/// Some of a sender's deliveries, in id order ([`pending_page`],
+/// [`parked_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryPage {
+    /// The deliveries of this page.
+    pub deliveries: Vec<StoredDelivery>,
+    /// Whether more follow the last one: ask again with its id as `after`.
+    pub more: bool,
 }
 
 /// One receiver's inbox.
@@ -142,19 +153,57 @@ async fn stored(
     sender: &str,
     namespace: &str,
 ) -> Result<Vec<StoredDelivery>> {
-    let mut out = Vec::new();
-    for (key, value) in scan_all(journal, sender, namespace).await? {
-        let id = key_id(sender, &key)?;
-        let entry: StoredEntry = decode(sender, id, &value)?;
-        out.push(StoredDelivery {
-            id,
-            destination: entry.destination,
-            created_ms: entry.created_ms,
-            size: entry.payload.len(),
-            reason: entry.parked,
-        });
+    scan_all(journal, sender, namespace)
+        .await?
+        .into_iter()
+        .map(|(key, value)| stored_delivery(sender, &key, &value))
+        .collect()
+}
+
+async fn stored_page(
+    journal: &Arc<dyn Journal>,
+    sender: &str,
+    namespace: &str,
+    after: Option<DeliveryId>,
+    limit: usize,
+) -> Result<DeliveryPage> {
+    let mut deliveries = Vec::new();
+    let mut cursor = after.map(|id| id_key(id).to_vec());
+    // One more than asked, to know whether more follow.
+    let wanted = limit.saturating_add(1);
+    loop {
+        let asked = (wanted - deliveries.len()).min(PAGE);
+        let page = journal
+            .kv_scan(namespace, cursor.as_deref(), asked)
+            .await
+            .map_err(|source| Error::Store {
+                owner: sender.to_owned(),
+                source,
+            })?;
+        let full = page.len() == asked;
+        cursor = page.last().map(|(key, _)| key.clone());
+        for (key, value) in &page {
+            deliveries.push(stored_delivery(sender, key, value)?);
+        }
+        if !full || deliveries.len() >= wanted {
+            break;
+        }
     }
-    Ok(out)
+    let more = deliveries.len() > limit;
+    deliveries.truncate(limit);
+    Ok(DeliveryPage { deliveries, more })
+}
+
+fn stored_delivery(sender: &str, key: &[u8], value: &[u8]) -> Result<StoredDelivery> {
+    let id = key_id(sender, key)?;
+    let entry: StoredEntry = decode(sender, id, value)?;
+    Ok(StoredDelivery {
+        id,
+        destination: entry.destination,
+        created_ms: entry.created_ms,
+        size: entry.payload.len(),
+        reason: entry.parked,
+    })
 }
 
 /// The unconfirmed deliveries of `sender`, by id.
@@ -164,6 +213,36 @@ async fn stored(
 /// As [`senders`].
 pub async fn pending(journal: &Arc<dyn Journal>, sender: &str) -> Result<Vec<StoredDelivery>> {
     stored(journal, sender, &outbox_ns(sender)).await
+}
+
+/// One page of [`pending`]: at most `limit` deliveries with ids above
+/// `after` (from the first without it), by id, read without holding the
+/// rest in memory.
+///
+/// # Errors
+///
+/// As [`senders`].
+pub async fn pending_page(
+    journal: &Arc<dyn Journal>,
+    sender: &str,
+    after: Option<DeliveryId>,
+    limit: usize,
+) -> Result<DeliveryPage> {
+    stored_page(journal, sender, &outbox_ns(sender), after, limit).await
+}
+
+/// One page of [`parked`], as [`pending_page`] is of [`pending`].
+///
+/// # Errors
+///
+/// As [`senders`].
+pub async fn parked_page(
+    journal: &Arc<dyn Journal>,
+    sender: &str,
+    after: Option<DeliveryId>,
+    limit: usize,
+) -> Result<DeliveryPage> {
+    stored_page(journal, sender, &parked_ns(sender), after, limit).await
 }
 
 /// The parked deliveries of `sender`, by id, with their reasons.

@@ -12,6 +12,7 @@
 //! | `courier_delivery_parked_total` | counter | `sender` | deliveries moved to the parked store |
 //! | `courier_delivery_requeued_total` | counter | `sender` | parked deliveries sent again (`Deliverer::requeue`) |
 //! | `courier_delivery_purged_total` | counter | `sender` | parked deliveries deleted (`Deliverer::purge`) |
+//! | `courier_delivery_parked` | gauge | `sender` | deliveries parked now (set when the sender starts, then moved by each park, requeue and purge it makes) |
 //! | `courier_delivery_unconfirmed` | gauge | `sender` | deliveries not yet confirmed |
 //! | `courier_delivery_oldest_unconfirmed_seconds` | gauge | `sender` | age of the oldest of them (0 when none) |
 //! | `courier_delivery_latency_seconds` | histogram | `sender` | from `deliver` to its confirm |
@@ -31,12 +32,13 @@ pub(crate) struct SenderMetrics {
     pub(crate) delivered: Counter,
     pub(crate) redelivered: Counter,
     pub(crate) confirmed: Counter,
-    pub(crate) parked: Counter,
-    pub(crate) requeued: Counter,
-    pub(crate) purged: Counter,
+    parked: Counter,
+    requeued: Counter,
+    purged: Counter,
     unconfirmed: Gauge,
     oldest: Gauge,
     latency: Histogram,
+    parked_now: Gauge,
 }
 
 impl SenderMetrics {
@@ -52,6 +54,7 @@ impl SenderMetrics {
             unconfirmed: gauge!("courier_delivery_unconfirmed", &label()),
             oldest: gauge!("courier_delivery_oldest_unconfirmed_seconds", &label()),
             latency: histogram!("courier_delivery_latency_seconds", &label()),
+            parked_now: gauge!("courier_delivery_parked", &label()),
         }
     }
 
@@ -61,6 +64,29 @@ impl SenderMetrics {
         self.unconfirmed.set(unconfirmed as f64);
         self.oldest
             .set(oldest_age.map_or(0.0, |age| age.as_secs_f64()));
+    }
+
+    /// With the parked store as the sender found it on start.
+    pub(crate) fn with_parked(self, parked: usize) -> Self {
+        self.parked_now.set(parked as f64);
+        self
+    }
+
+    /// One more delivery parked.
+    pub(crate) fn parked_one(&self) {
+        self.parked.increment(1);
+        self.parked_now.increment(1.0);
+    }
+
+    /// `count` parked deliveries left the parked store: sent again
+    /// (`requeued`) or deleted.
+    pub(crate) fn unparked(&self, count: usize, requeued: bool) {
+        if requeued {
+            self.requeued.increment(count as u64);
+        } else {
+            self.purged.increment(count as u64);
+        }
+        self.parked_now.decrement(count as f64);
     }
 
     /// A delivery confirmed `latency` after it was accepted.

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::inbox::Window;
 
 pub(crate) const SENDERS: &str = "courier.sender";
-const PAGE: usize = 1024;
+pub(crate) const PAGE: usize = 1024;
 
 pub(crate) fn outbox_ns(sender: &str) -> String {
     format!("courier.outbox/{sender}")

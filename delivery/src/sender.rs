@@ -254,6 +254,7 @@ impl<M: Outgoing> Deliverer<M> {
             meta,
             state,
             restored,
+            parked,
         } = recovery::recover(&journal, name, &settings).await?;
         let (writes, requests) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -277,7 +278,7 @@ impl<M: Outgoing> Deliverer<M> {
             routes: Mutex::new(Routes::default()),
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
-            metrics: SenderMetrics::new(name),
+            metrics: SenderMetrics::new(name).with_parked(parked),
             repairs: tokio::sync::Mutex::new(()),
             message: PhantomData,
         });
@@ -647,7 +648,7 @@ impl<M: Outgoing> Deliverer<M> {
         let writes = std::mem::take(&mut prepared.writes)
             .delete(self.shared.ns.parked.clone(), id_key(id).to_vec());
         self.shared.submit(writes).await?;
-        self.shared.metrics.requeued.increment(1);
+        self.shared.metrics.unparked(1, true);
         Ok(prepared.send())
     }
 

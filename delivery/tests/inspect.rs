@@ -252,3 +252,57 @@ async fn senders_inboxes_and_parked_deliveries_are_read_and_repaired_offline() {
     assert_eq!(report(&senders, "desk").pending, 0);
     assert_eq!(report(&senders, "till").pending, 0);
 }
+
+#[tokio::test]
+async fn pages_of_pending_deliveries_list_each_once_in_id_order() {
+    let store = MemoryStore::memory().expect("store");
+    let journal: Arc<dyn Journal> = Arc::new(store);
+    let system = ActorSystem::new("pages");
+    // Nobody at the destination: every delivery stays pending.
+    let desk = spawn_desk(&system, "pager", &journal, None);
+    for n in 0..2_500 {
+        send(&desk, "/user/nobody", n).await;
+    }
+    let all = inspect::pending(&journal, "pager").await.expect("pending");
+    assert_eq!(all.len(), 2_500);
+
+    for limit in [1, 999, 1_500, 2_500, 10_000] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = inspect::pending_page(&journal, "pager", after, limit)
+                .await
+                .expect("page");
+            assert!(page.deliveries.len() <= limit, "limit {limit}");
+            seen.extend(page.deliveries.iter().cloned());
+            if !page.more {
+                break;
+            }
+            assert_eq!(
+                page.deliveries.len(),
+                limit,
+                "a short page with more after it"
+            );
+            after = seen.last().map(|d| d.id);
+            if limit == 1 && seen.len() >= 3 {
+                // Three single steps are enough to see the cursor move.
+                let rest = inspect::pending_page(&journal, "pager", after, usize::MAX)
+                    .await
+                    .expect("rest");
+                assert!(!rest.more);
+                seen.extend(rest.deliveries);
+                break;
+            }
+        }
+        assert_eq!(seen, all, "pages of {limit}");
+    }
+    let none = inspect::parked_page(&journal, "pager", None, 10)
+        .await
+        .expect("parked page");
+    assert!(none.deliveries.is_empty() && !none.more);
+    let past = inspect::pending_page(&journal, "pager", Some(DeliveryId(2_500)), 10)
+        .await
+        .expect("past the end");
+    assert!(past.deliveries.is_empty() && !past.more);
+    system.shutdown().await;
+}

@@ -2,7 +2,7 @@
 //! this test binary (its own binary: a recorder is process-wide). One
 //! sender whose second delivery is applied but not acked the first time
 //! (so it is redelivered and suppressed as a duplicate), one that parks,
-//! re-queues and purges.
+//! re-queues and purges, and is started again after an offline purge.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,6 +112,16 @@ async fn deliverer(
     journal: &Arc<dyn Journal>,
     max_attempts: Option<u32>,
 ) -> Deliverer<u64> {
+    deliverer_of(system, name, journal, max_attempts).await.1
+}
+
+/// The sending actor and its deliverer.
+async fn deliverer_of(
+    system: &ActorSystem,
+    name: &'static str,
+    journal: &Arc<dyn Journal>,
+    max_attempts: Option<u32>,
+) -> (ActorRef<ReplyTo<Deliverer<u64>>>, Deliverer<u64>) {
     let journal = Arc::clone(journal);
     let desk = system
         .spawn(
@@ -124,9 +134,11 @@ async fn deliverer(
             .with_name(name),
         )
         .expect("spawn");
-    desk.ask(|r| r, Duration::from_secs(5))
+    let out = desk
+        .ask(|r| r, Duration::from_secs(5))
         .await
-        .expect("deliverer")
+        .expect("deliverer");
+    (desk, out)
 }
 
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
@@ -166,7 +178,7 @@ async fn deliveries_redeliveries_duplicates_and_parking_are_counted_per_actor() 
     }
     until("till confirmed", || till.unconfirmed() == 0).await;
 
-    let desk = deliverer(&system, "desk", &journal, Some(1)).await;
+    let (desk_actor, desk) = deliverer_of(&system, "desk", &journal, Some(1)).await;
     for n in [10, 20] {
         desk.deliver("/user/nobody", |_| n).await.expect("deliver");
     }
@@ -216,9 +228,21 @@ async fn deliveries_redeliveries_duplicates_and_parking_are_counted_per_actor() 
         gauge(&v, "courier_delivery_inbox_kept_ids{receiver=warehouse}"),
         0.0
     );
+    // Parked twice, re-queued once (and that one parked again), purged once.
+    assert_eq!(gauge(&v, "courier_delivery_parked{sender=desk}"), 1.0);
     match v.get("courier_delivery_latency_seconds{sender=till}") {
         Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 5),
         other => panic!("latency: {other:?}"),
     }
+
+    // A snapshot resets what it read (metrics-util's debugging recorder),
+    // so the gauge reads 1 again only if the sender, started again, counts
+    // what its parked store holds.
+    desk_actor.stop();
+    until("desk stopped", || desk_actor.is_terminated()).await;
+    let (_, desk) = deliverer_of(&system, "desk", &journal, Some(1)).await;
+    assert_eq!(desk.parked().await.expect("parked").len(), 1);
+    let v = values(&snapshotter);
+    assert_eq!(gauge(&v, "courier_delivery_parked{sender=desk}"), 1.0);
     system.shutdown().await;
 }

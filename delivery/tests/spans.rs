@@ -1,8 +1,10 @@
 //! One delivery's path in the logs: the `courier.deliver` span (sender,
 //! destination, id) around the outbox write and the send, the
 //! `courier.inbox.commit` span (receiver, sender, id) around the receiver's
-//! inbox write and ack, and the sender's "delivery confirmed" with its
-//! latency; a redelivered duplicate is logged as suppressed. Alone in its
+//! inbox write and ack, the `courier.redeliver` span (sender, destination,
+//! id, attempt) around a redelivery's send, and the `courier.confirm` span
+//! around the sender's "delivery confirmed" with its latency; a
+//! redelivered duplicate is logged as suppressed. Alone in its
 //! test binary: it installs a global `tracing` subscriber.
 
 use std::sync::{Arc, Mutex};
@@ -174,6 +176,30 @@ async fn one_delivery_can_be_followed_from_deliver_to_confirm() {
         assert!(
             has(&["delivery confirmed", "sender=till@", &span, "latency_ms="]),
             "no confirm of {id}:\n{all}"
+        );
+    }
+    assert!(
+        has(&[
+            "courier.redeliver{",
+            "sender=till@",
+            "destination=/user/warehouse",
+            "id=#2",
+            "attempt=2",
+            "delivery sent"
+        ]),
+        "no redelivery of #2 in its span:\n{all}"
+    );
+    for id in ["#1", "#2", "#3"] {
+        let span = format!("id={id}");
+        assert!(
+            has(&[
+                "courier.confirm{",
+                "sender=till@",
+                "destination=/user/warehouse",
+                &span,
+                "delivery confirmed"
+            ]),
+            "no confirm of {id} in its span:\n{all}"
         );
     }
     assert!(

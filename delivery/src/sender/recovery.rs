@@ -30,6 +30,8 @@ pub(super) struct Recovered {
     pub(super) meta: SenderMeta,
     pub(super) state: State,
     pub(super) restored: usize,
+    /// Deliveries in the parked store, including any parked just now.
+    pub(super) parked: usize,
 }
 
 pub(super) async fn recover(
@@ -78,8 +80,9 @@ pub(super) async fn recover(
     // Ids are never reused: the next one is above every id the store still
     // holds, outbox or parked, and above the writer's mark for the ones it
     // deleted.
-    let parked_above = scan_all(journal, name, &parked_ns(name))
-        .await?
+    let parked = scan_all(journal, name, &parked_ns(name)).await?;
+    let mut parked_count = parked.len();
+    let parked_above = parked
         .last()
         .map(|(key, _)| key_id(name, key))
         .transpose()?
@@ -107,6 +110,7 @@ pub(super) async fn recover(
                     parked = entries.len(),
                     "the store lost acknowledged writes and was opened accepting the loss: the sender starts a new incarnation and parks what its outbox held (Deliverer::parked lists it; requeue sends it again, which may apply it twice)"
                 );
+                parked_count += entries.len();
                 for (id, mut entry) in entries.drain(..) {
                     entry.parked = Some(format!(
                         "accepted under incarnation {} before the store lost acknowledged writes (epoch {recorded} → {current}); it may or may not have been applied",
@@ -161,5 +165,6 @@ pub(super) async fn recover(
         meta,
         state,
         restored,
+        parked: parked_count,
     })
 }

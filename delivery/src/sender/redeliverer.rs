@@ -15,6 +15,8 @@ use super::{Outgoing, Shared, State, UnconfirmedWarning};
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
 use crate::error::Result;
 use crate::outbox::Confirmation;
+use tracing::Instrument;
+
 use crate::records::{StoredEntry, decode, encode, id_key};
 
 use super::writer::Request;
@@ -126,6 +128,15 @@ impl<M: Outgoing> Redeliverer<M> {
         };
         let now = shared.clock.now();
         let latency = now.saturating_sub(pending.created);
+        // The last step of one delivery's path, named as `courier.deliver`
+        // named its first.
+        let _confirm = tracing::debug_span!(
+            "courier.confirm",
+            sender = %shared.sender,
+            destination = %pending.destination,
+            id = %ack.id,
+        )
+        .entered();
         tracing::debug!(
             sender = %shared.sender,
             id = %ack.id,
@@ -205,14 +216,24 @@ impl<M: Outgoing> Redeliverer<M> {
             let _ = shared.writes.send(Request::Resolve(resolve));
         }
         for (id, destination, attempt) in sends {
+            let span = tracing::debug_span!(
+                "courier.redeliver",
+                sender = %shared.sender,
+                destination = %destination,
+                id = %id,
+                attempt,
+            );
             // The message is read back from the outbox's durable entry.
-            match self.load(id).await? {
+            match self.load(id).instrument(span.clone()).await? {
                 Loaded::Message(message) => {
+                    let _entered = span.enter();
                     shared.transmit(id, &destination, None, message, attempt);
                 }
                 Loaded::Gone => {}
                 Loaded::Undecodable(entry, reason) => {
-                    self.park_entry(id, &destination, entry, reason).await?;
+                    self.park_entry(id, &destination, entry, reason)
+                        .instrument(span)
+                        .await?;
                 }
             }
         }
@@ -294,7 +315,7 @@ impl<M: Outgoing> Redeliverer<M> {
             .put(shared.ns.parked.clone(), id_key(id), encode(name, &entry)?);
         shared.write(batch).await?;
         shared.lock().outbox.settle_parked(id);
-        shared.metrics.parked.increment(1);
+        shared.metrics.parked_one();
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked; Deliverer::requeue sends it again, Deliverer::purge drops it");
         if let Ok(recipient) = ActorPath::parse(destination) {
             let letter = DeadLetter {

@@ -333,10 +333,7 @@ impl<M: Outgoing> Writer<M> {
                 for done in answer.deliveries {
                     let _ = done.send(Ok(()));
                 }
-                self.shared
-                    .metrics
-                    .purged
-                    .increment(answer.purges.len() as u64);
+                self.shared.metrics.unparked(answer.purges.len(), false);
                 for done in answer.purges {
                     let _ = done.send(Ok(()));
                 }
