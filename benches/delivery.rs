@@ -11,6 +11,12 @@
 //! - `delivery_<engine>/courier_window16/<senders>`: the same, each sender
 //!   keeping 16 `deliver` calls in flight (clones of its deliverer, as a
 //!   sender that streams does).
+//! - `delivery_<engine>/courier_pipelined/<senders>`: senders as in
+//!   `courier_window16`, and receivers that do not wait for each inbox
+//!   write: `DedupInbox::submit` queues it and the receiver takes its next
+//!   delivery (the ack still waits for the flush), so a receiver's inbox
+//!   records share flushes too. (`DedupInbox::submit` is new with issue 14;
+//!   the run before it has no such row.)
 //! - `delivery_<engine>/raw_3op/<senders>`: the limit, a plain loop on the
 //!   engine itself doing the same three operations per message (the outbox
 //!   entry's put, the inbox record's put, the outbox entry's delete) in
@@ -30,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
-use courier::persistence::{DurableStore, EngineKind, Journal, StoreOptions};
+use courier::persistence::{DurableStore, EngineKind, Journal, StoreOptions, WriteBatch};
 use courier::prelude::*;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
@@ -86,6 +92,8 @@ struct Receiver {
     name: String,
     journal: Arc<dyn Journal>,
     inbox: Option<DedupInbox>,
+    /// Queue each inbox write (`DedupInbox::submit`) instead of awaiting it.
+    pipelined: bool,
 }
 
 impl Actor for Receiver {
@@ -104,6 +112,10 @@ impl Actor for Receiver {
         let inbox = self.inbox.as_ref().ok_or("not started")?;
         match inbox.check(&d) {
             Receipt::Duplicate => d.send_ack(),
+            Receipt::New if self.pipelined => {
+                // Acked by the inbox once durable.
+                let _ = inbox.submit(&d, WriteBatch::new());
+            }
             Receipt::New => inbox.commit(&d).await?,
         }
         Ok(())
@@ -128,6 +140,7 @@ async fn pairs(
     system: &ActorSystem,
     store: &Arc<DurableStore>,
     pairs: usize,
+    pipelined: bool,
 ) -> Vec<Deliverer<Order>> {
     let mut out = Vec::new();
     for i in 0..pairs {
@@ -139,6 +152,7 @@ async fn pairs(
                     name: format!("receiver-{i}"),
                     journal: Arc::clone(&j),
                     inbox: None,
+                    pipelined,
                 })
                 .with_name(format!("receiver-{i}")),
             )
@@ -206,7 +220,7 @@ fn stored_sizes(rt: &tokio::runtime::Runtime) -> Sizes {
     rt.block_on(async {
         let store = open(EngineKind::Sled, dir.path());
         let system = ActorSystem::new("sizes");
-        let deliverers = pairs(&system, &store, 1).await;
+        let deliverers = pairs(&system, &store, 1, false).await;
         // With no receiver acking yet, the entry stays: stop the receiver.
         let receiver = system
             .lookup::<Delivery<Order>>("/user/receiver-0")
@@ -330,8 +344,12 @@ fn e2e(c: &mut Criterion) {
         for (senders, per_sender) in [(1usize, 200u64), (8, 100), (64, 50)] {
             let messages = senders as u64 * per_sender;
             group.throughput(Throughput::Elements(messages));
-            for (label, window) in [("courier", 1u64), ("courier_window16", 16)] {
-                if window > 1 && senders == 64 {
+            for (label, window, pipelined) in [
+                ("courier", 1u64, false),
+                ("courier_window16", 16, false),
+                ("courier_pipelined", 16, true),
+            ] {
+                if label == "courier_window16" && senders == 64 {
                     continue;
                 }
                 group.bench_function(BenchmarkId::new(label, senders), |b| {
@@ -339,7 +357,7 @@ fn e2e(c: &mut Criterion) {
                     let (system, deliverers) = rt.block_on(async {
                         let store = open(kind, dir.path());
                         let system = ActorSystem::new("bench");
-                        let deliverers = pairs(&system, &store, senders).await;
+                        let deliverers = pairs(&system, &store, senders, pipelined).await;
                         (system, deliverers)
                     });
                     b.to_async(&rt)

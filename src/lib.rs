@@ -166,7 +166,7 @@ pub mod delivery {
         Ack, AtLeastOnce, DedupInbox, DeliverEffect, Deliverer, Delivery, DeliveryId, Error,
         ExactlyOnce, InboxWrite, MAX_EXPIRE_AFTER, MAX_REDELIVERY_DELAY, OutboxSettings, Outgoing,
         ParkedDelivery, PendingDelivery, Prepared, Receipt, Redelivery, Result, SenderId,
-        UnconfirmedWarning, inspect, live, model,
+        Submitted, UnconfirmedWarning, inspect, live, model,
     };
 
     /// Fault injection and a history checker for tests (feature `testkit`).

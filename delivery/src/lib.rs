@@ -38,7 +38,7 @@ pub use error::{Error, Result};
 pub use exactly_once::ExactlyOnce;
 pub use inbox::Receipt;
 pub use outbox::{MAX_EXPIRE_AFTER, OutboxSettings};
-pub use receiver::{DedupInbox, InboxWrite};
+pub use receiver::{DedupInbox, InboxWrite, Submitted};
 pub use redelivery::{MAX_REDELIVERY_DELAY, Redelivery};
 pub use sender::{
     Deliverer, Outgoing, ParkedDelivery, PendingDelivery, Prepared, UnconfirmedWarning,

@@ -63,6 +63,7 @@ use crate::records::{
     parse_identity_record, parse_inbox, scan_all, watermark_key,
 };
 use commits::Queue;
+pub use commits::Submitted;
 
 struct State {
     inbox: Inbox,
@@ -298,6 +299,67 @@ impl DedupInbox {
             .commit(delivery, WriteBatch::new(), span)
             .await
             .map(|_| ())
+    }
+
+    /// Queues `delivery` (with its `effect` records) for the inbox's next
+    /// write and returns at once, for a receiver that keeps what matters in
+    /// courier's store and need not wait for each delivery to be durable
+    /// before it takes the next: its commits then share flushes, where a
+    /// receiver awaiting each [`commit`](Self::commit) gets one flush per
+    /// delivery. The delivery is acked only once the write is durable, as
+    /// with `commit`; a redelivery that arrives meanwhile is found a
+    /// duplicate when its turn comes (acked, its effect not written).
+    /// Check for duplicates first ([`check`](Self::check)), so that an
+    /// applied delivery's effect is not even built.
+    ///
+    /// The returned [`Submitted`] resolves as [`process`](Self::process)
+    /// would; it need not be awaited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use courier::prelude::*;
+    /// use courier::delivery::{DedupInbox, Delivery, Receipt};
+    /// use courier::persistence::{Journal, WriteBatch};
+    ///
+    /// /// Keeps each order as a record; never waits for a flush.
+    /// struct Orders {
+    ///     journal: Arc<dyn Journal>,
+    ///     inbox: Option<DedupInbox>,
+    /// }
+    ///
+    /// impl Actor for Orders {
+    ///     type Msg = Delivery<u64>;
+    ///
+    ///     async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "orders").await?);
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         let inbox = self.inbox.as_ref().ok_or("not started")?;
+    ///         if inbox.check(&d) == Receipt::Duplicate {
+    ///             d.send_ack();
+    ///             return Ok(());
+    ///         }
+    ///         let order = WriteBatch::new().put("orders", d.message.to_be_bytes().to_vec(), Vec::new());
+    ///         // Acked once durable, with whatever else is queued by then.
+    ///         let _ = inbox.submit(&d, order);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn submit<M>(&self, delivery: &Delivery<M>, effect: WriteBatch) -> Submitted {
+        let span = tracing::debug_span!(
+            "courier.inbox.commit",
+            receiver = %self.core.name,
+            sender = %delivery.sender,
+            id = %delivery.id,
+            attempt = delivery.attempt,
+        );
+        self.core.submit(delivery, effect, span)
     }
 
     /// Ids kept above the watermarks, over all senders (the inbox's size

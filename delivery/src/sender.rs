@@ -41,7 +41,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -143,6 +143,36 @@ impl State {
     }
 }
 
+/// Where a new delivery's write goes (see `Shared::submit`).
+enum Route {
+    Direct(Arc<dyn Journal>, WriteBatch),
+    Writer(oneshot::Receiver<Result<()>>),
+    Stopped,
+}
+
+/// One new delivery's write in flight, counted while it is.
+struct Writing {
+    count: Arc<AtomicUsize>,
+    /// No other was in flight when it started.
+    alone: bool,
+}
+
+impl Writing {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        Self {
+            count: Arc::clone(count),
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The sender's namespaces in the store, built once.
 struct Namespaces {
     outbox: String,
@@ -163,6 +193,8 @@ struct Shared<M> {
     acks: OnceLock<ActorRef<Ack>>,
     /// The sender's writer ([`writer`]): new entries, deletes, the id mark.
     writes: mpsc::UnboundedSender<Request>,
+    /// New deliveries' writes in flight.
+    writing: Arc<AtomicUsize>,
     /// Destinations resolved to references, so that a send does not parse
     /// and look up its path each time.
     routes: Mutex<Routes<M>>,
@@ -275,6 +307,7 @@ impl<M: Outgoing> Deliverer<M> {
             signals: OnceLock::new(),
             acks: OnceLock::new(),
             writes,
+            writing: Arc::new(AtomicUsize::new(0)),
             routes: Mutex::new(Routes::default()),
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
@@ -365,11 +398,12 @@ impl<M: Outgoing> Deliverer<M> {
     /// is flushed.
     ///
     /// Concurrent calls of one sender (from clones of the deliverer, on
-    /// several tasks) share their store writes: whatever is waiting when the
-    /// sender's writer takes its next group goes to the store as one write,
-    /// with the deletes of confirmed deliveries. A sender that streams
-    /// keeps several calls in flight, or uses
-    /// [`deliver_all`](Self::deliver_all).
+    /// several tasks) share their store writes: a call made while another
+    /// is in flight goes to the sender's writer, and whatever is waiting
+    /// when the writer takes its next group goes to the store as one
+    /// write, with the deletes of confirmed deliveries (a call made alone
+    /// goes straight to the store). A sender that streams keeps several
+    /// calls in flight, or uses [`deliver_all`](Self::deliver_all).
     ///
     /// # Errors
     ///
@@ -692,21 +726,45 @@ impl<M> Shared<M> {
         }
     }
 
-    /// Hands `writes` (new deliveries' records) to the sender's writer;
-    /// resolves once they are durable. The request is queued before this
-    /// returns, so the write happens even if the future is dropped.
+    /// Makes `writes` (new deliveries' records) durable; resolves once they
+    /// are. A delivery written while no other of this sender is goes
+    /// straight to the store (through the writer it would only wait for a
+    /// hop, with nothing to share its write with); one written while others
+    /// are in flight goes to the sender's writer, which puts every one
+    /// waiting into one write. Such writes hold puts only (and a requeue's
+    /// delete of a parked id below the id it puts), never a delete that the
+    /// id mark must cover, so their order among the writer's writes does
+    /// not matter. Either way the write is on its way before the future is
+    /// first polled only through the writer; straight to the store it is
+    /// handed over on the first poll.
     fn submit(&self, writes: WriteBatch) -> impl std::future::Future<Output = Result<()>> + use<M> {
-        let (done, written) = oneshot::channel();
-        let queued = self.writes.send(Request::Deliver(writes, done)).is_ok();
+        let writing = Writing::start(&self.writing);
         let owner = self.owner.clone();
-        async move {
-            let stopped = || Error::SenderStopped { path: owner };
-            if !queued {
-                return Err(stopped());
+        let name = self.sender.name.clone();
+        let route = if writing.alone {
+            Route::Direct(Arc::clone(&self.journal), writes)
+        } else {
+            let (done, written) = oneshot::channel();
+            match self.writes.send(Request::Deliver(writes, done)) {
+                Ok(()) => Route::Writer(written),
+                Err(_) => Route::Stopped,
             }
-            match written.await {
-                Ok(result) => result,
-                Err(_) => Err(stopped()),
+        };
+        async move {
+            let _writing = writing;
+            let stopped = || Error::SenderStopped { path: owner };
+            match route {
+                Route::Direct(journal, writes) => {
+                    journal.write(writes).await.map_err(|source| Error::Store {
+                        owner: name,
+                        source,
+                    })
+                }
+                Route::Writer(written) => match written.await {
+                    Ok(result) => result,
+                    Err(_) => Err(stopped()),
+                },
+                Route::Stopped => Err(stopped()),
             }
         }
     }

@@ -29,6 +29,38 @@ use crate::error::{Error, Result, copy_store_error};
 use crate::inbox::{Receipt, Window};
 use crate::records::inbox_alias_ns;
 
+/// A commit queued by [`DedupInbox::submit`](crate::DedupInbox::submit):
+/// resolves once the inbox's write that took it returned, as
+/// [`DedupInbox::process`](crate::DedupInbox::process) does. Dropping it
+/// changes nothing: the delivery is written, applied and acked all the
+/// same (or, if the write fails, neither applied nor acked, which the
+/// commit task logs at WARN; the sender then redelivers it).
+#[must_use = "the commit happens anyway; await it to learn whether it was durable"]
+#[derive(Debug)]
+pub struct Submitted {
+    answer: oneshot::Receiver<Result<Receipt>>,
+    owner: String,
+}
+
+impl std::future::Future for Submitted {
+    type Output = Result<Receipt>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Receipt>> {
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.answer).poll(cx) {
+            std::task::Poll::Ready(Ok(result)) => std::task::Poll::Ready(result),
+            std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(Err(Error::Store {
+                owner: this.owner.clone(),
+                source: courier_persistence::Error::Closed,
+            })),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
 /// Commits waiting for the commit task, and whether it runs.
 #[derive(Default)]
 pub(super) struct Queue {
@@ -80,6 +112,18 @@ impl Core {
         effect: WriteBatch,
         span: tracing::Span,
     ) -> Result<Receipt> {
+        self.submit(delivery, effect, span).await
+    }
+
+    /// Queues `delivery` for the inbox's next write at once; the returned
+    /// future says how it went (it need not be awaited: the write, the
+    /// apply and the ack happen all the same).
+    pub(crate) fn submit<M>(
+        self: &Arc<Self>,
+        delivery: &Delivery<M>,
+        effect: WriteBatch,
+        span: tracing::Span,
+    ) -> Submitted {
         let (done, answer) = oneshot::channel();
         let mut ack = delivery.ack();
         ack.inbox = Some(self.identity);
@@ -102,10 +146,10 @@ impl Core {
         if start {
             tokio::spawn(Arc::clone(self).run());
         }
-        answer.await.map_err(|_| Error::Store {
+        Submitted {
+            answer,
             owner: self.name.clone(),
-            source: courier_persistence::Error::Closed,
-        })?
+        }
     }
 
     /// The commit task: groups until the queue is empty.

@@ -4,8 +4,9 @@
 //!
 //! Everything waiting when the writer wakes goes into one store write (one
 //! group commit): the entries of concurrent `deliver` calls of one sender
-//! (clones of a deliverer, `deliver_all`), the deletes confirmed since the
-//! last write and any purges. A write does not wait for the previous one to
+//! (clones of a deliverer; a delivery made while no other of the sender is
+//! in flight goes straight to the store, with nothing to share a write
+//! with), the deletes confirmed since the last write and any purges. A write does not wait for the previous one to
 //! finish: writes are handed to the store one after another, in order (the
 //! store applies them in the order it receives them), so callers that
 //! arrive while one is being flushed join the store's next flush, as they
