@@ -24,7 +24,9 @@
 //!   user pipelining an outbox by hand would: group k's batch holds its own
 //!   messages' outbox puts and the previous group's inbox puts and outbox
 //!   deletes (a message's entry is durable before it is "sent", its inbox
-//!   record before its delete). sled: `apply_batch` + `Db::flush`; fjall:
+//!   record before its delete). `raw_3op_x16/<senders>` does the same in
+//!   groups of 16 × `<senders>` messages, the concurrency of
+//!   `courier_pipelined`. sled: `apply_batch` + `Db::flush`; fjall:
 //!   one batch `commit` + `persist(SyncData)` (courier's `FjallEngine`,
 //!   which is exactly those two calls).
 //!
@@ -114,7 +116,7 @@ impl Actor for Receiver {
             Receipt::Duplicate => d.send_ack(),
             Receipt::New if self.pipelined => {
                 // Acked by the inbox once durable.
-                let _ = inbox.submit(&d, WriteBatch::new());
+                drop(inbox.submit(&d, WriteBatch::new()));
             }
             Receipt::New => inbox.commit(&d).await?,
         }
@@ -365,33 +367,41 @@ fn e2e(c: &mut Criterion) {
                     rt.block_on(system.shutdown());
                 });
             }
-            group.bench_function(BenchmarkId::new("raw_3op", senders), |b| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let mut next = 0u64;
-                match kind {
-                    EngineKind::Sled => {
-                        let db = sled::open(dir.path()).expect("open");
-                        b.iter_custom(|iters| {
-                            (0..iters)
-                                .map(|_| raw_loop(&db, sizes, &mut next, messages, senders as u64))
-                                .sum()
-                        });
+            // The limit with the concurrency of `courier`, and with that of
+            // `courier_pipelined` (16 in flight per sender).
+            for (label, per_group) in [
+                ("raw_3op", senders as u64),
+                ("raw_3op_x16", 16 * senders as u64),
+            ] {
+                group.bench_function(BenchmarkId::new(label, senders), |b| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let mut next = 0u64;
+                    match kind {
+                        EngineKind::Sled => {
+                            let db = sled::open(dir.path()).expect("open");
+                            b.iter_custom(|iters| {
+                                (0..iters)
+                                    .map(|_| raw_loop(&db, sizes, &mut next, messages, per_group))
+                                    .sum()
+                            });
+                        }
+                        #[cfg(feature = "fjall")]
+                        EngineKind::Fjall => {
+                            let engine =
+                                courier::persistence::engine::FjallEngine::open(dir.path())
+                                    .expect("open");
+                            b.iter_custom(|iters| {
+                                (0..iters)
+                                    .map(|_| {
+                                        raw_loop(&engine, sizes, &mut next, messages, per_group)
+                                    })
+                                    .sum()
+                            });
+                        }
+                        _ => unreachable!("engines() lists only compiled engines"),
                     }
-                    #[cfg(feature = "fjall")]
-                    EngineKind::Fjall => {
-                        let engine = courier::persistence::engine::FjallEngine::open(dir.path())
-                            .expect("open");
-                        b.iter_custom(|iters| {
-                            (0..iters)
-                                .map(|_| {
-                                    raw_loop(&engine, sizes, &mut next, messages, senders as u64)
-                                })
-                                .sum()
-                        });
-                    }
-                    _ => unreachable!("engines() lists only compiled engines"),
-                }
-            });
+                });
+            }
         }
         group.finish();
     }

@@ -345,7 +345,7 @@ impl DedupInbox {
     ///         }
     ///         let order = WriteBatch::new().put("orders", d.message.to_be_bytes().to_vec(), Vec::new());
     ///         // Acked once durable, with whatever else is queued by then.
-    ///         let _ = inbox.submit(&d, order);
+    ///         drop(inbox.submit(&d, order));
     ///         Ok(())
     ///     }
     /// }
