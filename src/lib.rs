@@ -82,7 +82,9 @@ pub mod transport {
 /// limit on every decode (`courier-codec`).
 #[cfg(any(feature = "delivery", feature = "remote"))]
 pub mod codec {
-    pub use courier_codec::{Error, MAX_LEN, Result, budget, decode, decode_prefix, encode};
+    pub use courier_codec::{
+        Error, MAX_LEN, Result, budget, decode, decode_prefix, encode, encoded_len,
+    };
 }
 
 /// Journals, snapshots and event-sourced actors (`courier-persistence`;
