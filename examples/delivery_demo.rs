@@ -43,7 +43,7 @@ use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
 use courier::delivery::{Deliverer, Error, Receipt};
 use courier::persistence::{
-    DurableStore, Effect, EventSourced, Journal, Persistent, PersistentContext,
+    DurableStore, Effect, EventSourced, Journal, Persistent, PersistentContext, Snapshots,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -83,7 +83,6 @@ enum DeskCmd {
 impl EventSourced for OrderDesk {
     type Command = DeskCmd;
     type Event = Placed;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -124,14 +123,6 @@ impl EventSourced for OrderDesk {
         self.placed += 1;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.placed
-    }
-
-    fn apply_snapshot(&mut self, placed: u64) {
-        self.placed = placed;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
@@ -143,6 +134,18 @@ impl EventSourced for OrderDesk {
             out.unconfirmed()
         );
         Ok(())
+    }
+}
+
+impl Snapshots for OrderDesk {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
     }
 }
 
@@ -179,7 +182,6 @@ impl From<Delivery<Order>> for WarehouseCmd {
 impl EventSourced for Warehouse {
     type Command = WarehouseCmd;
     type Event = Order;
-    type Snapshot = BTreeMap<u64, u64>;
 
     async fn handle_command(
         &mut self,
@@ -211,14 +213,6 @@ impl EventSourced for Warehouse {
         *self.applied.entry(order.number).or_insert(0) += 1;
     }
 
-    fn to_snapshot(&self) -> BTreeMap<u64, u64> {
-        self.applied.clone()
-    }
-
-    fn apply_snapshot(&mut self, applied: BTreeMap<u64, u64>) {
-        self.applied = applied;
-    }
-
     async fn recovery_completed(
         &mut self,
         _ctx: &mut PersistentContext<Self>,
@@ -229,6 +223,18 @@ impl EventSourced for Warehouse {
             self.applied.len()
         );
         Ok(())
+    }
+}
+
+impl Snapshots for Warehouse {
+    type Snapshot = BTreeMap<u64, u64>;
+
+    fn to_snapshot(&self) -> BTreeMap<u64, u64> {
+        self.applied.clone()
+    }
+
+    fn apply_snapshot(&mut self, applied: BTreeMap<u64, u64>) {
+        self.applied = applied;
     }
 }
 

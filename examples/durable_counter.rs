@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use courier::persistence::{
     Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SledStore,
-    SnapshotPolicy,
+    SnapshotPolicy, Snapshots,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,6 @@ struct Incremented;
 impl EventSourced for Counter {
     type Command = Command;
     type Event = Incremented;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -56,20 +55,24 @@ impl EventSourced for Counter {
         self.value += 1;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.value
-    }
-
-    fn apply_snapshot(&mut self, value: u64) {
-        self.value = value;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
         println!("{}: recovered, counter = {}", ctx.path(), self.value);
         Ok(())
+    }
+}
+
+impl Snapshots for Counter {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.value
+    }
+
+    fn apply_snapshot(&mut self, value: u64) {
+        self.value = value;
     }
 }
 

@@ -33,7 +33,7 @@ use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt
 use courier::persistence::postgres::{Password, PostgresSettings, PostgresStore};
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
-    SnapshotPolicy, WriteBatch,
+    SnapshotPolicy, Snapshots, WriteBatch,
 };
 use courier::prelude::*;
 
@@ -78,7 +78,6 @@ enum DeskCmd {
 impl EventSourced for Desk {
     type Command = DeskCmd;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -108,14 +107,6 @@ impl EventSourced for Desk {
         self.placed = order;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.placed
-    }
-
-    fn apply_snapshot(&mut self, placed: u64) {
-        self.placed = placed;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
@@ -128,6 +119,18 @@ impl EventSourced for Desk {
         };
         self.out = Some(Deliverer::start(ctx, "desk", Arc::clone(&self.journal), settings).await?);
         Ok(())
+    }
+}
+
+impl Snapshots for Desk {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
     }
 }
 
