@@ -227,7 +227,7 @@ impl<E: EventSourced> PersistentProps<E> {
 
     /// The props with the stores resolved: the ones given, else
     /// `defaults`'.
-    fn resolve(self, defaults: Option<&Persistence>) -> Result<Props<Persistent<E>>, Error> {
+    fn resolve(self, defaults: &Persistence) -> Result<Props<Persistent<E>>, Error> {
         let missing = |what| Error::NoStore {
             what,
             persistence_id: self.persistence_id.clone(),
@@ -235,7 +235,7 @@ impl<E: EventSourced> PersistentProps<E> {
         let journal = self
             .journal
             .clone()
-            .or_else(|| defaults.and_then(Persistence::journal))
+            .or_else(|| defaults.journal())
             .ok_or_else(|| missing("journal"))?;
         let snapshots = match self.codec {
             None => None,
@@ -243,7 +243,7 @@ impl<E: EventSourced> PersistentProps<E> {
                 let store = self
                     .snapshot_store
                     .clone()
-                    .or_else(|| defaults.and_then(Persistence::snapshot_store))
+                    .or_else(|| defaults.snapshot_store())
                     .ok_or_else(|| missing("snapshot store"))?;
                 Some((store, codec))
             }
@@ -266,24 +266,12 @@ impl<E: EventSourced> PersistentProps<E> {
         });
         Ok(edits.iter().fold(props, |props, edit| edit(props)))
     }
-
-    /// The props, for the stores given to this builder alone (no system
-    /// defaults): for code that needs a [`Props`] value before a system is
-    /// at hand.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoStore`] when no journal was given (or no snapshot store,
-    /// for a state that takes snapshots).
-    pub fn into_props_alone(self) -> Result<Props<Persistent<E>>, Error> {
-        self.resolve(None)
-    }
 }
 
 impl<E: EventSourced> IntoProps for PersistentProps<E> {
     type Actor = Persistent<E>;
 
     fn into_props(self, system: &ActorSystem) -> Result<Props<Persistent<E>>, BoxError> {
-        Ok(self.resolve(Some(&Persistence::of(system)))?)
+        Ok(self.resolve(&Persistence::of(system))?)
     }
 }
