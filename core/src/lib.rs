@@ -43,7 +43,7 @@ mod system;
 mod watcher;
 mod wire;
 
-pub use actor::{Actor, Props, Terminated};
+pub use actor::{Actor, IntoProps, Props, Terminated};
 pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
 pub use context::{Context, MAX_TIMER_DELAY, TimerKey};
 pub use dead_letter::{DeadLetter, DeadLetterReason};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::actor::{Actor, Props};
+use crate::actor::{Actor, ActorMsg, IntoProps, Props};
 use crate::actor_ref::{ActorRef, LocalCell};
 use crate::adapter::Registration;
 use crate::context::{ChildHandle, Context, stop_all};
@@ -255,8 +255,12 @@ impl ActorSystem {
     ///
     /// [`Error::NameTaken`] if a live actor has the path,
     /// [`Error::InvalidName`], [`Error::InvalidConfig`] for a zero-capacity
-    /// mailbox, [`Error::ShuttingDown`], or [`Error::NoRuntime`].
-    pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>> {
+    /// mailbox, [`Error::ShuttingDown`], [`Error::NoRuntime`], or
+    /// [`Error::Props`] when a builder's [`IntoProps`] refused this system.
+    pub fn spawn<P: IntoProps>(&self, props: P) -> Result<ActorRef<ActorMsg<P>>> {
+        let props = props
+            .into_props(self)
+            .map_err(|source| Error::Props { source })?;
         let (actor_ref, _) = self.spawn_in(Parent::System(self.clone()), props)?;
         Ok(actor_ref)
     }

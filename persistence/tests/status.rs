@@ -7,7 +7,7 @@ use std::time::Duration;
 use courier_core::{ActorSystem, BoxError, ReplyTo};
 use courier_persistence::{
     Effect, EventSourced, MemoryStore, PersistenceStatus, Persistent, PersistentContext,
-    PersistentInfo, PersistentSettings, RecoveryStatus, SnapshotPolicy,
+    PersistentInfo, PersistentSettings, RecoveryStatus, SnapshotPolicy, Snapshots,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -32,7 +32,6 @@ enum Cmd {
 impl EventSourced for Tally {
     type Command = Cmd;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -59,20 +58,24 @@ impl EventSourced for Tally {
         self.total += n;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.total
-    }
-
-    fn apply_snapshot(&mut self, total: u64) {
-        self.total = total;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
         self.recovered = Some(ctx.persistence_status());
         Ok(())
+    }
+}
+
+impl Snapshots for Tally {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.total
+    }
+
+    fn apply_snapshot(&mut self, total: u64) {
+        self.total = total;
     }
 }
 
