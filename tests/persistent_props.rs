@@ -297,3 +297,74 @@ async fn the_default_store_serves_actors_spawned_concurrently() {
     }
     system.shutdown().await;
 }
+
+/// A snapshot store whose saves wait until the test lets them through.
+struct GatedSnapshots {
+    inner: Arc<MemoryStore>,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl SnapshotStore for GatedSnapshots {
+    async fn save_snapshot(
+        &self,
+        snapshot: courier::persistence::Snapshot,
+    ) -> courier::persistence::Result<()> {
+        let _pass = self.gate.acquire().await.expect("gate open");
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> courier::persistence::Result<Option<courier::persistence::Snapshot>> {
+        self.inner.load_snapshot(persistence_id, criteria).await
+    }
+
+    async fn delete_snapshot(
+        &self,
+        persistence_id: &str,
+        seq_nr: u64,
+    ) -> courier::persistence::Result<()> {
+        self.inner.delete_snapshot(persistence_id, seq_nr).await
+    }
+
+    async fn delete_snapshots(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> courier::persistence::Result<()> {
+        self.inner.delete_snapshots(persistence_id, criteria).await
+    }
+}
+
+#[tokio::test]
+async fn a_reply_does_not_wait_for_the_snapshot_its_events_make_due() {
+    let system = ActorSystem::new("reply-first");
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let snapshots = Arc::new(GatedSnapshots {
+        inner: Arc::clone(&store),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let props = Persistent::props("gated", Total::default)
+        .with_journal(store.clone())
+        .with_snapshot_store(snapshots.clone())
+        .snapshot_every(2);
+    let account = system.spawn(props).expect("spawn");
+    assert_eq!(account.ask(|r| Cmd::Add(1, r), SECOND).await.expect("1"), 1);
+    // The second event makes a snapshot due; its save is held at the gate,
+    // and the reply comes anyway.
+    assert_eq!(account.ask(|r| Cmd::Add(2, r), SECOND).await.expect("2"), 3);
+    assert!(snapshot_seq_nrs(store.as_ref(), "gated").await.is_empty());
+    // The next command waits for the snapshot, so it is of exactly the
+    // state after event 2.
+    let third = account.ask(|r| Cmd::Add(4, r), Duration::from_millis(100));
+    assert!(third.await.is_err(), "a command ran during the snapshot");
+    snapshots.gate.add_permits(10);
+    let (total, status) = status(&account).await;
+    assert_eq!(total, 7);
+    assert_eq!(status.last_snapshot, Some(2));
+    assert_eq!(snapshot_seq_nrs(store.as_ref(), "gated").await, vec![2]);
+    system.shutdown().await;
+}

@@ -235,8 +235,10 @@ impl<E: EventSourced> Persistent<E> {
     }
 
     /// Writes the effect's events and records as one durable batch, then
-    /// applies the events.
-    async fn persist(&mut self, events: Vec<E::Event>, writes: WriteBatch) -> Result<()> {
+    /// applies the events. Returns whether a snapshot is due now: it is
+    /// taken after the command's follow-ups ran, so that replies do not
+    /// wait for the snapshot's write.
+    async fn persist(&mut self, events: Vec<E::Event>, writes: WriteBatch) -> Result<bool> {
         let manifest = E::event_manifest();
         let timestamp = now_millis();
         let mut batch = WriteBatch::new();
@@ -266,12 +268,13 @@ impl<E: EventSourced> Persistent<E> {
         }
         let before = self.seq_nr;
         self.seq_nr = seq;
-        if let Some(every) = self.settings.snapshots.every {
-            if seq / every > before / every && self.snapshots.is_some() {
-                self.snapshot().await;
-            }
-        }
-        Ok(())
+        let due = self.snapshots.is_some()
+            && self
+                .settings
+                .snapshots
+                .every
+                .is_some_and(|every| seq / every > before / every);
+        Ok(due)
     }
 
     /// Saves a snapshot and applies retention. Failures are logged, not
@@ -366,17 +369,28 @@ impl<E: EventSourced> Actor for Persistent<E> {
         ctx: &mut Context<Self>,
     ) -> Result<(), BoxError> {
         let effect = self.state.handle_command(command, ctx).await?;
+        let mut snapshot_due = false;
         if !effect.events.is_empty() || !effect.writes.is_empty() {
-            if let Err(e) = self.persist(effect.events, effect.writes).await {
-                tracing::error!(persistence_id = %self.persistence_id, error = %e, "persist failed; stopping");
-                ctx.stop();
-                return Err(Box::new(e));
+            match self.persist(effect.events, effect.writes).await {
+                Ok(due) => snapshot_due = due,
+                Err(e) => {
+                    tracing::error!(persistence_id = %self.persistence_id, error = %e, "persist failed; stopping");
+                    ctx.stop();
+                    return Err(Box::new(e));
+                }
             }
             self.status.seq_nr = self.seq_nr;
             ctx.extensions_mut().insert(self.status);
         }
         for f in effect.then {
             f(&self.state, ctx);
+        }
+        // After the replies: a snapshot is an optimisation of recovery, and
+        // the journal already holds everything it covers. The next command
+        // waits for it, so it is of exactly this state.
+        if snapshot_due {
+            self.snapshot().await;
+            ctx.extensions_mut().insert(self.status);
         }
         if effect.stop {
             ctx.stop();
