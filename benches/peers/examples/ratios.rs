@@ -3,8 +3,12 @@
 //! `docs/benchmarks.md`.
 //!
 //! ```sh
-//! cargo run --release --example ratios -- 7 2000000      # 7 rounds, 2,000,000 messages
+//! cargo build --profile bench --example ratios
+//! chrt -f 10 target/release/examples/ratios 7 2000000   # 7 rounds, 2,000,000 messages
 //! ```
+//!
+//! `chrt -f 10` (root) keeps other processes of a shared machine off the
+//! cores during a burst; without it the figures follow the machine's load.
 //!
 //! Each round starts one child process per contender and workload (this
 //! binary again, `ratios child CONTENDER WORKLOAD MESSAGES`), alternating
