@@ -40,6 +40,7 @@ mod runtime;
 mod supervision;
 pub mod sync;
 mod system;
+mod system_channel;
 mod watcher;
 mod wire;
 
