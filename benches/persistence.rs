@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use courier::persistence::{
     DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest, Persistent,
-    PersistentContext, SledStore, Snapshot, SnapshotMetadata, SnapshotStore, StoreOptions,
-    WriteBatch, encode_payload, now_millis,
+    PersistentContext, SledStore, Snapshot, SnapshotMetadata, SnapshotPolicy, SnapshotStore,
+    Snapshots, StoreOptions, WriteBatch, encode_payload, now_millis,
 };
 use courier::prelude::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -58,7 +58,6 @@ fn event() -> Written {
 impl EventSourced for Sink {
     type Command = Cmd;
     type Event = Written;
-    type Snapshot = (u64, u64);
 
     async fn handle_command(
         &mut self,
@@ -78,6 +77,10 @@ impl EventSourced for Sink {
         self.events += 1;
         self.bytes += written.note.len() as u64;
     }
+}
+
+impl Snapshots for Sink {
+    type Snapshot = (u64, u64);
 
     fn to_snapshot(&self) -> (u64, u64) {
         (self.events, self.bytes)
@@ -171,12 +174,7 @@ fn persist(c: &mut Criterion) {
                 let store = Arc::new(open(kind, dir.path()));
                 let system = ActorSystem::new("bench");
                 let actor = system
-                    .spawn(Persistent::props(
-                        "sink-0",
-                        Sink::default,
-                        store.clone(),
-                        store,
-                    ))
+                    .spawn(Persistent::props("sink-0", Sink::default).with_store(store))
                     .expect("spawn");
                 (system, actor)
             });
@@ -230,12 +228,10 @@ fn persist(c: &mut Criterion) {
                 let actors: Vec<_> = (0..ACTORS)
                     .map(|i| {
                         system
-                            .spawn(Persistent::props(
-                                format!("sink-{i}"),
-                                Sink::default,
-                                store.clone(),
-                                store.clone(),
-                            ))
+                            .spawn(
+                                Persistent::props(format!("sink-{i}"), Sink::default)
+                                    .with_store(store.clone()),
+                            )
                             .expect("spawn")
                     })
                     .collect();
@@ -330,7 +326,7 @@ fn recovery(c: &mut Criterion) {
                     seq_nr: SNAPSHOT_AT,
                     timestamp: now_millis(),
                 },
-                manifest: <Sink as EventSourced>::snapshot_manifest(),
+                manifest: <Sink as Snapshots>::snapshot_manifest(),
                 payload: encode_payload(&(SNAPSHOT_AT, SNAPSHOT_AT * PAYLOAD as u64))
                     .expect("encode"),
             })
@@ -352,9 +348,11 @@ fn recovery(c: &mut Criterion) {
                 let store = store.clone();
                 async move {
                     let system = ActorSystem::new("recovery");
-                    let actor = system
-                        .spawn(Persistent::props(pid, Sink::default, store.clone(), store))
-                        .expect("spawn");
+                    // A policy that takes no snapshots but recovers from them.
+                    let props = Persistent::props(pid, Sink::default)
+                        .with_store(store)
+                        .with_snapshots(SnapshotPolicy::default());
+                    let actor = system.spawn(props).expect("spawn");
                     let n = actor
                         .ask(Cmd::Count, Duration::from_secs(120))
                         .await

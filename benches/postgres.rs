@@ -21,7 +21,7 @@ use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt
 use courier::persistence::postgres::{Password, PostgresSettings, PostgresStore};
 use courier::persistence::{
     Effect, EventRecord, EventSourced, Journal, MemoryStore, Persistent, PersistentContext,
-    SledStore, encode_payload, now_millis,
+    SledStore, Snapshots, encode_payload, now_millis,
 };
 use courier::prelude::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -97,7 +97,6 @@ struct Sink {
 impl EventSourced for Sink {
     type Command = ReplyTo<u64>;
     type Event = Written;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -109,9 +108,15 @@ impl EventSourced for Sink {
     fn apply_event(&mut self, _: Written) {
         self.events += 1;
     }
+}
+
+impl Snapshots for Sink {
+    type Snapshot = u64;
+
     fn to_snapshot(&self) -> u64 {
         self.events
     }
+
     fn apply_snapshot(&mut self, events: u64) {
         self.events = events;
     }
@@ -137,12 +142,9 @@ where
     (0..ACTORS)
         .map(|i| {
             system
-                .spawn(Persistent::props(
-                    format!("sink-{i}"),
-                    Sink::default,
-                    store.clone(),
-                    store.clone(),
-                ))
+                .spawn(
+                    Persistent::props(format!("sink-{i}"), Sink::default).with_store(store.clone()),
+                )
                 .expect("spawn")
         })
         .collect()

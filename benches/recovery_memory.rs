@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use courier::persistence::engine::{DurableEngine, Engine};
 use courier::persistence::{
     DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest, Persistent,
-    PersistentContext, StoreOptions, WriteBatch, encode_payload,
+    PersistentContext, Snapshots, StoreOptions, WriteBatch, encode_payload,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,6 @@ struct Sink {
 impl EventSourced for Sink {
     type Command = ReplyTo<u64>;
     type Event = Written;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -63,6 +62,10 @@ impl EventSourced for Sink {
     fn apply_event(&mut self, _: Written) {
         self.events += 1;
     }
+}
+
+impl Snapshots for Sink {
+    type Snapshot = u64;
 
     fn to_snapshot(&self) -> u64 {
         self.events
@@ -144,12 +147,7 @@ fn recover(kind: EngineKind, cache: Option<u64>, dir: &Path) {
         let started = Instant::now();
         let system = ActorSystem::new("recovery");
         let actor = system
-            .spawn(Persistent::props(
-                PID,
-                Sink::default,
-                store.clone(),
-                store.clone(),
-            ))
+            .spawn(Persistent::props(PID, Sink::default).with_store(store.clone()))
             .expect("spawn");
         let n = actor
             .ask(|r| r, Duration::from_secs(600))

@@ -42,9 +42,7 @@ use clap::Parser;
 use courier::config::Config;
 use courier::delivery::testkit::{Faults, FaultyLink, History, LinkStats};
 use courier::delivery::{Deliverer, Error, Receipt};
-use courier::persistence::{
-    DurableStore, Effect, EventSourced, Journal, Persistent, PersistentContext,
-};
+use courier::persistence::{DurableStore, Journal, Persistence, Snapshots};
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -83,13 +81,8 @@ enum DeskCmd {
 impl EventSourced for OrderDesk {
     type Command = DeskCmd;
     type Event = Placed;
-    type Snapshot = u64;
 
-    async fn handle_command(
-        &mut self,
-        cmd: DeskCmd,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
+    async fn handle_command(&mut self, cmd: DeskCmd, _ctx: &mut Ctx<Self>) -> Handled<Self> {
         Ok(match cmd {
             DeskCmd::Place(number, reply) => {
                 let order = Order {
@@ -124,18 +117,7 @@ impl EventSourced for OrderDesk {
         self.placed += 1;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.placed
-    }
-
-    fn apply_snapshot(&mut self, placed: u64) {
-        self.placed = placed;
-    }
-
-    async fn recovery_completed(
-        &mut self,
-        ctx: &mut PersistentContext<Self>,
-    ) -> Result<(), BoxError> {
+    async fn recovery_completed(&mut self, ctx: &mut Ctx<Self>) -> Result<(), BoxError> {
         let out = self.out.start(ctx).await?;
         println!(
             "  order desk recovered: {} orders placed so far, {} unconfirmed (sent again first)",
@@ -143,6 +125,18 @@ impl EventSourced for OrderDesk {
             out.unconfirmed()
         );
         Ok(())
+    }
+}
+
+impl Snapshots for OrderDesk {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
     }
 }
 
@@ -179,13 +173,8 @@ impl From<Delivery<Order>> for WarehouseCmd {
 impl EventSourced for Warehouse {
     type Command = WarehouseCmd;
     type Event = Order;
-    type Snapshot = BTreeMap<u64, u64>;
 
-    async fn handle_command(
-        &mut self,
-        cmd: WarehouseCmd,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
+    async fn handle_command(&mut self, cmd: WarehouseCmd, _ctx: &mut Ctx<Self>) -> Handled<Self> {
         Ok(match cmd {
             WarehouseCmd::Deliver(d) => {
                 if self.inbox.open().await?.check(&d) == Receipt::Duplicate {
@@ -211,24 +200,25 @@ impl EventSourced for Warehouse {
         *self.applied.entry(order.number).or_insert(0) += 1;
     }
 
-    fn to_snapshot(&self) -> BTreeMap<u64, u64> {
-        self.applied.clone()
-    }
-
-    fn apply_snapshot(&mut self, applied: BTreeMap<u64, u64>) {
-        self.applied = applied;
-    }
-
-    async fn recovery_completed(
-        &mut self,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<(), BoxError> {
+    async fn recovery_completed(&mut self, _ctx: &mut Ctx<Self>) -> Result<(), BoxError> {
         self.inbox.open().await?;
         println!(
             "  warehouse recovered: {} orders applied so far",
             self.applied.len()
         );
         Ok(())
+    }
+}
+
+impl Snapshots for Warehouse {
+    type Snapshot = BTreeMap<u64, u64>;
+
+    fn to_snapshot(&self) -> BTreeMap<u64, u64> {
+        self.applied.clone()
+    }
+
+    fn apply_snapshot(&mut self, applied: BTreeMap<u64, u64>) {
+        self.applied = applied;
     }
 }
 
@@ -244,24 +234,21 @@ struct Node {
 
 fn start(store: &Arc<DurableStore>, config: &Config, seed: u64) -> anyhow::Result<Node> {
     let system = ActorSystem::new("delivery-demo");
+    // The journal and snapshot store of every persistent actor below.
+    Persistence::of(&system).set_store(Arc::clone(store));
     let journal: Arc<dyn Journal> = store.clone();
+    let inbox = ExactlyOnce::new(RECEIVER, Arc::clone(&journal));
+    let make = move || Warehouse {
+        inbox: inbox.clone(),
+        applied: BTreeMap::new(),
+        duplicates: 0,
+    };
+    // Snapshot settings from `[snapshots.actor.warehouse]`, else `[snapshots]`.
     let warehouse = system.spawn(
-        Persistent::props_with(
-            RECEIVER,
-            {
-                let journal = Arc::clone(&journal);
-                move || Warehouse {
-                    inbox: ExactlyOnce::new(RECEIVER, Arc::clone(&journal)),
-                    applied: BTreeMap::new(),
-                    duplicates: 0,
-                }
-            },
-            store.clone(),
-            store.clone(),
-            config.persistent(RECEIVER),
-        )
-        .with_name(RECEIVER)
-        .with_adapter::<Delivery<Order>>(),
+        config
+            .persistent_props(RECEIVER, make)
+            .with_name(RECEIVER)
+            .with_adapter::<Delivery<Order>>(),
     )?;
     // The warehouse, found by path as an actor that takes deliveries.
     let dock = system.lookup::<Delivery<Order>>(&format!("/user/{RECEIVER}"))?;
@@ -276,22 +263,12 @@ fn start(store: &Arc<DurableStore>, config: &Config, seed: u64) -> anyhow::Resul
             .reorder(0.05, Duration::from_millis(20)),
         Faults::seeded(seed.wrapping_add(1)).drop(0.05),
     )?;
-    let desk = system.spawn(
-        Persistent::props_with(
-            SENDER,
-            {
-                let out = config.at_least_once::<Order>(SENDER, Arc::clone(&journal));
-                move || OrderDesk {
-                    out: out.clone(),
-                    placed: 0,
-                }
-            },
-            store.clone(),
-            store.clone(),
-            config.persistent(SENDER),
-        )
-        .with_name(SENDER),
-    )?;
+    let out = config.at_least_once::<Order>(SENDER, journal);
+    let make = move || OrderDesk {
+        out: out.clone(),
+        placed: 0,
+    };
+    let desk = system.spawn(config.persistent_props(SENDER, make).with_name(SENDER))?;
     Ok(Node {
         system,
         desk,

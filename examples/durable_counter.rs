@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use courier::persistence::{
-    Effect, EventSourced, Persistent, PersistentContext, PersistentSettings, SledStore,
-    SnapshotPolicy,
-};
+use courier::persistence::{Persistence, SledStore, SnapshotPolicy};
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[derive(Default)]
+/// Its own snapshot (it derives `Serialize` and `Deserialize`).
+#[derive(Default, Serialize, Deserialize)]
 struct Counter {
     value: u64,
 }
@@ -41,13 +39,8 @@ struct Incremented;
 impl EventSourced for Counter {
     type Command = Command;
     type Event = Incremented;
-    type Snapshot = u64;
 
-    async fn handle_command(
-        &mut self,
-        command: Command,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
+    async fn handle_command(&mut self, command: Command, _ctx: &mut Ctx<Self>) -> Handled<Self> {
         let Command::Increment(reply) = command;
         Ok(Effect::persist(Incremented).reply(reply, |state: &Self| state.value))
     }
@@ -56,18 +49,7 @@ impl EventSourced for Counter {
         self.value += 1;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.value
-    }
-
-    fn apply_snapshot(&mut self, value: u64) {
-        self.value = value;
-    }
-
-    async fn recovery_completed(
-        &mut self,
-        ctx: &mut PersistentContext<Self>,
-    ) -> Result<(), BoxError> {
+    async fn recovery_completed(&mut self, ctx: &mut Ctx<Self>) -> Result<(), BoxError> {
         println!("{}: recovered, counter = {}", ctx.path(), self.value);
         Ok(())
     }
@@ -105,14 +87,13 @@ async fn main() -> anyhow::Result<()> {
         SledStore::open(&args.path).with_context(|| format!("opening store in {}", args.path))?,
     );
     let system = ActorSystem::new("durable-counter");
-    let settings = PersistentSettings {
-        snapshots: SnapshotPolicy::every(args.snapshot_every)
-            .keep(2)
-            .delete_events(true),
-        ..PersistentSettings::default()
-    };
+    Persistence::of(&system).set_store(store);
+    let snapshots = SnapshotPolicy::every(args.snapshot_every)
+        .keep(2)
+        .delete_events(true);
     let counter = system.spawn(
-        Persistent::props_with("counter", Counter::default, store.clone(), store, settings)
+        Persistent::props("counter", Counter::default)
+            .with_snapshots(snapshots)
             .with_name("counter"),
     )?;
 

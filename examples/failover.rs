@@ -29,12 +29,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use courier::delivery::testkit::History;
-use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
+use courier::delivery::{Delivery, OutboxSettings, Receipt, Redelivery};
 use courier::persistence::postgres::{Password, PostgresSettings, PostgresStore};
-use courier::persistence::{
-    Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
-    SnapshotPolicy, WriteBatch,
-};
+use courier::persistence::{Journal, Persistence, SnapshotPolicy, Snapshots, WriteBatch};
 use courier::prelude::*;
 
 #[path = "support/logging.rs"]
@@ -65,9 +62,8 @@ struct Args {
 // ---- the sender ----
 
 struct Desk {
-    journal: Arc<dyn Journal>,
+    out: AtLeastOnce<u64>,
     placed: u64,
-    out: Option<Deliverer<u64>>,
 }
 
 enum DeskCmd {
@@ -78,27 +74,21 @@ enum DeskCmd {
 impl EventSourced for Desk {
     type Command = DeskCmd;
     type Event = u64;
-    type Snapshot = u64;
 
-    async fn handle_command(
-        &mut self,
-        cmd: DeskCmd,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
-        let out = self.out.as_ref().ok_or("not recovered")?;
+    async fn handle_command(&mut self, cmd: DeskCmd, _ctx: &mut Ctx<Self>) -> Handled<Self> {
         Ok(match cmd {
             DeskCmd::PlaceNext(reply) => {
                 let order = self.placed + 1;
-                let prepared = out.prepare("/user/warehouse", |_| order)?;
+                // The event and the outbox entry in one transaction; sent
+                // once it committed.
+                let prepared = self.out.prepare("/user/warehouse", |_| order)?;
                 Effect::persist(order)
-                    .with_writes(prepared.writes())
-                    .then(move |_: &Self, _| {
-                        prepared.send();
-                    })
+                    .and_deliver(prepared)
                     .reply(reply, |s: &Self| s.placed)
             }
             DeskCmd::Unconfirmed(reply) => {
-                reply.reply((out.unconfirmed(), out.redelivered()));
+                let redelivered = self.out.deliverer()?.redelivered();
+                reply.reply((self.out.unconfirmed(), redelivered));
                 Effect::none()
             }
         })
@@ -108,26 +98,21 @@ impl EventSourced for Desk {
         self.placed = order;
     }
 
+    async fn recovery_completed(&mut self, ctx: &mut Ctx<Self>) -> Result<(), BoxError> {
+        self.out.start(ctx).await?;
+        Ok(())
+    }
+}
+
+impl Snapshots for Desk {
+    type Snapshot = u64;
+
     fn to_snapshot(&self) -> u64 {
         self.placed
     }
 
     fn apply_snapshot(&mut self, placed: u64) {
         self.placed = placed;
-    }
-
-    async fn recovery_completed(
-        &mut self,
-        ctx: &mut PersistentContext<Self>,
-    ) -> Result<(), BoxError> {
-        let settings = OutboxSettings {
-            redelivery: Redelivery::Fixed {
-                interval: Duration::from_millis(200),
-            },
-            ..OutboxSettings::default()
-        };
-        self.out = Some(Deliverer::start(ctx, "desk", Arc::clone(&self.journal), settings).await?);
-        Ok(())
     }
 }
 
@@ -136,34 +121,23 @@ impl EventSourced for Desk {
 /// Applies each order once: its record and its inbox record in one write,
 /// then the ack.
 struct Warehouse {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
+    inbox: ExactlyOnce,
     duplicates: Arc<AtomicU64>,
 }
 
 impl Actor for Warehouse {
     type Msg = Delivery<u64>;
 
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "warehouse").await?);
-        Ok(())
-    }
-
     async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
+        let record = |order: &u64| {
+            // A unique suffix, so that an order applied twice would show twice.
+            let mut key = order.to_be_bytes().to_vec();
+            key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+            WriteBatch::new().put(APPLIED, key, Vec::new())
+        };
+        if self.inbox.process(&d, record).await? == Receipt::Duplicate {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
-            d.send_ack();
-            return Ok(());
         }
-        // A unique suffix, so that an order applied twice would show twice.
-        let mut key = d.message.to_be_bytes().to_vec();
-        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
-        let write = inbox.prepare(&d)?;
-        let mut batch = WriteBatch::new().put(APPLIED, key, Vec::new());
-        batch.extend(write.writes());
-        self.journal.write(batch).await?;
-        write.ack();
         Ok(())
     }
 }
@@ -186,32 +160,33 @@ async fn node(name: &str, schema: &str, messages: u64) -> anyhow::Result<()> {
     let journal: Arc<dyn Journal> = store.clone();
     let duplicates = Arc::new(AtomicU64::new(0));
     let system = ActorSystem::new(name);
-    let (j, dups) = (Arc::clone(&journal), Arc::clone(&duplicates));
+    // The shared store: the journal and snapshots of the desk below.
+    Persistence::of(&system).set_store(store);
+    let inbox = ExactlyOnce::new("warehouse", Arc::clone(&journal));
+    let dups = Arc::clone(&duplicates);
     system.spawn(
         Props::new(move || Warehouse {
-            journal: Arc::clone(&j),
-            inbox: None,
+            inbox: inbox.clone(),
             duplicates: Arc::clone(&dups),
         })
         .with_name("warehouse"),
     )?;
-    let j = Arc::clone(&journal);
+    let settings = OutboxSettings {
+        redelivery: Redelivery::Fixed {
+            interval: Duration::from_millis(200),
+        },
+        ..OutboxSettings::default()
+    };
+    let out = AtLeastOnce::new("desk", journal, settings);
+    let make = move || Desk {
+        out: out.clone(),
+        placed: 0,
+    };
+    let snapshots = SnapshotPolicy::every(250).keep(2).delete_events(true);
     let desk = system.spawn(
-        Persistent::props_with(
-            "desk",
-            move || Desk {
-                journal: Arc::clone(&j),
-                placed: 0,
-                out: None,
-            },
-            store.clone(),
-            store.clone(),
-            PersistentSettings {
-                snapshots: SnapshotPolicy::every(250).keep(2).delete_events(true),
-                ..PersistentSettings::default()
-            },
-        )
-        .with_name("desk"),
+        Persistent::props("desk", make)
+            .with_snapshots(snapshots)
+            .with_name("desk"),
     )?;
     let mut placed = 0;
     while placed < messages {

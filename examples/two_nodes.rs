@@ -31,9 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use courier::delivery::{
-    Ack, DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery,
-};
+use courier::delivery::{Ack, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
 use courier::persistence::{Journal, SledStore, WriteBatch};
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings, TlsSettings};
@@ -56,39 +54,29 @@ fn registry() -> anyhow::Result<Registry> {
 // ---- the receiver node ----
 
 struct Ledger {
-    journal: Arc<dyn Journal>,
-    inbox: Option<DedupInbox>,
+    inbox: ExactlyOnce,
     duplicates: Arc<AtomicU64>,
 }
 
 impl Actor for Ledger {
     type Msg = Delivery<Order>;
 
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "ledger").await?);
-        Ok(())
-    }
-
     async fn handle(
         &mut self,
         d: Delivery<Order>,
         _ctx: &mut Context<Self>,
     ) -> Result<(), BoxError> {
-        let inbox = self.inbox.as_ref().ok_or("not started")?;
-        if inbox.check(&d) == Receipt::Duplicate {
-            self.duplicates.fetch_add(1, Ordering::Relaxed);
-            d.send_ack();
-            return Ok(());
-        }
         // The ledger entry (order number + a unique suffix, so that a second
-        // application would show) and the inbox record: one atomic write.
-        let mut key = d.message.0.to_be_bytes().to_vec();
-        key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
-        let mut batch = WriteBatch::new().put("applied", key, Vec::new());
-        let write = inbox.prepare(&d)?;
-        batch.extend(write.writes());
-        self.journal.write(batch).await?;
-        write.ack();
+        // application would show) and the inbox record: one atomic write,
+        // then the ack. A duplicate is acked again.
+        let entry = |order: &Order| {
+            let mut key = order.0.to_be_bytes().to_vec();
+            key.extend_from_slice(uuid::Uuid::now_v7().as_bytes());
+            WriteBatch::new().put("applied", key, Vec::new())
+        };
+        if self.inbox.process(&d, entry).await? == Receipt::Duplicate {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
@@ -97,11 +85,10 @@ async fn receiver(dir: &Path, port: u16) -> anyhow::Result<()> {
     let store: Arc<dyn Journal> = Arc::new(open(&dir.join("receiver")).await?);
     let system = ActorSystem::new(RECEIVER);
     let duplicates = Arc::new(AtomicU64::new(0));
-    let (journal, dups) = (Arc::clone(&store), Arc::clone(&duplicates));
+    let (inbox, dups) = (ExactlyOnce::new("ledger", store), Arc::clone(&duplicates));
     system.spawn(
         Props::new(move || Ledger {
-            journal: Arc::clone(&journal),
-            inbox: None,
+            inbox: inbox.clone(),
             duplicates: Arc::clone(&dups),
         })
         .with_name("ledger"),
@@ -118,29 +105,22 @@ async fn receiver(dir: &Path, port: u16) -> anyhow::Result<()> {
 
 // ---- the sender node ----
 
+/// A plain actor whose outbox is an `AtLeastOnce` field; it hands out its
+/// started deliverer so that `main` can deliver and watch the outbox.
 struct Shop {
-    journal: Arc<dyn Journal>,
-    out: Option<Deliverer<Order>>,
+    out: AtLeastOnce<Order>,
 }
 
 impl Actor for Shop {
     type Msg = ReplyTo<Deliverer<Order>>;
 
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        let settings = OutboxSettings {
-            redelivery: Redelivery::Backoff {
-                min: Duration::from_millis(200),
-                max: Duration::from_secs(2),
-                jitter: 0.2,
-            },
-            ..OutboxSettings::default()
-        };
-        self.out = Some(Deliverer::start(ctx, "shop", Arc::clone(&self.journal), settings).await?);
+        self.out.start(ctx).await?;
         Ok(())
     }
 
     async fn handle(&mut self, reply: Self::Msg, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        reply.reply(self.out.clone().ok_or("not started")?);
+        reply.reply(self.out.deliverer()?);
         Ok(())
     }
 }
@@ -154,14 +134,16 @@ async fn sender(dir: &Path, destination: &str, messages: u64) -> anyhow::Result<
         registry()?,
     )
     .await?;
-    let journal = Arc::clone(&store);
-    let shop = system.spawn(
-        Props::new(move || Shop {
-            journal: Arc::clone(&journal),
-            out: None,
-        })
-        .with_name("shop"),
-    )?;
+    let settings = OutboxSettings {
+        redelivery: Redelivery::Backoff {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+            jitter: 0.2,
+        },
+        ..OutboxSettings::default()
+    };
+    let out = AtLeastOnce::new("shop", store, settings);
+    let shop = system.spawn(Props::new(move || Shop { out: out.clone() }).with_name("shop"))?;
     let out = shop.ask(|r| r, Duration::from_secs(10)).await?;
     for n in 1..=messages {
         // Returns once the outbox entry is flushed: from here on, the order

@@ -40,7 +40,9 @@ use std::time::Duration;
 
 use courier_delivery::{AtLeastOnce, OutboxSettings, Outgoing, Redelivery};
 use courier_persistence::Journal;
-use courier_persistence::{PersistentSettings, SnapshotPolicy};
+use courier_persistence::{
+    Persistent, PersistentProps, PersistentSettings, SnapshotForm, SnapshotPolicy,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -375,7 +377,8 @@ impl Config {
     /// `[snapshots.actor.<id>]`) whose name no call to
     /// [`outbox`](Self::outbox), [`at_least_once`](Self::at_least_once) or
     /// [`persistent`](Self::persistent) on this configuration (or a clone)
-    /// asked for so far: usually a misspelt sender name or persistence id.
+    /// (or [`persistent_props`](Self::persistent_props)) asked for so far:
+    /// usually a misspelt sender name or persistence id.
     pub fn unused_overrides(&self) -> Vec<String> {
         let used = courier_core::sync::lock(&self.names.0);
         self.overrides()
@@ -440,6 +443,52 @@ impl Config {
             max_attempts: o.and_then(|o| o.max_attempts).or(d.max_attempts),
             expire_after: o.and_then(|o| o.expire_after).or(d.expire_after),
         }
+    }
+
+    /// The props of the event-sourced actor with persistence id `id`
+    /// (the journal's id, the log fields' and the override section's),
+    /// with [`persistent(id)`](Self::persistent)'s snapshot settings:
+    /// `[snapshots.actor.<id>]`, else `[snapshots]`. Its stores are the
+    /// actor system's defaults (see
+    /// [`PersistenceConfig::open_as_default`]) unless the props name
+    /// others.
+    ///
+    /// ```
+    /// use courier::config::Config;
+    /// use courier::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Counter(u64);
+    ///
+    /// impl EventSourced for Counter {
+    ///     type Command = u64;
+    ///     type Event = u64;
+    ///
+    ///     async fn handle_command(&mut self, n: u64, _: &mut Ctx<Self>) -> Handled<Self> {
+    ///         Ok(Effect::persist(n))
+    ///     }
+    ///
+    ///     fn apply_event(&mut self, n: u64) {
+    ///         self.0 += n;
+    ///     }
+    /// }
+    ///
+    /// let config = Config::from_str("[snapshots.actor.counter-1]\nevery = 100\n")?;
+    /// let props = config.persistent_props("counter-1", Counter::default);
+    /// assert_eq!(props.settings().snapshots.every, Some(100));
+    /// assert!(config.unused_overrides().is_empty());
+    /// # Ok::<(), courier::config::ConfigError>(())
+    /// ```
+    pub fn persistent_props<E, Form>(
+        &self,
+        id: &str,
+        make: impl Fn() -> E + Send + Sync + 'static,
+    ) -> PersistentProps<E>
+    where
+        E: SnapshotForm<Form>,
+    {
+        Persistent::props(id, make).with_settings(self.persistent(id))
     }
 
     /// The persistence settings (snapshots) for persistence id `id`.

@@ -62,7 +62,7 @@
 
 pub use courier_core::{
     Actor, ActorPath, ActorRef, ActorSystem, BoxError, ChildFailure, Context, DeadLetter,
-    DeadLetterReason, DeadMessage, Directive, Error, EventStream, Extensions, Failure,
+    DeadLetterReason, DeadMessage, Directive, Error, EventStream, Extensions, Failure, IntoProps,
     MAX_TIMER_DELAY, Mailbox, Props, ReplyTo, Result, SendError, SupervisorStrategy, SystemConfig,
     Terminated, TimerKey, TryTellError, broadcast,
 };
@@ -113,12 +113,14 @@ pub mod persistence {
     #[cfg(feature = "tck")]
     pub use courier_persistence::tck;
     pub use courier_persistence::{
-        Effect, EngineKind, Error, EventRecord, EventSourced, Journal, JournalSummary, KvWrite,
-        MAX_ID_LEN, MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest, MemoryStore, NamespaceSummary,
-        PersistenceStatus, Persistent, PersistentContext, PersistentInfo, PersistentSettings,
-        Problem, RecoveryStatus, ReplayRange, ReplayStats, Result, SeqNr, Snapshot,
-        SnapshotCriteria, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Store, StoreOptions,
-        StoreReport, Verifier, WriteBatch, decode_payload, encode_payload, now_millis, replay,
+        Ctx, Effect, EngineKind, Error, EventRecord, EventSourced, Handled, Journal,
+        JournalSummary, KvWrite, MAX_ID_LEN, MAX_LISTED_PROBLEMS, MAX_RECORD_SIZE, Manifest,
+        MemoryStore, NamespaceSummary, Persistence, PersistenceStatus, Persistent,
+        PersistentContext, PersistentInfo, PersistentProps, PersistentSettings, Problem,
+        RecoveryStatus, ReplayRange, ReplayStats, Result, SeqNr, Snapshot, SnapshotCodec,
+        SnapshotCriteria, SnapshotForm, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Snapshots,
+        Store, StoreOptions, StoreReport, Verifier, ViaSnapshots, WholeState, WriteBatch,
+        decode_payload, encode_payload, now_millis, replay,
     };
 
     /// The stored form of courier's records (framing, checksums, limits),
@@ -202,7 +204,8 @@ pub mod admin {
 
 /// The names most programs need: the actor core, and (feature
 /// `delivery`) the wrappers that make an existing actor a durable sender
-/// or an exactly-once receiver, with the traits their methods need.
+/// or an exactly-once receiver, with the traits their methods need, and
+/// what an event-sourced actor's handlers are written with.
 pub mod prelude {
     pub use courier_core::{
         Actor, ActorRef, ActorSystem, BoxError, Context, Mailbox, Props, ReplyTo,
@@ -212,7 +215,7 @@ pub mod prelude {
     pub use courier_delivery::{AtLeastOnce, DeliverEffect, Delivery, ExactlyOnce};
     #[cfg(feature = "delivery")]
     pub use courier_persistence::{
-        Effect, EventSourced, Persistent, PersistentContext, PersistentInfo,
+        Ctx, Effect, EventSourced, Handled, Persistent, PersistentContext, PersistentInfo,
     };
 }
 

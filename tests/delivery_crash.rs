@@ -17,7 +17,7 @@ use std::time::Duration;
 use courier::delivery::{Deliverer, OutboxSettings, Redelivery};
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
-    SnapshotPolicy,
+    SnapshotPolicy, Snapshots,
 };
 use courier::prelude::*;
 // The facade has `courier::delivery::testkit` only under its `testkit`
@@ -49,7 +49,6 @@ enum DeskCmd {
 impl EventSourced for Desk {
     type Command = DeskCmd;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -79,14 +78,6 @@ impl EventSourced for Desk {
         self.placed = order;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.placed
-    }
-
-    fn apply_snapshot(&mut self, placed: u64) {
-        self.placed = placed;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
@@ -99,6 +90,18 @@ impl EventSourced for Desk {
         };
         self.out = Some(Deliverer::start(ctx, "desk", Arc::clone(&self.journal), settings).await?);
         Ok(())
+    }
+}
+
+impl Snapshots for Desk {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
-    SnapshotCriteria, SnapshotPolicy, SnapshotStore,
+    SnapshotCriteria, SnapshotPolicy, SnapshotStore, Snapshots,
 };
 use courier::prelude::*;
 use courier_delivery::testkit::History;
@@ -102,7 +102,6 @@ enum Add {
 impl EventSourced for Counter {
     type Command = Add;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -116,14 +115,6 @@ impl EventSourced for Counter {
         self.value += n;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.value
-    }
-
-    fn apply_snapshot(&mut self, value: u64) {
-        self.value = value;
-    }
-
     async fn recovery_completed(
         &mut self,
         _ctx: &mut PersistentContext<Self>,
@@ -132,6 +123,18 @@ impl EventSourced for Counter {
             let _ = tx.send(self.value);
         }
         Ok(())
+    }
+}
+
+impl Snapshots for Counter {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.value
+    }
+
+    fn apply_snapshot(&mut self, value: u64) {
+        self.value = value;
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::delivery::{AtLeastOnce, Delivery, ExactlyOnce, OutboxSettings, Redelivery};
-use courier::persistence::{Journal, MemoryStore};
+use courier::persistence::{Journal, MemoryStore, Snapshots};
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +39,6 @@ struct EsDesk {
 impl EventSourced for EsDesk {
     type Command = (u64, ReplyTo<u64>);
     type Event = Placed;
-    type Snapshot = ();
 
     async fn handle_command(
         &mut self,
@@ -56,10 +55,6 @@ impl EventSourced for EsDesk {
     }
 
     fn apply_event(&mut self, _: Placed) {}
-
-    fn to_snapshot(&self) {}
-
-    fn apply_snapshot(&mut self, (): ()) {}
 
     async fn recovery_completed(
         &mut self,
@@ -89,7 +84,6 @@ struct EsLedger {
 impl EventSourced for EsLedger {
     type Command = EsPayments;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -108,6 +102,10 @@ impl EventSourced for EsLedger {
     fn apply_event(&mut self, cents: u64) {
         self.total += cents;
     }
+}
+
+impl Snapshots for EsLedger {
+    type Snapshot = u64;
 
     fn to_snapshot(&self) -> u64 {
         self.total
@@ -125,30 +123,24 @@ async fn event_sourced_sender_and_receiver_wrap_in_a_few_lines() {
     let system = ActorSystem::new("wrap");
     let ledger = system
         .spawn(
-            Persistent::props(
-                "es-payments",
-                {
-                    let es = Arc::clone(&es);
-                    move || EsLedger {
-                        inbox: ExactlyOnce::new("es-payments", Arc::clone(&es)),
-                        total: 0,
-                    }
-                },
-                store.clone(),
-                store.clone(),
-            )
+            Persistent::props("es-payments", {
+                let es = Arc::clone(&es);
+                move || EsLedger {
+                    inbox: ExactlyOnce::new("es-payments", Arc::clone(&es)),
+                    total: 0,
+                }
+            })
+            .with_store(store.clone())
             .with_name("es-payments")
             .with_adapter::<Delivery<Charge>>(),
         )
         .expect("spawn");
     let out = AtLeastOnce::<Charge>::new("es-desk", Arc::clone(&es), fast());
     let desk = system
-        .spawn(Persistent::props(
-            "es-desk",
-            move || EsDesk { out: out.clone() },
-            store.clone(),
-            store.clone(),
-        ))
+        .spawn(
+            Persistent::props("es-desk", move || EsDesk { out: out.clone() })
+                .with_store(store.clone()),
+        )
         .expect("spawn");
     for order in 1..=5 {
         assert_eq!(desk.ask(|r| (order, r), SECOND).await.expect("ask"), order);

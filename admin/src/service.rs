@@ -104,7 +104,7 @@ impl AdminService {
     ///
     /// ```
     /// use courier::admin::{AdminService, AdminSettings};
-    /// use courier::persistence::{Effect, EventSourced, Journal, MemoryStore, PersistentContext};
+    /// use courier::persistence::{Journal, MemoryStore};
     /// use courier::prelude::*;
     /// use std::sync::Arc;
     ///
@@ -116,22 +116,11 @@ impl AdminService {
     /// impl EventSourced for Account {
     ///     type Command = u64;
     ///     type Event = Deposited;
-    ///     type Snapshot = u64;
-    ///     async fn handle_command(
-    ///         &mut self,
-    ///         n: u64,
-    ///         _: &mut PersistentContext<Self>,
-    ///     ) -> Result<Effect<Self>, BoxError> {
+    ///     async fn handle_command(&mut self, n: u64, _: &mut Ctx<Self>) -> Handled<Self> {
     ///         Ok(Effect::persist(Deposited(n)))
     ///     }
     ///     fn apply_event(&mut self, Deposited(n): Deposited) {
     ///         self.0 += n;
-    ///     }
-    ///     fn to_snapshot(&self) -> u64 {
-    ///         self.0
-    ///     }
-    ///     fn apply_snapshot(&mut self, n: u64) {
-    ///         self.0 = n;
     ///     }
     /// }
     ///

@@ -15,7 +15,7 @@ use courier::admin::{AdminService, AdminSettings};
 use courier::delivery::{DedupInbox, Deliverer, Delivery, OutboxSettings, Receipt, Redelivery};
 use courier::persistence::{
     DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest,
-    PersistentContext, StoreOptions, WriteBatch, encode_payload,
+    PersistentContext, Snapshots, StoreOptions, WriteBatch, encode_payload,
 };
 use courier::prelude::*;
 use courier::remote::{Node, Registry, RemoteSettings, TlsSettings, Transport};
@@ -472,7 +472,6 @@ struct Account(u64);
 impl EventSourced for Account {
     type Command = u64;
     type Event = Deposited;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -485,6 +484,10 @@ impl EventSourced for Account {
     fn apply_event(&mut self, event: Deposited) {
         self.0 += event.amount;
     }
+}
+
+impl Snapshots for Account {
+    type Snapshot = u64;
 
     fn to_snapshot(&self) -> u64 {
         self.0

@@ -13,6 +13,7 @@ use crate::error::BoxError;
 use crate::mailbox::Mailbox;
 use crate::path::ActorPath;
 use crate::supervision::{ChildFailure, SupervisorStrategy};
+use crate::system::ActorSystem;
 
 /// An actor: state plus a handler for one message type.
 ///
@@ -133,6 +134,36 @@ pub struct Terminated {
     /// The actor that stopped.
     pub path: ActorPath,
 }
+
+/// What [`ActorSystem::spawn`](crate::ActorSystem::spawn) and
+/// [`Context::spawn`] take: [`Props`] themselves, or a layer's builder that
+/// becomes props once it sees the system it is spawned in (the props of an
+/// event-sourced actor take the system's default journal so, and refuse to
+/// spawn without one). The core never learns what the builder resolved.
+pub trait IntoProps {
+    /// The actor these props spawn.
+    type Actor: Actor;
+
+    /// The props, resolved against `system`.
+    ///
+    /// # Errors
+    ///
+    /// Why these props cannot be spawned in `system`;
+    /// [`spawn`](crate::ActorSystem::spawn) returns it as the source of
+    /// [`Error::Props`](crate::Error::Props), and spawns nothing.
+    fn into_props(self, system: &ActorSystem) -> Result<Props<Self::Actor>, BoxError>;
+}
+
+impl<A: Actor> IntoProps for Props<A> {
+    type Actor = A;
+
+    fn into_props(self, _system: &ActorSystem) -> Result<Props<A>, BoxError> {
+        Ok(self)
+    }
+}
+
+/// The message type of the actor that `P` spawns.
+pub(crate) type ActorMsg<P> = <<P as IntoProps>::Actor as Actor>::Msg;
 
 pub(crate) type Factory<A> = Arc<dyn Fn() -> A + Send + Sync>;
 

@@ -276,11 +276,17 @@ impl<M: Send + 'static> ActorRef<M> {
     /// enqueued and is dropped with it.
     pub async fn send(&self, msg: M) -> Result<(), SendError<M>> {
         match &self.inner {
-            Inner::Local(cell) => cell
-                .mailbox
-                .send(Envelope::User(msg))
-                .await
-                .map_err(|env| SendError(env.into_msg())),
+            // tokio's own send, awaited right here rather than through
+            // `MailboxSender::send`: one future fewer on the per-message path.
+            Inner::Local(cell) => match &cell.mailbox {
+                MailboxSender::Bounded(tx) => tx
+                    .send(Envelope::User(msg))
+                    .await
+                    .map_err(|e| SendError(e.0.into_msg())),
+                MailboxSender::Unbounded(tx) => tx
+                    .send(Envelope::User(msg))
+                    .map_err(|e| SendError(e.0.into_msg())),
+            },
             Inner::Sink(s) => s.sink.send(msg).await,
         }
     }

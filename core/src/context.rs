@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::actor::{Actor, Props};
+use crate::actor::{Actor, ActorMsg, IntoProps};
 use crate::actor_ref::{ActorRef, LocalCell};
 use crate::adapter::{Registration, adapter};
 use crate::dead_letter::DeadLetterReason;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::extensions::Extensions;
 use crate::mailbox::Envelope;
 use crate::path::ActorPath;
@@ -104,7 +104,7 @@ impl<A: Actor> Context<A> {
     /// until it stops; registering `T` again replaces the mapping. An
     /// adapter that must be there from the spawn on (before `started`, and
     /// across restarts) belongs in the props:
-    /// [`Props::with_adapter`].
+    /// [`Props::with_adapter`](crate::Props::with_adapter).
     pub fn message_adapter<T: Send + 'static>(
         &mut self,
         map: impl Fn(T) -> A::Msg + Send + Sync + 'static,
@@ -146,7 +146,10 @@ impl<A: Actor> Context<A> {
     /// # Errors
     ///
     /// As [`ActorSystem::spawn`].
-    pub fn spawn<C: Actor>(&mut self, props: Props<C>) -> Result<ActorRef<C::Msg>> {
+    pub fn spawn<P: IntoProps>(&mut self, props: P) -> Result<ActorRef<ActorMsg<P>>> {
+        let props = props
+            .into_props(&self.system)
+            .map_err(|source| Error::Props { source })?;
         let parent = Parent::Actor {
             path: self.cell.path.clone(),
             sys: self.cell.sys.clone(),

@@ -79,6 +79,15 @@ pub enum Error {
     /// The system is shutting down and accepts no new actors.
     #[error("the actor system is shutting down")]
     ShuttingDown,
+    /// A builder's [`IntoProps`](crate::IntoProps) refused to become props
+    /// in this system (an event-sourced actor with no journal, say): the
+    /// source says why and how to fix it. Nothing was spawned.
+    #[error("the props cannot be spawned in this actor system")]
+    Props {
+        /// Why, as the builder reported it.
+        #[source]
+        source: BoxError,
+    },
     /// A setting is out of range.
     #[error("invalid setting {setting}: {reason}")]
     InvalidConfig {

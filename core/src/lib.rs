@@ -40,10 +40,11 @@ mod runtime;
 mod supervision;
 pub mod sync;
 mod system;
+mod system_channel;
 mod watcher;
 mod wire;
 
-pub use actor::{Actor, Props, Terminated};
+pub use actor::{Actor, IntoProps, Props, Terminated};
 pub use actor_ref::{ActorRef, BoxFuture, MessageSink, ReplyTo};
 pub use context::{Context, MAX_TIMER_DELAY, TimerKey};
 pub use dead_letter::{DeadLetter, DeadLetterReason};

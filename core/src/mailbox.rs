@@ -2,9 +2,10 @@
 //!
 //! User messages travel on a bounded or unbounded tokio channel; system
 //! messages (stop, watch, terminated, failure notices) travel on a separate
-//! unbounded channel that the actor drains before each user message, so a
-//! stop overtakes any backlog. Both channels are FIFO, which is what gives
-//! per sender–receiver ordering.
+//! channel (`system_channel`) that the actor checks before each user
+//! message, so a stop overtakes any backlog. Both channels are FIFO, which
+//! is what gives per sender–receiver ordering. The actor parks on the
+//! mailbox alone; a system message wakes it through a waker of its own.
 
 use tokio::sync::mpsc;
 
@@ -147,12 +148,36 @@ pub(crate) enum MailboxReceiver<M> {
 const UNBOUNDED_BATCH: usize = 64;
 
 impl<M> MailboxReceiver<M> {
-    /// Receives at least one envelope into `buf`; 0 means closed and empty.
-    /// Cancel safe: nothing is lost if the future is dropped.
-    pub(crate) async fn recv_into(&mut self, buf: &mut Vec<Envelope<M>>) -> usize {
+    /// Moves the next envelopes into `batch` (which must be empty), in
+    /// reverse order so that `batch.pop()` takes them in mailbox order; or
+    /// registers the task of `cx` to be woken when one arrives.
+    /// `Ready(false)` means closed and empty.
+    ///
+    /// Like every tokio receive, this spends the task's coop budget, so a
+    /// busy actor still yields to the other tasks of its worker.
+    #[inline]
+    pub(crate) fn poll_recv_into(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        batch: &mut Vec<Envelope<M>>,
+    ) -> std::task::Poll<bool> {
+        use std::task::Poll;
         match self {
-            Self::Bounded(rx) => rx.recv_many(buf, 1).await,
-            Self::Unbounded(rx) => rx.recv_many(buf, UNBOUNDED_BATCH).await,
+            Self::Bounded(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(env)) => {
+                    batch.push(env);
+                    Poll::Ready(true)
+                }
+                Poll::Ready(None) => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            },
+            Self::Unbounded(rx) => match rx.poll_recv_many(cx, batch, UNBOUNDED_BATCH) {
+                Poll::Ready(n) => {
+                    batch.reverse();
+                    Poll::Ready(n > 0)
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -160,16 +185,6 @@ impl<M> MailboxReceiver<M> {
         match self {
             Self::Bounded(rx) => rx.try_recv().ok(),
             Self::Unbounded(rx) => rx.try_recv().ok(),
-        }
-    }
-
-    /// `try_recv` on a bounded mailbox (which hands out one message at a
-    /// time, so its capacity stays exact); `None` on an unbounded one, which
-    /// refills its batch instead.
-    pub(crate) fn try_recv_bounded(&mut self) -> Option<Envelope<M>> {
-        match self {
-            Self::Bounded(rx) => rx.try_recv().ok(),
-            Self::Unbounded(_) => None,
         }
     }
 

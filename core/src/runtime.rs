@@ -2,7 +2,9 @@
 //!
 //! Invariants:
 //! - system messages are taken before each user message, so `Stop` overtakes
-//!   any backlog;
+//!   any backlog (the check is one atomic load, see `system_channel`);
+//! - a bounded mailbox hands over one message at a time, so its capacity
+//!   stays exact; an unbounded one up to 64 per wake-up;
 //! - a handler failure (error or panic) never escapes: it goes to the
 //!   supervisor strategy;
 //! - when the loop ends, children stop first, then the `stopped` hook runs,
@@ -17,7 +19,6 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::actor::{Actor, Factory, Terminated};
@@ -27,7 +28,17 @@ use crate::error::BoxError;
 use crate::mailbox::{Envelope, MailboxReceiver};
 use crate::supervision::{ChildFailure, Directive, Failure, SupervisorStrategy};
 use crate::system::Parent;
+use crate::system_channel::SystemReceiver;
 use crate::watcher::{SystemMsg, Watcher, WatcherId};
+
+/// What a timer's or an adapter's envelope holds for the handler.
+enum Opened<M> {
+    Msg(M),
+    /// A timer cancelled after it fired: nothing to handle.
+    Skip,
+    /// The adapter's mapping panicked.
+    Failed(Failure),
+}
 
 /// Whether the loop goes on after a step.
 enum Flow {
@@ -35,21 +46,15 @@ enum Flow {
     Stop,
 }
 
-enum Next<M> {
-    System(SystemMsg),
-    User(Envelope<M>),
-    Closed,
-}
-
 pub(crate) struct ActorLoop<A: Actor> {
     pub(crate) factory: Factory<A>,
     pub(crate) strategy: SupervisorStrategy,
     pub(crate) ctx: Context<A>,
     pub(crate) mailbox: MailboxReceiver<A::Msg>,
-    pub(crate) sys_rx: mpsc::UnboundedReceiver<SystemMsg>,
-    pub(crate) parent: Parent,
-    /// Messages taken from the mailbox in one batch, in reverse order.
+    /// Envelopes taken from the mailbox, in reverse order.
     pub(crate) batch: Vec<Envelope<A::Msg>>,
+    pub(crate) sys_rx: SystemReceiver,
+    pub(crate) parent: Parent,
     /// System messages that arrived during a restart backoff.
     pub(crate) pending_sys: VecDeque<SystemMsg>,
     pub(crate) watchers: HashMap<WatcherId, Watcher>,
@@ -70,98 +75,102 @@ impl<A: Actor> ActorLoop<A> {
         self.finish(actor).await;
     }
 
-    /// The hot path: a system message first, then the current batch, then
-    /// (bounded mailboxes) one `try_recv`, and only then a park.
+    /// The hot path: a system message first (one atomic load when there
+    /// is none), then the next user message from the batch, refilling it
+    /// from the mailbox (and parking there) only when it is empty. The user
+    /// message's handler runs right here, pinned in this frame: no
+    /// per-message future besides the handler's own.
     async fn message_loop(&mut self, actor: &mut Option<A>) {
         while !self.ctx.stop_requested {
-            let flow = if let Some(msg) = self.try_system() {
-                self.on_system(msg, actor).await
-            } else if let Some(env) = self.batch.pop() {
-                self.on_user(env, actor).await
-            } else if let Some(env) = self.mailbox.try_recv_bounded() {
-                // `try_recv` takes no coop budget: take one, so that a busy
-                // actor still yields to the other tasks of its worker.
-                tokio::task::coop::consume_budget().await;
-                self.on_user(env, actor).await
-            } else {
-                match self.wait().await {
-                    Next::System(msg) => self.on_system(msg, actor).await,
-                    Next::User(env) => self.on_user(env, actor).await,
-                    Next::Closed => Flow::Stop,
+            if let Some(msg) = self.try_system() {
+                if let Flow::Stop = self.on_system(msg, actor).await {
+                    return;
                 }
-            };
-            if let Flow::Stop = flow {
+                continue;
+            }
+            let Some(env) = self.batch.pop() else {
+                if std::future::poll_fn(|cx| self.poll_refill(cx)).await {
+                    continue;
+                }
                 return;
+            };
+            let msg = match env {
+                Envelope::User(msg) => msg,
+                other => match self.open(other) {
+                    Opened::Msg(msg) => msg,
+                    Opened::Skip => continue,
+                    Opened::Failed(failure) => {
+                        // Boxed, as below: the rare path stays out of the
+                        // hot future.
+                        if let Flow::Stop = Box::pin(self.recover(actor, failure)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let Some(instance) = actor.as_mut() else {
+                return;
+            };
+            let handled = {
+                let fut = std::pin::pin!(instance.handle(msg, &mut self.ctx));
+                guarded_pinned(fut).await
+            };
+            if let Err(failure) = handled {
+                if let Flow::Stop = Box::pin(self.recover(actor, failure)).await {
+                    return;
+                }
             }
         }
     }
 
+    #[inline]
     fn try_system(&mut self) -> Option<SystemMsg> {
-        if let Some(msg) = self.pending_sys.pop_front() {
-            return Some(msg);
+        // `is_empty` first: a `pop_front` on the (nearly always) empty
+        // queue costs more, on the per-message path.
+        if !self.pending_sys.is_empty() {
+            return self.pending_sys.pop_front();
         }
-        self.sys_rx.try_recv().ok()
+        self.sys_rx.try_recv()
     }
 
-    /// Parks until a message arrives. The system channel was checked just
-    /// before, so the mailbox is polled first.
-    async fn wait(&mut self) -> Next<A::Msg> {
-        tokio::select! {
-            biased;
-            n = self.mailbox.recv_into(&mut self.batch) => {
-                if n == 0 {
-                    return Next::Closed;
-                }
-                self.batch.reverse();
-                match self.batch.pop() {
-                    Some(env) => Next::User(env),
-                    None => Next::Closed,
-                }
-            }
-            msg = self.sys_rx.recv() => match msg {
-                Some(msg) => Next::System(msg),
-                // The cell we hold keeps a sender alive; treat the impossible
-                // as a stop rather than spin.
-                None => Next::Closed,
-            },
+    /// Refills the (empty) batch from the mailbox; `Ready(true)` also when
+    /// a system message may be waiting, `Ready(false)` when the mailbox is
+    /// closed and empty. One wake-up source: the task parks on the mailbox
+    /// alone, and a system message wakes it through the system channel's
+    /// own waker (see `system_channel`).
+    #[inline]
+    fn poll_refill(&mut self, cx: &mut std::task::Context<'_>) -> Poll<bool> {
+        if let Poll::Ready(open) = self.mailbox.poll_recv_into(cx, &mut self.batch) {
+            return Poll::Ready(open);
         }
+        if self.sys_rx.poll_pending(cx) {
+            return Poll::Ready(true);
+        }
+        Poll::Pending
     }
 
-    async fn on_user(&mut self, env: Envelope<A::Msg>, actor: &mut Option<A>) -> Flow {
-        let msg = match env {
-            Envelope::User(msg) => msg,
+    /// The message inside a timer's or an adapter's envelope, if it is
+    /// still to be handled.
+    #[cold]
+    fn open(&mut self, env: Envelope<A::Msg>) -> Opened<A::Msg> {
+        match env {
+            Envelope::User(msg) => Opened::Msg(msg),
             Envelope::Timer { key, repeat, msg } => {
-                if !self.ctx.accept_timer(key, repeat) {
-                    return Flow::Continue;
+                if self.ctx.accept_timer(key, repeat) {
+                    Opened::Msg(msg)
+                } else {
+                    Opened::Skip
                 }
-                msg
             }
             // The mapping is the user's code: a panic in it is a failure of
             // this actor, like one in its handler.
             Envelope::Adapted(adapted) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| adapted.into_msg())) {
-                    Ok(msg) => msg,
-                    Err(panic) => {
-                        let failure = Failure::Panic(panic_message(panic));
-                        return Box::pin(self.recover(actor, failure)).await;
-                    }
+                    Ok(msg) => Opened::Msg(msg),
+                    Err(panic) => Opened::Failed(Failure::Panic(panic_message(panic))),
                 }
             }
-        };
-        let Some(instance) = actor.as_mut() else {
-            return Flow::Stop;
-        };
-        // Pinned in place rather than moved into a wrapper future: this is
-        // the per-message path.
-        let handled = {
-            let fut = std::pin::pin!(instance.handle(msg, &mut self.ctx));
-            guarded_pinned(fut).await
-        };
-        match handled {
-            Ok(()) => Flow::Continue,
-            // Boxed so that the rare failure path does not bloat the hot
-            // future.
-            Err(failure) => Box::pin(self.recover(actor, failure)).await,
         }
     }
 
@@ -290,9 +299,9 @@ impl<A: Actor> ActorLoop<A> {
         loop {
             tokio::select! {
                 biased;
-                msg = self.sys_rx.recv() => match msg {
-                    Some(SystemMsg::Stop) | None => return Flow::Stop,
-                    Some(other) => self.pending_sys.push_back(other),
+                msg = std::future::poll_fn(|cx| self.sys_rx.poll_recv(cx)) => match msg {
+                    SystemMsg::Stop => return Flow::Stop,
+                    other => self.pending_sys.push_back(other),
                 },
                 () = &mut sleep => return Flow::Continue,
             }
@@ -333,7 +342,7 @@ impl<A: Actor> ActorLoop<A> {
         // later sends fail (and become dead letters at the sender), so no
         // message can slip in between the drain and the end.
         self.mailbox.close();
-        for env in self.batch.drain(..) {
+        for env in self.batch.drain(..).rev() {
             dead_envelope(&cell, env);
         }
         while let Some(env) = self.mailbox.try_recv() {
@@ -341,7 +350,7 @@ impl<A: Actor> ActorLoop<A> {
         }
 
         self.sys_rx.close();
-        let late = std::iter::from_fn(|| self.sys_rx.try_recv().ok());
+        let late = self.sys_rx.drain();
         for msg in self.pending_sys.drain(..).chain(late) {
             if let SystemMsg::Watch(watcher) = msg {
                 self.watchers.insert(watcher.id(), watcher);

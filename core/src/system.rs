@@ -10,9 +10,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::actor::{Actor, Props};
+use crate::actor::{Actor, ActorMsg, IntoProps, Props};
 use crate::actor_ref::{ActorRef, LocalCell};
 use crate::adapter::Registration;
 use crate::context::{ChildHandle, Context, stop_all};
@@ -24,6 +24,7 @@ use crate::path::{ActorPath, validate_name};
 use crate::runtime::ActorLoop;
 use crate::supervision::ChildFailure;
 use crate::sync;
+use crate::system_channel::system_channel;
 use crate::watcher::{SystemMsg, SystemSender, next_uid};
 
 /// Settings of an [`ActorSystem`].
@@ -255,8 +256,12 @@ impl ActorSystem {
     ///
     /// [`Error::NameTaken`] if a live actor has the path,
     /// [`Error::InvalidName`], [`Error::InvalidConfig`] for a zero-capacity
-    /// mailbox, [`Error::ShuttingDown`], or [`Error::NoRuntime`].
-    pub fn spawn<A: Actor>(&self, props: Props<A>) -> Result<ActorRef<A::Msg>> {
+    /// mailbox, [`Error::ShuttingDown`], [`Error::NoRuntime`], or
+    /// [`Error::Props`] when a builder's [`IntoProps`] refused this system.
+    pub fn spawn<P: IntoProps>(&self, props: P) -> Result<ActorRef<ActorMsg<P>>> {
+        let props = props
+            .into_props(self)
+            .map_err(|source| Error::Props { source })?;
         let (actor_ref, _) = self.spawn_in(Parent::System(self.clone()), props)?;
         Ok(actor_ref)
     }
@@ -284,7 +289,7 @@ impl ActorSystem {
         };
         let uid = next_uid();
         let (mailbox_tx, mailbox_rx) = props.mailbox.channel();
-        let (sys_tx, sys_rx) = mpsc::unbounded_channel();
+        let (sys_tx, sys_rx) = system_channel();
         let (terminated_tx, terminated_rx) = watch::channel(false);
         let cell = Arc::new(LocalCell {
             path: path.clone(),
@@ -326,9 +331,9 @@ impl ActorSystem {
             strategy: props.supervisor,
             ctx: Context::new(cell, self.clone()),
             mailbox: mailbox_rx,
+            batch: Vec::new(),
             sys_rx,
             parent,
-            batch: Vec::new(),
             pending_sys: VecDeque::new(),
             watchers: HashMap::new(),
             restarts: VecDeque::new(),

@@ -8,10 +8,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::path::ActorPath;
 use crate::supervision::ChildFailure;
+pub(crate) use crate::system_channel::SystemSender;
 
 /// Identities for actors and watchers, unique within the process.
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -80,8 +81,6 @@ impl Watcher {
         }
     }
 }
-
-pub(crate) type SystemSender = mpsc::UnboundedSender<SystemMsg>;
 
 /// Messages about an actor's life, kept apart from user messages.
 #[derive(Debug)]

@@ -249,3 +249,44 @@ async fn paths_with_a_scheme_go_to_the_registered_resolver() {
         Err(Error::WrongMessageType { .. })
     ));
 }
+
+/// A builder that becomes props only in a system that has what it needs
+/// (here: a `Ready` extension set to true).
+struct NeedsReady(courier_core::Props<Recorder>);
+
+#[derive(Default)]
+struct Ready(std::sync::atomic::AtomicBool);
+
+impl courier_core::IntoProps for NeedsReady {
+    type Actor = Recorder;
+
+    fn into_props(
+        self,
+        system: &ActorSystem,
+    ) -> Result<courier_core::Props<Recorder>, courier_core::BoxError> {
+        if system.extension::<Ready>().0.load(Ordering::SeqCst) {
+            Ok(self.0)
+        } else {
+            Err("the system is not ready".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn props_refused_by_their_builder_spawn_nothing() {
+    let system = system();
+    let props = || NeedsReady(recorder(Mailbox::unbounded()).with_name("gated"));
+    let refused = system.spawn(props());
+    match refused {
+        Err(Error::Props { source }) => assert_eq!(source.to_string(), "the system is not ready"),
+        other => panic!("expected Error::Props, got {:?}", other.err()),
+    }
+    assert!(
+        system.lookup::<Msg>("/user/gated").is_err(),
+        "nothing spawned"
+    );
+    system.extension::<Ready>().0.store(true, Ordering::SeqCst);
+    let gated = system.spawn(props()).expect("ready now");
+    assert_eq!(gated.path().as_str(), "/user/gated");
+    system.shutdown().await;
+}

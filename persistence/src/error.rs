@@ -133,6 +133,21 @@ pub enum Error {
         /// Where the write started.
         got: SeqNr,
     },
+    /// A persistent actor's props name no journal (or, for a state that
+    /// takes snapshots, no snapshot store) and the actor system has no
+    /// default: nothing was spawned, and no store is ever picked silently.
+    #[error(
+        "persistence id {persistence_id:?} has no {what}: give its props one \
+         (`.with_store(store)`) or set the actor system's default \
+         (`Persistence::of(&system).set_store(store)`, or \
+         `config.persistence.open_as_default(&system)`)"
+    )]
+    NoStore {
+        /// `"journal"` or `"snapshot store"`.
+        what: &'static str,
+        /// The actor's persistence id.
+        persistence_id: String,
+    },
     /// The input itself is invalid (empty id, non-contiguous events, …).
     #[error("invalid {what}: {reason}")]
     Invalid {

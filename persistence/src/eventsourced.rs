@@ -1,13 +1,17 @@
 //! Event-sourced actors: state rebuilt from a journal of events.
 //!
 //! Implement [`EventSourced`] for your state and spawn it with
-//! [`Persistent::props`]. A command handler looks at the state and returns an
-//! [`Effect`]: events to persist and what to do after. The adapter then
+//! [`Persistent::props`] (its journal is the system's default,
+//! [`Persistence`](crate::Persistence), unless the props name one). A
+//! command handler looks at the state and returns an [`Effect`]: events to
+//! persist and what to do after. The adapter then
 //!
 //! 1. writes the events (and any extra records) as one atomic, durable batch;
 //! 2. applies them to the state, in order;
 //! 3. runs the follow-up effects (replies, tells);
-//! 4. takes a snapshot if the policy says so.
+//! 4. takes a snapshot if the policy says so (a state that takes snapshots
+//!    has a [`SnapshotForm`]: it is its own snapshot, or it implements
+//!    [`Snapshots`]).
 //!
 //! The next command is taken only after all of that, so commands never see
 //! state that is not durable. A failed write stops the actor: its state can
@@ -30,15 +34,25 @@ use crate::record::{Manifest, decode_payload};
 
 mod effect;
 mod persistent;
+mod props;
 mod settings;
+mod snapshots;
 mod status;
 
 pub use effect::Effect;
-pub use persistent::{Persistent, PersistentContext};
+pub use persistent::{Ctx, Handled, Persistent, PersistentContext};
+pub use props::PersistentProps;
 pub use settings::{PersistentSettings, SnapshotPolicy};
+pub use snapshots::{SnapshotCodec, SnapshotForm, Snapshots, ViaSnapshots, WholeState};
 pub use status::{PersistenceStatus, PersistentInfo, RecoveryStatus};
 
-/// State that is changed only by events, and rebuilt by replaying them.
+/// State that is changed only by events, and rebuilt by replaying them
+/// (Akka's `PersistentActor`).
+///
+/// Snapshots are optional: a state that derives `Serialize` and
+/// `Deserialize` is its own snapshot; one with transient fields implements
+/// [`Snapshots`] as well; either way the props ask for them
+/// ([`snapshot_every`](PersistentProps::snapshot_every)).
 ///
 /// # Examples
 ///
@@ -46,10 +60,10 @@ pub use status::{PersistenceStatus, PersistentInfo, RecoveryStatus};
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use courier::prelude::*;
-/// use courier::persistence::{Effect, EventSourced, MemoryStore, Persistent, PersistentContext};
+/// use courier::persistence::{Ctx, Handled, MemoryStore, Persistence};
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Default)]
+/// #[derive(Default, Serialize, Deserialize)]
 /// struct Counter {
 ///     value: u64,
 /// }
@@ -64,13 +78,8 @@ pub use status::{PersistenceStatus, PersistentInfo, RecoveryStatus};
 /// impl EventSourced for Counter {
 ///     type Command = Command;
 ///     type Event = Added;
-///     type Snapshot = u64;
 ///
-///     async fn handle_command(
-///         &mut self,
-///         cmd: Command,
-///         _ctx: &mut PersistentContext<Self>,
-///     ) -> Result<Effect<Self>, BoxError> {
+///     async fn handle_command(&mut self, cmd: Command, _ctx: &mut Ctx<Self>) -> Handled<Self> {
 ///         let Command::Add(n, reply) = cmd;
 ///         Ok(Effect::persist(Added(n)).reply(reply, |state: &Self| state.value))
 ///     }
@@ -78,21 +87,13 @@ pub use status::{PersistenceStatus, PersistentInfo, RecoveryStatus};
 ///     fn apply_event(&mut self, Added(n): Added) {
 ///         self.value += n;
 ///     }
-///
-///     fn to_snapshot(&self) -> u64 {
-///         self.value
-///     }
-///
-///     fn apply_snapshot(&mut self, value: u64) {
-///         self.value = value;
-///     }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> anyhow::Result<()> {
-/// let store = Arc::new(MemoryStore::memory()?);
 /// let system = ActorSystem::new("docs");
-/// let counter = system.spawn(Persistent::props("counter-1", Counter::default, store.clone(), store))?;
+/// Persistence::of(&system).set_store(Arc::new(MemoryStore::memory()?));
+/// let counter = system.spawn(Persistent::props("counter-1", Counter::default).snapshot_every(100))?;
 /// let value = counter.ask(|r| Command::Add(5, r), Duration::from_secs(1)).await?;
 /// assert_eq!(value, 5);
 /// # Ok(())
@@ -103,19 +104,12 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
     type Command: Send + 'static;
     /// What happened; stored in the journal.
     type Event: Serialize + DeserializeOwned + Send + 'static;
-    /// The stored form of the state, for snapshots.
-    type Snapshot: Serialize + DeserializeOwned + Send + 'static;
 
     /// The manifest this version writes events with. Bump the version when
     /// the event type changes shape, and teach
     /// [`upcast_event`](Self::upcast_event) to read the old one.
     fn event_manifest() -> Manifest {
         Manifest::new(type_name::<Self::Event>(), 1)
-    }
-
-    /// The manifest this version writes snapshots with.
-    fn snapshot_manifest() -> Manifest {
-        Manifest::new(type_name::<Self::Snapshot>(), 1)
     }
 
     /// Decides what a command does. The persisted state changes only
@@ -138,12 +132,6 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
     /// replay, so it must be deterministic and free of side effects.
     fn apply_event(&mut self, event: Self::Event);
 
-    /// The state as a snapshot.
-    fn to_snapshot(&self) -> Self::Snapshot;
-
-    /// Replaces the state with a snapshot's.
-    fn apply_snapshot(&mut self, snapshot: Self::Snapshot);
-
     /// Reads a stored event of any version. The default reads only the
     /// current [`event_manifest`](Self::event_manifest).
     ///
@@ -157,25 +145,6 @@ pub trait EventSourced: Send + Sync + Sized + 'static {
             return Err(format!(
                 "unknown event manifest {}/v{} (this version reads {}/v{})",
                 manifest.type_name, manifest.version, current.type_name, current.version
-            )
-            .into());
-        }
-        Ok(decode_payload(payload)?)
-    }
-
-    /// Reads a stored snapshot of any version. The default reads only the
-    /// current [`snapshot_manifest`](Self::snapshot_manifest).
-    ///
-    /// # Errors
-    ///
-    /// When the manifest is unknown or the payload does not decode; recovery
-    /// then falls back to an older snapshot.
-    fn upcast_snapshot(manifest: &Manifest, payload: &[u8]) -> Result<Self::Snapshot, BoxError> {
-        let current = Self::snapshot_manifest();
-        if *manifest != current {
-            return Err(format!(
-                "unknown snapshot manifest {}/v{}",
-                manifest.type_name, manifest.version
             )
             .into());
         }

@@ -27,6 +27,7 @@ mod engine;
 mod epoch;
 mod error;
 mod eventsourced;
+mod extension;
 #[cfg(feature = "fjall")]
 mod fjall_engine;
 pub mod format;
@@ -49,9 +50,11 @@ pub use engine::{Engine, EngineOp, Entry, MemoryEngine, Visitor};
 pub use epoch::{STORE_EPOCH_KEY, STORE_NAMESPACE, store_epoch};
 pub use error::{Error, Result};
 pub use eventsourced::{
-    Effect, EventSourced, PersistenceStatus, Persistent, PersistentContext, PersistentInfo,
-    PersistentSettings, RecoveryStatus, SnapshotPolicy,
+    Ctx, Effect, EventSourced, Handled, PersistenceStatus, Persistent, PersistentContext,
+    PersistentInfo, PersistentProps, PersistentSettings, RecoveryStatus, SnapshotCodec,
+    SnapshotForm, SnapshotPolicy, Snapshots, ViaSnapshots, WholeState,
 };
+pub use extension::Persistence;
 #[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;
 pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};

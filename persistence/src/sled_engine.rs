@@ -165,13 +165,54 @@ impl Engine for SledEngine {
         "sled"
     }
 
-    /// Flushes, then drops the database, which releases its file lock once
-    /// sled's flusher thread has stopped. After an I/O error sled's drop may
-    /// never return (its flush can wait for a write that failed): the store
-    /// calls this on a thread of its own and gives up waiting after a while.
+    /// Flushes, drops the database, then waits until sled has let go of
+    /// its file lock, so that the directory can be opened again as soon as
+    /// this returns. sled 0.34 releases the lock only when the last handle
+    /// to its files goes, and some go in its deferred (epoch-based) cleanup
+    /// after `Db`'s drop has returned: opening the directory at once failed
+    /// now and then with `WouldBlock` before this wait. After an I/O error
+    /// sled's drop may never return (its flush can wait for a write that
+    /// failed): the store calls this on a thread of its own and gives up
+    /// waiting after a while.
     fn close(self) -> Result<()> {
         let flushed = self.db.flush().map(drop).map_err(|e| self.err(e));
         drop(self.db);
-        flushed
+        flushed?;
+        wait_for_lock_release(&self.path.join("db"), RELEASE_WITHIN)
+    }
+}
+
+/// How long [`SledEngine::close`] waits for sled to let go of its lock.
+const RELEASE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the exclusive lock on `file` can be taken (and releases it
+/// at once): then no handle of sled's holds it any more. A lock is held per
+/// open file, so this process's own sled handles block it as another
+/// process's would.
+fn wait_for_lock_release(file: &Path, within: std::time::Duration) -> Result<()> {
+    use fs2::FileExt;
+    let Ok(handle) = std::fs::OpenOptions::new().read(true).open(file) else {
+        // No lock file (the directory was removed): nothing holds it.
+        return Ok(());
+    };
+    let deadline = std::time::Instant::now() + within;
+    let mut pause = std::time::Duration::from_micros(100);
+    loop {
+        match FileExt::try_lock_exclusive(&handle) {
+            Ok(()) => {
+                let _ = FileExt::unlock(&handle);
+                return Ok(());
+            }
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(Error::Storage(Box::new(std::io::Error::other(format!(
+                    "sled still holds its lock on {} after {within:?}: {e}",
+                    file.display()
+                )))));
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use courier_core::{ActorSystem, BoxError, Props, ReplyTo};
 use courier_persistence::{
     DurableStore, Effect, EngineKind, EventSourced, Journal, Persistent, PersistentContext,
-    PersistentSettings, ReplayRange, SnapshotPolicy, replay,
+    PersistentSettings, ReplayRange, SnapshotPolicy, Snapshots, replay,
 };
 use courier_test_support::Rng;
 use courier_test_support::crash::{Child, Plan, child_runtime};
@@ -44,7 +44,6 @@ struct Incremented;
 impl EventSourced for Counter {
     type Command = Cmd;
     type Event = Incremented;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -63,6 +62,10 @@ impl EventSourced for Counter {
     fn apply_event(&mut self, _: Incremented) {
         self.value += 1;
     }
+}
+
+impl Snapshots for Counter {
+    type Snapshot = u64;
 
     fn to_snapshot(&self) -> u64 {
         self.value

@@ -10,8 +10,8 @@ use courier_core::DeadLetter;
 use courier_core::{ActorRef, ActorSystem, BoxError, ReplyTo, SupervisorStrategy};
 use courier_persistence::{
     Effect, EventSourced, Journal, Manifest, MemoryStore, Persistent, PersistentContext,
-    PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy, SnapshotStore, Store,
-    decode_payload,
+    PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy, SnapshotStore, Snapshots,
+    Store, decode_payload,
 };
 use serde::{Deserialize, Serialize};
 use support::TestEngine;
@@ -43,7 +43,6 @@ struct Appended(u64);
 impl EventSourced for Ledger {
     type Command = Cmd;
     type Event = Appended;
-    type Snapshot = Vec<u64>;
 
     async fn handle_command(
         &mut self,
@@ -78,20 +77,24 @@ impl EventSourced for Ledger {
         self.entries.push(v);
     }
 
-    fn to_snapshot(&self) -> Vec<u64> {
-        self.entries.clone()
-    }
-
-    fn apply_snapshot(&mut self, entries: Vec<u64>) {
-        self.entries = entries;
-    }
-
     async fn recovery_completed(
         &mut self,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
         self.recovered_with = Some(self.entries.len());
         Ok(())
+    }
+}
+
+impl Snapshots for Ledger {
+    type Snapshot = Vec<u64>;
+
+    fn to_snapshot(&self) -> Vec<u64> {
+        self.entries.clone()
+    }
+
+    fn apply_snapshot(&mut self, entries: Vec<u64>) {
+        self.entries = entries;
     }
 }
 
@@ -179,12 +182,7 @@ async fn commands_wait_while_a_persist_is_in_flight() {
     );
     let system = ActorSystem::new("a");
     let actor = system
-        .spawn(Persistent::props(
-            "ledger-1",
-            Ledger::default,
-            store.clone(),
-            store.clone(),
-        ))
+        .spawn(Persistent::props("ledger-1", Ledger::default).with_store(store.clone()))
         .expect("spawn");
     let mut asks = Vec::new();
     for len in 0..5 {
@@ -457,7 +455,6 @@ enum CmdV2 {
 impl EventSourced for LedgerV2 {
     type Command = CmdV2;
     type Event = AppendedV2;
-    type Snapshot = Vec<(u64, String)>;
 
     fn event_manifest() -> Manifest {
         Manifest::new("ledger.Appended", 2)
@@ -496,6 +493,10 @@ impl EventSourced for LedgerV2 {
     fn apply_event(&mut self, e: AppendedV2) {
         self.entries.push((e.value, e.note));
     }
+}
+
+impl Snapshots for LedgerV2 {
+    type Snapshot = Vec<(u64, String)>;
 
     fn to_snapshot(&self) -> Self::Snapshot {
         self.entries.clone()
@@ -519,12 +520,7 @@ async fn events_of_an_older_schema_are_upcast_on_replay() {
 
     let system = ActorSystem::new("v2");
     let v2 = system
-        .spawn(Persistent::props(
-            "ledger-1",
-            LedgerV2::default,
-            store.clone(),
-            store.clone(),
-        ))
+        .spawn(Persistent::props("ledger-1", LedgerV2::default).with_store(store.clone()))
         .expect("spawn");
     v2.ask(|r| CmdV2::Append(9, "new".into(), r), SECOND)
         .await

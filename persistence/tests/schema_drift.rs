@@ -9,8 +9,8 @@ use std::time::Duration;
 use courier_core::{ActorSystem, BoxError, ReplyTo};
 use courier_persistence::{
     Effect, EventRecord, EventSourced, Journal, MemoryStore, Persistent, PersistentContext,
-    PersistentSettings, Snapshot, SnapshotMetadata, SnapshotStore, WriteBatch, decode_payload,
-    encode_payload,
+    PersistentSettings, Snapshot, SnapshotMetadata, SnapshotStore, Snapshots, WriteBatch,
+    decode_payload, encode_payload,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,6 @@ struct Get(ReplyTo<Vec<Note>>);
 impl EventSourced for Notes {
     type Command = Get;
     type Event = Note;
-    type Snapshot = Vec<Note>;
 
     async fn handle_command(
         &mut self,
@@ -58,6 +57,10 @@ impl EventSourced for Notes {
     fn apply_event(&mut self, note: Note) {
         self.notes.push(note);
     }
+}
+
+impl Snapshots for Notes {
+    type Snapshot = Vec<Note>;
 
     fn to_snapshot(&self) -> Vec<Note> {
         self.notes.clone()

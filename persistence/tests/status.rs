@@ -7,7 +7,7 @@ use std::time::Duration;
 use courier_core::{ActorSystem, BoxError, ReplyTo};
 use courier_persistence::{
     Effect, EventSourced, MemoryStore, PersistenceStatus, Persistent, PersistentContext,
-    PersistentInfo, PersistentSettings, RecoveryStatus, SnapshotPolicy,
+    PersistentInfo, PersistentSettings, RecoveryStatus, SnapshotPolicy, Snapshots,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -32,7 +32,6 @@ enum Cmd {
 impl EventSourced for Tally {
     type Command = Cmd;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -59,20 +58,24 @@ impl EventSourced for Tally {
         self.total += n;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.total
-    }
-
-    fn apply_snapshot(&mut self, total: u64) {
-        self.total = total;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
         self.recovered = Some(ctx.persistence_status());
         Ok(())
+    }
+}
+
+impl Snapshots for Tally {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.total
+    }
+
+    fn apply_snapshot(&mut self, total: u64) {
+        self.total = total;
     }
 }
 
@@ -111,12 +114,16 @@ async fn handlers_mutate_transient_state_and_see_seq_nr_snapshot_and_recovery() 
         (2, 2, None)
     );
     let (_, status) = tally.ask(Cmd::AddTwo, SECOND).await.expect("ask");
-    // The fourth event crossed the snapshot interval.
-    assert_eq!((status.seq_nr, status.last_snapshot), (4, Some(4)));
+    // The fourth event crossed the snapshot interval: the snapshot is taken
+    // after the command's follow-ups (the reply does not wait for it), and
+    // before the next command, which sees it.
+    assert_eq!((status.seq_nr, status.last_snapshot), (4, None));
+    let (_, seen) = tally.ask(Cmd::Look, SECOND).await.expect("ask");
+    assert_eq!((seen.seq_nr, seen.last_snapshot), (4, Some(4)));
     let (_, status) = tally.ask(Cmd::AddTwo, SECOND).await.expect("ask");
     assert_eq!((status.seq_nr, status.last_snapshot), (6, Some(4)));
     let (commands, seen) = tally.ask(Cmd::Look, SECOND).await.expect("ask");
-    assert_eq!((commands, seen.seq_nr), (5, 6));
+    assert_eq!((commands, seen.seq_nr), (6, 6));
     system.shutdown().await;
 
     // A new incarnation: transient state starts over, recovery reports the

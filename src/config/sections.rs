@@ -135,6 +135,44 @@ impl PersistenceConfig {
         let options = StoreOptions::new().max_group(self.group_commit_max);
         DurableStore::open_engine(kind, &self.path, self.cache_capacity, options)
     }
+
+    /// Opens the store as [`open`](Self::open) does and makes it the
+    /// default journal and snapshot store of `system`
+    /// ([`Persistence`](courier_persistence::Persistence)): the one its
+    /// persistent actors use when their props name none (Akka's journal
+    /// plugin from `application.conf`). Returns it for the senders and
+    /// receivers that take a journal.
+    ///
+    /// ```
+    /// use courier::config::Config;
+    /// use courier::persistence::Persistence;
+    /// use courier::ActorSystem;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("data").display().to_string().replace('\\', "/");
+    /// let config = Config::from_str(&format!("[persistence]\npath = \"{path}\"\n"))?;
+    /// let system = ActorSystem::new("docs");
+    /// let store = config.persistence.open_as_default(&system)?;
+    /// assert!(Persistence::of(&system).journal().is_some());
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); the system's defaults are then unchanged.
+    #[cfg(any(feature = "sled", feature = "fjall"))]
+    pub fn open_as_default(
+        &self,
+        system: &courier_core::ActorSystem,
+    ) -> courier_persistence::Result<std::sync::Arc<DurableStore>> {
+        let store = std::sync::Arc::new(self.open()?);
+        courier_persistence::Persistence::of(system).set_store(std::sync::Arc::clone(&store));
+        Ok(store)
+    }
 }
 
 fn default_path() -> PathBuf {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use courier::delivery::{Deliverer, OutboxSettings, Redelivery};
 use courier::persistence::postgres::{Password, PostgresSettings, PostgresStore};
-use courier::persistence::{Effect, EventSourced, Journal, PersistentContext};
+use courier::persistence::{Effect, EventSourced, Journal, PersistentContext, Snapshots};
 use courier::prelude::*;
 
 /// The test database's URL, or `None` (with a notice) outside CI.
@@ -87,7 +87,6 @@ impl Desk {
 impl EventSourced for Desk {
     type Command = DeskCmd;
     type Event = u64;
-    type Snapshot = u64;
 
     async fn handle_command(
         &mut self,
@@ -117,14 +116,6 @@ impl EventSourced for Desk {
         self.placed = order;
     }
 
-    fn to_snapshot(&self) -> u64 {
-        self.placed
-    }
-
-    fn apply_snapshot(&mut self, placed: u64) {
-        self.placed = placed;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
@@ -137,5 +128,17 @@ impl EventSourced for Desk {
         };
         self.out = Some(Deliverer::start(ctx, "desk", Arc::clone(&self.journal), settings).await?);
         Ok(())
+    }
+}
+
+impl Snapshots for Desk {
+    type Snapshot = u64;
+
+    fn to_snapshot(&self) -> u64 {
+        self.placed
+    }
+
+    fn apply_snapshot(&mut self, placed: u64) {
+        self.placed = placed;
     }
 }

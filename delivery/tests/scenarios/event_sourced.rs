@@ -25,7 +25,6 @@ enum BookCmd {
 impl EventSourced for OrderBook {
     type Command = BookCmd;
     type Event = BookEvent;
-    type Snapshot = Vec<(u64, u64)>;
 
     async fn handle_command(
         &mut self,
@@ -60,14 +59,6 @@ impl EventSourced for OrderBook {
         self.placed.push((order, delivery));
     }
 
-    fn to_snapshot(&self) -> Vec<(u64, u64)> {
-        self.placed.clone()
-    }
-
-    fn apply_snapshot(&mut self, snapshot: Vec<(u64, u64)>) {
-        self.placed = snapshot;
-    }
-
     async fn recovery_completed(
         &mut self,
         ctx: &mut PersistentContext<Self>,
@@ -75,6 +66,18 @@ impl EventSourced for OrderBook {
         self.out =
             Some(Deliverer::start(ctx, "order-book", Arc::clone(&self.journal), settings()).await?);
         Ok(())
+    }
+}
+
+impl Snapshots for OrderBook {
+    type Snapshot = Vec<(u64, u64)>;
+
+    fn to_snapshot(&self) -> Vec<(u64, u64)> {
+        self.placed.clone()
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Vec<(u64, u64)>) {
+        self.placed = snapshot;
     }
 }
 
@@ -123,7 +126,6 @@ enum StockCmd {
 impl EventSourced for Stock {
     type Command = StockCmd;
     type Event = u64;
-    type Snapshot = Vec<u64>;
 
     async fn handle_command(
         &mut self,
@@ -156,20 +158,24 @@ impl EventSourced for Stock {
         self.received.push(order);
     }
 
-    fn to_snapshot(&self) -> Vec<u64> {
-        self.received.clone()
-    }
-
-    fn apply_snapshot(&mut self, snapshot: Vec<u64>) {
-        self.received = snapshot;
-    }
-
     async fn recovery_completed(
         &mut self,
         _ctx: &mut PersistentContext<Self>,
     ) -> Result<(), BoxError> {
         self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "stock").await?);
         Ok(())
+    }
+}
+
+impl Snapshots for Stock {
+    type Snapshot = Vec<u64>;
+
+    fn to_snapshot(&self) -> Vec<u64> {
+        self.received.clone()
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Vec<u64>) {
+        self.received = snapshot;
     }
 }
 
@@ -184,17 +190,13 @@ fn stock(
     let (journal, dups): (Arc<dyn Journal>, _) = (store.clone(), Arc::clone(&duplicates));
     let actor = system
         .spawn(
-            Persistent::props(
-                "stock",
-                move || Stock {
-                    journal: Arc::clone(&journal),
-                    received: Vec::new(),
-                    inbox: None,
-                    duplicates: Arc::clone(&dups),
-                },
-                store.clone(),
-                store.clone(),
-            )
+            Persistent::props("stock", move || Stock {
+                journal: Arc::clone(&journal),
+                received: Vec::new(),
+                inbox: None,
+                duplicates: Arc::clone(&dups),
+            })
+            .with_store(store.clone())
             .with_name("stock-actor"),
         )
         .expect("spawn stock");

@@ -13,7 +13,7 @@ use courier::delivery::{
 };
 use courier::persistence::{
     Effect, EventSourced, Journal, Persistent, PersistentContext, PersistentSettings,
-    SnapshotPolicy, SnapshotStore,
+    SnapshotPolicy, SnapshotStore, Snapshots,
 };
 use courier::prelude::*;
 use courier::{DeadLetter, DeadLetterReason};

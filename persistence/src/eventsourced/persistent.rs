@@ -10,7 +10,9 @@ use courier_core::{Actor, BoxError, Context, Props};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{EventSourced, PersistenceStatus, PersistentSettings, RecoveryStatus};
+use super::props::PersistentProps;
+use super::snapshots::{SnapshotCodec, SnapshotForm};
+use super::{Effect, EventSourced, PersistenceStatus, PersistentSettings, RecoveryStatus};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ReplayRange, WriteBatch, replay};
 use crate::metrics;
@@ -20,13 +22,26 @@ use crate::snapshot::{SnapshotCriteria, SnapshotStore};
 /// The context an event-sourced actor's handlers get.
 pub type PersistentContext<E> = Context<Persistent<E>>;
 
+/// [`PersistentContext`], short, so that a command handler's signature
+/// fits on one line: `async fn handle_command(&mut self, cmd: Command, ctx:
+/// &mut Ctx<Self>) -> Handled<Self>`.
+pub type Ctx<E> = PersistentContext<E>;
+
+/// What a command handler returns: the command's [`Effect`], or a failure
+/// of the actor.
+pub type Handled<E> = Result<Effect<E>, BoxError>;
+
+/// A state's snapshot store and how its snapshots are written and read.
+type Snapshotting<E> = (Arc<dyn SnapshotStore>, SnapshotCodec<E>);
+
 /// The actor that runs an [`EventSourced`] state: recovery, persist, apply,
 /// snapshots.
 pub struct Persistent<E: EventSourced> {
     state: E,
     persistence_id: String,
     journal: Arc<dyn Journal>,
-    snapshots: Arc<dyn SnapshotStore>,
+    /// `None`: the state takes no snapshots (and recovery reads none).
+    snapshots: Option<Snapshotting<E>>,
     settings: PersistentSettings,
     seq_nr: SeqNr,
     writer_id: Uuid,
@@ -34,42 +49,63 @@ pub struct Persistent<E: EventSourced> {
 }
 
 impl<E: EventSourced> Persistent<E> {
-    /// Props for an event-sourced actor with default settings. `make`
-    /// builds the empty state (again on each restart, before replay).
+    /// The props of an event-sourced actor with persistence id
+    /// `persistence_id`; `make` builds the empty state (again on each
+    /// restart, before replay). Its journal is the actor system's default
+    /// ([`Persistence`](crate::Persistence)) unless the builder names one;
+    /// it takes no snapshots unless the builder asks
+    /// ([`snapshot_every`](PersistentProps::snapshot_every)).
     pub fn props(
         persistence_id: impl Into<String>,
         make: impl Fn() -> E + Send + Sync + 'static,
-        journal: Arc<dyn Journal>,
-        snapshots: Arc<dyn SnapshotStore>,
-    ) -> Props<Self> {
-        Self::props_with(
-            persistence_id,
-            make,
-            journal,
-            snapshots,
-            PersistentSettings::default(),
-        )
+    ) -> PersistentProps<E> {
+        PersistentProps::new(persistence_id.into(), Arc::new(make))
     }
 
-    /// Props with explicit settings.
-    pub fn props_with(
+    /// Props with explicit stores and settings, for a state that has a
+    /// [`SnapshotForm`]: the same as
+    /// `Persistent::props(id, make).with_journal(journal).with_snapshot_store(snapshots).with_settings(settings)`,
+    /// as a [`Props`] value at once.
+    pub fn props_with<Form>(
         persistence_id: impl Into<String>,
         make: impl Fn() -> E + Send + Sync + 'static,
         journal: Arc<dyn Journal>,
         snapshots: Arc<dyn SnapshotStore>,
         settings: PersistentSettings,
-    ) -> Props<Self> {
+    ) -> Props<Self>
+    where
+        E: SnapshotForm<Form>,
+    {
         let persistence_id = persistence_id.into();
-        Props::new(move || Persistent {
-            state: make(),
-            persistence_id: persistence_id.clone(),
-            journal: Arc::clone(&journal),
-            snapshots: Arc::clone(&snapshots),
-            settings: settings.clone(),
+        let codec = E::codec();
+        Props::new(move || {
+            Self::new(
+                make(),
+                persistence_id.clone(),
+                Arc::clone(&journal),
+                Some((Arc::clone(&snapshots), codec)),
+                settings.clone(),
+            )
+        })
+    }
+
+    pub(super) fn new(
+        state: E,
+        persistence_id: String,
+        journal: Arc<dyn Journal>,
+        snapshots: Option<Snapshotting<E>>,
+        settings: PersistentSettings,
+    ) -> Self {
+        Persistent {
+            state,
+            persistence_id,
+            journal,
+            snapshots,
+            settings,
             seq_nr: 0,
             writer_id: Uuid::now_v7(),
             status: PersistenceStatus::default(),
-        })
+        }
     }
 
     /// The state.
@@ -90,21 +126,17 @@ impl<E: EventSourced> Persistent<E> {
     /// The newest snapshot that can be read, falling back past corrupt or
     /// unreadable ones with a warning. Returns its sequence number (0: none).
     async fn recover_snapshot(&mut self) -> Result<SeqNr> {
+        let Some((store, codec)) = &self.snapshots else {
+            return Ok(0);
+        };
         let mut criteria = SnapshotCriteria::latest();
         loop {
-            let failed_at = match self
-                .snapshots
-                .load_snapshot(&self.persistence_id, criteria)
-                .await
-            {
+            let failed_at = match store.load_snapshot(&self.persistence_id, criteria).await {
                 Ok(None) => return Ok(0),
                 Ok(Some(snapshot)) => {
                     let seq = snapshot.metadata.seq_nr;
-                    match E::upcast_snapshot(&snapshot.manifest, &snapshot.payload) {
-                        Ok(state) => {
-                            self.state.apply_snapshot(state);
-                            return Ok(seq);
-                        }
+                    match (codec.restore)(&mut self.state, &snapshot.manifest, &snapshot.payload) {
+                        Ok(()) => return Ok(seq),
                         Err(e) => {
                             tracing::warn!(
                                 persistence_id = %self.persistence_id,
@@ -203,8 +235,10 @@ impl<E: EventSourced> Persistent<E> {
     }
 
     /// Writes the effect's events and records as one durable batch, then
-    /// applies the events.
-    async fn persist(&mut self, events: Vec<E::Event>, writes: WriteBatch) -> Result<()> {
+    /// applies the events. Returns whether a snapshot is due now: it is
+    /// taken after the command's follow-ups ran, so that replies do not
+    /// wait for the snapshot's write.
+    async fn persist(&mut self, events: Vec<E::Event>, writes: WriteBatch) -> Result<bool> {
         let manifest = E::event_manifest();
         let timestamp = now_millis();
         let mut batch = WriteBatch::new();
@@ -234,17 +268,21 @@ impl<E: EventSourced> Persistent<E> {
         }
         let before = self.seq_nr;
         self.seq_nr = seq;
-        if let Some(every) = self.settings.snapshots.every {
-            if seq / every > before / every {
-                self.snapshot().await;
-            }
-        }
-        Ok(())
+        let due = self.snapshots.is_some()
+            && self
+                .settings
+                .snapshots
+                .every
+                .is_some_and(|every| seq / every > before / every);
+        Ok(due)
     }
 
     /// Saves a snapshot and applies retention. Failures are logged, not
     /// fatal: the journal still holds everything.
     async fn snapshot(&mut self) {
+        let Some((store, codec)) = &self.snapshots else {
+            return;
+        };
         let seq = self.seq_nr;
         let result = async {
             let snapshot = Snapshot {
@@ -253,10 +291,10 @@ impl<E: EventSourced> Persistent<E> {
                     seq_nr: seq,
                     timestamp: now_millis(),
                 },
-                manifest: E::snapshot_manifest(),
-                payload: encode_payload(&self.state.to_snapshot())?,
+                manifest: (codec.manifest)(),
+                payload: (codec.encode)(&self.state)?,
             };
-            self.snapshots.save_snapshot(snapshot).await?;
+            store.save_snapshot(snapshot).await?;
             let policy = &self.settings.snapshots;
             let every = policy.every.unwrap_or(1);
             let keep = policy.keep.max(1) as u64;
@@ -264,7 +302,7 @@ impl<E: EventSourced> Persistent<E> {
             // (keep - 1) steps back.
             let oldest_kept = seq.saturating_sub((keep - 1) * every);
             if oldest_kept > 1 {
-                self.snapshots
+                store
                     .delete_snapshots(
                         &self.persistence_id,
                         SnapshotCriteria::latest().max_seq_nr(oldest_kept - 1),
@@ -331,17 +369,28 @@ impl<E: EventSourced> Actor for Persistent<E> {
         ctx: &mut Context<Self>,
     ) -> Result<(), BoxError> {
         let effect = self.state.handle_command(command, ctx).await?;
+        let mut snapshot_due = false;
         if !effect.events.is_empty() || !effect.writes.is_empty() {
-            if let Err(e) = self.persist(effect.events, effect.writes).await {
-                tracing::error!(persistence_id = %self.persistence_id, error = %e, "persist failed; stopping");
-                ctx.stop();
-                return Err(Box::new(e));
+            match self.persist(effect.events, effect.writes).await {
+                Ok(due) => snapshot_due = due,
+                Err(e) => {
+                    tracing::error!(persistence_id = %self.persistence_id, error = %e, "persist failed; stopping");
+                    ctx.stop();
+                    return Err(Box::new(e));
+                }
             }
             self.status.seq_nr = self.seq_nr;
             ctx.extensions_mut().insert(self.status);
         }
         for f in effect.then {
             f(&self.state, ctx);
+        }
+        // After the replies: a snapshot is an optimisation of recovery, and
+        // the journal already holds everything it covers. The next command
+        // waits for it, so it is of exactly this state.
+        if snapshot_due {
+            self.snapshot().await;
+            ctx.extensions_mut().insert(self.status);
         }
         if effect.stop {
             ctx.stop();

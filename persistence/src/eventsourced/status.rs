@@ -63,7 +63,7 @@ impl Default for PersistenceStatus {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use courier::prelude::*;
-/// use courier::persistence::{Effect, EventSourced, MemoryStore, Persistent, PersistentContext, PersistentInfo};
+/// use courier::persistence::{MemoryStore, Snapshots};
 ///
 /// #[derive(Default)]
 /// struct Tally {
@@ -73,23 +73,23 @@ impl Default for PersistenceStatus {
 /// }
 ///
 /// impl EventSourced for Tally {
-///     type Command = ReplyTo<(u64, u64)>;
+///     type Command = ReplyTo<(u64, u64, Option<u64>)>;
 ///     type Event = u64;
-///     type Snapshot = u64;
 ///
-///     async fn handle_command(
-///         &mut self,
-///         reply: ReplyTo<(u64, u64)>,
-///         ctx: &mut PersistentContext<Self>,
-///     ) -> Result<Effect<Self>, BoxError> {
+///     async fn handle_command(&mut self, reply: Self::Command, ctx: &mut Ctx<Self>) -> Handled<Self> {
 ///         self.commands += 1;
 ///         let next = ctx.seq_nr() + 1;
-///         Ok(Effect::persist(next).reply(reply, |s: &Self| (s.total, s.commands)))
+///         let snapshot = ctx.last_snapshot();
+///         Ok(Effect::persist(next).reply(reply, move |s: &Self| (s.total, s.commands, snapshot)))
 ///     }
 ///
 ///     fn apply_event(&mut self, n: u64) {
 ///         self.total += n;
 ///     }
+/// }
+///
+/// impl Snapshots for Tally {
+///     type Snapshot = u64;
 ///
 ///     fn to_snapshot(&self) -> u64 {
 ///         self.total
@@ -104,9 +104,10 @@ impl Default for PersistenceStatus {
 /// # async fn main() -> anyhow::Result<()> {
 /// let store = Arc::new(MemoryStore::memory()?);
 /// let system = ActorSystem::new("docs");
-/// let tally = system.spawn(Persistent::props("tally", Tally::default, store.clone(), store))?;
-/// assert_eq!(tally.ask(|r| r, Duration::from_secs(1)).await?, (1, 1));
-/// assert_eq!(tally.ask(|r| r, Duration::from_secs(1)).await?, (3, 2));
+/// let props = Persistent::props("tally", Tally::default).with_store(store).snapshot_every(1);
+/// let tally = system.spawn(props)?;
+/// assert_eq!(tally.ask(|r| r, Duration::from_secs(1)).await?, (1, 1, None));
+/// assert_eq!(tally.ask(|r| r, Duration::from_secs(1)).await?, (3, 2, Some(1)));
 /// # Ok(())
 /// # }
 /// ```
