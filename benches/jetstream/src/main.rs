@@ -16,13 +16,18 @@
 //!   inbox record is flushed before the ack. Every group of writes is
 //!   flushed (fjall: fdatasync of its journal; sled: its flush).
 //!
+//! With `--window W` each publisher keeps W messages in flight instead of
+//! one (JetStream: W PubAcks outstanding; courier: W `deliver` calls, which
+//! a sender's writer puts in one store write, and receivers that queue
+//! their inbox writes with `DedupInbox::submit` so they share flushes).
+//!
 //! Rounds interleave the contenders (jetstream, fjall, sled, jetstream, …)
 //! so that a change of machine load hits them alike; the summary gives each
 //! median and the ratios of the same rounds. Without `nats-server` on the
 //! PATH the JetStream rows say it is missing and courier runs alone.
 //!
 //! Run (docs/benchmarks.md has the results):
-//! `cd benches/jetstream && cargo run --release -- --rounds 5`
+//! `cd benches/jetstream && cargo run --release -- --rounds 5 [--window 16]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +51,12 @@ struct Args {
     /// Concurrent publishers (courier: senders, each to its own receiver).
     #[arg(long, default_value_t = 64)]
     senders: u64,
+    /// Messages each publisher keeps in flight: 1 awaits each one before
+    /// the next (closed loop); more stream (JetStream: that many PubAcks
+    /// outstanding; courier: that many `deliver` calls, and receivers that
+    /// queue their inbox writes with `DedupInbox::submit`).
+    #[arg(long, default_value_t = 1)]
+    window: u64,
     /// Rounds; each runs every contender once.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -70,8 +81,8 @@ fn order(number: u64) -> Order {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.senders == 0 || args.messages % args.senders != 0 {
-        bail!("--messages must be a multiple of --senders");
+    if args.senders == 0 || args.window == 0 || args.messages % (args.senders * args.window) != 0 {
+        bail!("--messages must be a multiple of --senders × --window");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -88,9 +99,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     println!(
-        "{} messages of ~200 bytes, {} publishers, {} rounds; load {}",
+        "{} messages of ~200 bytes, {} publishers, {} in flight each, {} rounds; load {}",
         args.messages,
         args.senders,
+        args.window,
         args.rounds,
         load()
     );
@@ -103,11 +115,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         for (name, rates) in &mut results {
             let elapsed = match name.as_str() {
                 "jetstream" => match &nats {
-                    Some(server) => jetstream(server, args.messages, args.senders).await?,
+                    Some(server) => jetstream(server, &args).await?,
                     None => continue,
                 },
-                "fjall" => courier(EngineKind::Fjall, args.messages, args.senders).await?,
-                "sled" => courier(EngineKind::Sled, args.messages, args.senders).await?,
+                "fjall" => courier(EngineKind::Fjall, &args).await?,
+                "sled" => courier(EngineKind::Sled, &args).await?,
                 other => bail!("unknown contender {other:?} (jetstream, fjall, sled)"),
             };
             let rate = args.messages as f64 / elapsed.as_secs_f64();
@@ -208,8 +220,9 @@ impl NatsServer {
     }
 }
 
-async fn jetstream(server: &NatsServer, messages: u64, senders: u64) -> anyhow::Result<Duration> {
+async fn jetstream(server: &NatsServer, args: &Args) -> anyhow::Result<Duration> {
     use async_nats::jetstream::{self, consumer, stream};
+    let (messages, senders, window) = (args.messages, args.senders, args.window);
     let client = async_nats::connect(&server.url).await?;
     let js = jetstream::new(client);
     // A fresh stream each round, as courier gets a fresh store.
@@ -247,15 +260,17 @@ async fn jetstream(server: &NatsServer, messages: u64, senders: u64) -> anyhow::
     });
     let mut publishers = Vec::new();
     for s in 0..senders {
-        let (js, payload) = (js.clone(), payload.clone());
-        publishers.push(tokio::spawn(async move {
-            for _ in 0..messages / senders {
-                js.publish(format!("orders.{s}"), payload.clone())
-                    .await?
-                    .await?;
-            }
-            anyhow::Ok(())
-        }));
+        for _ in 0..window {
+            let (js, payload) = (js.clone(), payload.clone());
+            publishers.push(tokio::spawn(async move {
+                for _ in 0..messages / senders / window {
+                    js.publish(format!("orders.{s}"), payload.clone())
+                        .await?
+                        .await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
     }
     for publisher in publishers {
         publisher.await??;
@@ -283,10 +298,13 @@ impl Actor for Desk {
 }
 
 /// A receiver: applies each delivery once (its inbox record durable, then
-/// the ack), and counts.
+/// the ack), and counts. Streaming, it queues each inbox write and takes
+/// the next delivery at once (the ack still waits for the write; the run
+/// then counts acks at the senders).
 struct Till {
     inbox: ExactlyOnce,
     done: Arc<Done>,
+    streaming: bool,
 }
 
 struct Done {
@@ -295,21 +313,40 @@ struct Done {
     notify: Notify,
 }
 
+impl Done {
+    /// One more message handled (durable and acked).
+    fn one(&self) {
+        if self.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.all {
+            self.notify.notify_one();
+        }
+    }
+}
+
 impl Actor for Till {
     type Msg = Delivery<Order>;
 
     async fn handle(&mut self, d: Delivery<Order>, _: &mut Context<Self>) -> Result<(), BoxError> {
-        let receipt = self.inbox.process(&d, |_| WriteBatch::new()).await?;
-        if matches!(receipt, Receipt::New)
-            && self.done.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.done.all
-        {
-            self.done.notify.notify_one();
+        if !self.streaming {
+            let receipt = self.inbox.process(&d, |_| WriteBatch::new()).await?;
+            if matches!(receipt, Receipt::New) {
+                self.done.one();
+            }
+            return Ok(());
         }
+        let inbox = self.inbox.open().await?;
+        if inbox.check(&d) == Receipt::Duplicate {
+            d.send_ack();
+            return Ok(());
+        }
+        // Acked by the inbox once durable; the run ends when every sender
+        // has its acks (see `courier`).
+        drop(inbox.submit(&d, WriteBatch::new()));
         Ok(())
     }
 }
 
-async fn courier(engine: EngineKind, messages: u64, senders: u64) -> anyhow::Result<Duration> {
+async fn courier(engine: EngineKind, args: &Args) -> anyhow::Result<Duration> {
+    let (messages, senders, window) = (args.messages, args.senders, args.window);
     let dir = tempfile::tempdir()?;
     let store = DurableStore::open_engine(engine, dir.path(), None, StoreOptions::new())?;
     let journal: Arc<dyn Journal> = Arc::new(store.clone());
@@ -334,6 +371,7 @@ async fn courier(engine: EngineKind, messages: u64, senders: u64) -> anyhow::Res
             Props::new(move || Till {
                 inbox: inbox.clone(),
                 done: Arc::clone(&done),
+                streaming: window > 1,
             })
             .with_name(format!("till-{s}")),
         )?;
@@ -345,23 +383,38 @@ async fn courier(engine: EngineKind, messages: u64, senders: u64) -> anyhow::Res
     }
     let start = Instant::now();
     let mut publishers = Vec::new();
-    for (s, out) in outs.into_iter().enumerate() {
-        let per = messages / senders;
-        publishers.push(tokio::spawn(async move {
-            let to = format!("/user/till-{s}");
-            for n in 0..per {
-                out.deliver(&to, |_| order(n)).await?;
-            }
-            anyhow::Ok(())
-        }));
+    for (s, out) in outs.iter().cloned().enumerate() {
+        for _ in 0..window {
+            let out = out.clone();
+            publishers.push(tokio::spawn(async move {
+                let to = format!("/user/till-{s}");
+                for n in 0..messages / senders / window {
+                    out.deliver(&to, |_| order(n)).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
     }
     for publisher in publishers {
         publisher.await??;
     }
-    if done.handled.load(Ordering::Acquire) < messages {
-        tokio::time::timeout(Duration::from_secs(120), done.notify.notified())
-            .await
-            .context("the receivers did not handle every message")?;
+    if window == 1 {
+        if done.handled.load(Ordering::Acquire) < messages {
+            tokio::time::timeout(Duration::from_secs(120), done.notify.notified())
+                .await
+                .context("the receivers did not handle every message")?;
+        }
+    } else {
+        // Streaming receivers do not wait for their writes: a message is
+        // handled once its ack (sent after its inbox write is durable) is
+        // back at its sender.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while outs.iter().any(|out| out.unconfirmed() > 0) {
+            if Instant::now() > deadline {
+                bail!("the receivers did not acknowledge every message");
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
     }
     let elapsed = start.elapsed();
     system.shutdown().await;
