@@ -67,6 +67,10 @@ fn rss_kib() -> u64 {
 }
 
 const CHILD: &str = "COURIER_BENCH_CHILD";
+/// The engine cache of a child (bytes, or "default").
+const CACHE: &str = "COURIER_BENCH_CACHE";
+/// The bounded cache measured beside each engine's default: 8 MiB.
+const SMALL_CACHE: &str = "8388608";
 
 fn main() {
     // `cargo bench` passes `--bench`; the engine comes to the child in
@@ -77,14 +81,22 @@ fn main() {
             engines.push("fjall");
         }
         for engine in engines {
-            let status = std::process::Command::new(std::env::current_exe().expect("exe"))
-                .env(CHILD, engine)
-                .status()
-                .expect("child");
-            assert!(status.success(), "{engine}: {status}");
+            // The engine's default cache, then one bounded as
+            // `[persistence] cache_capacity` bounds it.
+            for cache in ["default", SMALL_CACHE] {
+                let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+                    .env(CHILD, engine)
+                    .env(CACHE, cache)
+                    .status()
+                    .expect("child");
+                assert!(status.success(), "{engine}: {status}");
+            }
         }
         return;
     };
+    let cache = std::env::var(CACHE)
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok());
     let kind = match engine.as_str() {
         "fjall" => EngineKind::Fjall,
         _ => EngineKind::Sled,
@@ -97,7 +109,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
         let store = Arc::new(
-            DurableStore::open_engine(kind, dir.path(), None, StoreOptions::new()).expect("open"),
+            DurableStore::open_engine(kind, dir.path(), cache, StoreOptions::new()).expect("open"),
         );
         let system = ActorSystem::new("memory");
         let journal: Arc<dyn Journal> = store.clone();
@@ -137,7 +149,8 @@ fn main() {
         }
         let after = rss_kib();
         println!(
-            "engine={engine} unconfirmed={} rss_before={:.1}MiB rss_after={:.1}MiB growth={:.1}MiB ({:.0} bytes per delivery) in {:.1}s",
+            "engine={engine} cache={} unconfirmed={} rss_before={:.1}MiB rss_after={:.1}MiB growth={:.1}MiB ({:.0} bytes per delivery) in {:.1}s",
+            cache.map_or_else(|| "default".to_owned(), |c| c.to_string()),
             out.unconfirmed(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,
