@@ -436,3 +436,54 @@ async fn concurrent_processing_of_one_delivery_applies_it_once_and_acks_each() {
     eventually("confirmed", 10 * SECOND, || out.unconfirmed() == 0).await;
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_deliveries_are_applied_once_and_acked_once_durable() {
+    let journal = store();
+    let system = ActorSystem::new("wrap");
+    let (to, mut taken) = tokio::sync::mpsc::unbounded_channel();
+    system
+        .spawn(Props::new(move || Tap { to: to.clone() }).with_name("tap"))
+        .expect("spawn");
+    let out = AtLeastOnce::<Charge>::new("order-desk", Arc::clone(&journal), fast());
+    let _desk = system
+        .spawn(Props::new({
+            let out = out.clone();
+            move || OrderDesk { out: out.clone() }
+        }))
+        .expect("spawn");
+    eventually("started", 10 * SECOND, || out.deliverer().is_ok()).await;
+    for order in 1..=20 {
+        out.deliver("/user/tap", |_| Charge { order, cents: 5 })
+            .await
+            .expect("deliver");
+    }
+    let inbox = ExactlyOnce::new("inbox", Arc::clone(&journal));
+    let effect =
+        |c: &Charge| WriteBatch::new().put("effects", c.order.to_be_bytes().to_vec(), vec![1]);
+    // Each delivery submitted twice without waiting (a receiver that
+    // streams), a third time once the first two are durable.
+    let mut submitted = Vec::new();
+    let mut firsts = Vec::new();
+    for _ in 0..20 {
+        let d = taken.recv().await.expect("delivery");
+        submitted.push(inbox.submit(&d, effect).await.expect("submit"));
+        submitted.push(inbox.submit(&d, effect).await.expect("submit"));
+        firsts.push(d);
+    }
+    let mut new = 0;
+    for s in submitted {
+        if s.await.expect("durable") == Receipt::New {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 20, "each applied once");
+    for d in &firsts {
+        let again = inbox.submit(d, effect).await.expect("submit");
+        assert_eq!(again.await.expect("decided"), Receipt::Duplicate);
+    }
+    let effects = journal.kv_scan("effects", None, 100).await.expect("scan");
+    assert_eq!(effects.len(), 20);
+    eventually("confirmed", 10 * SECOND, || out.unconfirmed() == 0).await;
+    system.shutdown().await;
+}

@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::envelope::Delivery;
 use crate::error::Result;
 use crate::inbox::Receipt;
-use crate::receiver::DedupInbox;
+use crate::receiver::{DedupInbox, Submitted};
 
 impl DedupInbox {
     /// Processes `delivery` exactly once, for a receiver whose effect is
@@ -224,6 +224,61 @@ impl ExactlyOnce {
         effect: impl FnOnce(&M) -> WriteBatch,
     ) -> Result<Receipt> {
         self.open().await?.process(delivery, effect).await
+    }
+
+    /// [`DedupInbox::submit`], opening the inbox first if need be: queues
+    /// a new delivery (with the records `effect` makes of it) for the
+    /// inbox's next write and returns without waiting for it, so that a
+    /// receiver's deliveries share flushes; the ack is sent once the write
+    /// is durable. A duplicate is acked again here and `effect` is not
+    /// called; its [`Submitted`] resolves to [`Receipt::Duplicate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); the write's own outcome is the
+    /// [`Submitted`]'s.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before it returns, nothing is queued (the inbox may be
+    /// open); once it returned, the commit happens whether or not the
+    /// [`Submitted`] is awaited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use courier::persistence::{Journal, WriteBatch};
+    /// use courier::prelude::*;
+    ///
+    /// /// Keeps each order as a record; never waits for a flush.
+    /// struct Orders {
+    ///     inbox: ExactlyOnce,
+    /// }
+    ///
+    /// impl Actor for Orders {
+    ///     type Msg = Delivery<u64>;
+    ///
+    ///     async fn handle(&mut self, d: Delivery<u64>, _: &mut Context<Self>) -> Result<(), BoxError> {
+    ///         let order = |n: &u64| WriteBatch::new().put("orders", n.to_be_bytes().to_vec(), Vec::new());
+    ///         // Acked once durable, with whatever else is queued by then.
+    ///         drop(self.inbox.submit(&d, order).await?);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub async fn submit<M>(
+        &self,
+        delivery: &Delivery<M>,
+        effect: impl FnOnce(&M) -> WriteBatch,
+    ) -> Result<Submitted> {
+        let inbox = self.open().await?;
+        if inbox.check(delivery) == Receipt::Duplicate {
+            delivery.send_ack();
+            return Ok(Submitted::ready(&self.name, Receipt::Duplicate));
+        }
+        Ok(inbox.submit(delivery, effect(&delivery.message)))
     }
 
     /// [`DedupInbox::effect`], opening the inbox first if need be.
