@@ -181,6 +181,29 @@ impl<M> MailboxReceiver<M> {
         }
     }
 
+    /// The next envelope of a [closed](Self::close) mailbox, `None` once
+    /// none is left and none can come: a send in flight at the close
+    /// (accepted, so answered `Ok`, but not yet in the queue) is waited
+    /// for, so that it becomes a dead letter rather than vanish.
+    pub(crate) fn poll_recv_closed(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Envelope<M>>> {
+        match self {
+            Self::Bounded(rx) => {
+                debug_assert!(rx.is_closed(), "waits for every sender otherwise");
+                rx.poll_recv(cx)
+            }
+            Self::Unbounded(rx) => {
+                debug_assert!(rx.is_closed(), "waits for every sender otherwise");
+                rx.poll_recv(cx)
+            }
+        }
+    }
+
+    /// Takes what is queued now, without waiting for sends in flight: only
+    /// for an actor torn down with its runtime, where nothing can be
+    /// awaited.
     pub(crate) fn try_recv(&mut self) -> Option<Envelope<M>> {
         match self {
             Self::Bounded(rx) => rx.try_recv().ok(),

@@ -323,7 +323,28 @@ impl<A: Actor> ActorLoop<A> {
         }
         // A `stopped` hook may have spawned children; they must not outlive us.
         self.ctx.stop_children().await;
+        self.close_and_drain().await;
         self.seal();
+    }
+
+    /// Closes the mailbox and the system channel and takes what is left in
+    /// them, waiting for sends in flight at the close: such a send was
+    /// answered `Ok`, so its message must become a dead letter (or, for a
+    /// watch, a `Terminated`) rather than stay in a channel nobody reads.
+    /// Closing first makes later sends fail at the sender.
+    async fn close_and_drain(&mut self) {
+        let cell = std::sync::Arc::clone(self.ctx.cell());
+        self.mailbox.close();
+        for env in self.batch.drain(..).rev() {
+            dead_envelope(&cell, env);
+        }
+        while let Some(env) = recv_closed(|cx| self.mailbox.poll_recv_closed(cx)).await {
+            dead_envelope(&cell, env);
+        }
+        self.sys_rx.close();
+        while let Some(msg) = recv_closed(|cx| self.sys_rx.poll_recv_closed(cx)).await {
+            self.pending_sys.push_back(msg);
+        }
     }
 
     /// The synchronous end of an actor's life. Runs from `finish`, or from
@@ -338,9 +359,10 @@ impl<A: Actor> ActorLoop<A> {
         self.ctx.cancel_all_timers();
         self.ctx.system().unregister(&cell.path, cell.uid);
 
-        // Everything still queued becomes a dead letter. Closing first makes
-        // later sends fail (and become dead letters at the sender), so no
-        // message can slip in between the drain and the end.
+        // Everything still queued becomes a dead letter. After `finish`
+        // this finds both channels closed and empty; on the teardown path
+        // (nothing can be awaited) a send in flight at this close may be
+        // left behind, with the runtime that would have handled it.
         self.mailbox.close();
         for env in self.batch.drain(..).rev() {
             dead_envelope(&cell, env);
@@ -350,7 +372,7 @@ impl<A: Actor> ActorLoop<A> {
         }
 
         self.sys_rx.close();
-        let late = self.sys_rx.drain();
+        let late = self.sys_rx.drain_now();
         for msg in self.pending_sys.drain(..).chain(late) {
             if let SystemMsg::Watch(watcher) = msg {
                 self.watchers.insert(watcher.id(), watcher);
@@ -369,6 +391,35 @@ impl<A: Actor> Drop for ActorLoop<A> {
     fn drop(&mut self) {
         self.seal();
     }
+}
+
+/// How often a drain of a closed channel looks again without a wake-up.
+const CLOSED_RECHECK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The next message of a closed channel (`poll` is its `poll_recv`), `None`
+/// once it is empty and idle. Also looks again every [`CLOSED_RECHECK`]
+/// while it waits: tokio wakes a closed channel's receiver when a send in
+/// flight lands or a reserved permit is dropped, but not when a bounded
+/// sender's granted, not yet claimed permit goes back because its `send`
+/// future was dropped; without the recheck such an actor would never
+/// finish stopping.
+async fn recv_closed<T>(
+    mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<Option<T>>,
+) -> Option<T> {
+    let mut recheck: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(move |cx| {
+        loop {
+            if let Poll::Ready(next) = poll(cx) {
+                return Poll::Ready(next);
+            }
+            let sleep = recheck.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSED_RECHECK)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            recheck = None;
+        }
+    })
+    .await
 }
 
 /// [`guarded`] for a future pinned in place, without moving it.

@@ -77,6 +77,15 @@ impl Actor for Watcher {
     }
 }
 
+/// `fut`, or a panic naming `stage` after a minute (a hang in CI otherwise
+/// only shows as a run out of time).
+async fn within<F: std::future::Future>(stage: String, fut: F) -> F::Output {
+    match tokio::time::timeout(std::time::Duration::from_secs(60), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("hung for 60 s: {stage}"),
+    }
+}
+
 /// Keeps `target` busy until it stops: `tell` (unbounded) or
 /// `send(..).await` (bounded), yielding now and then so that the mailbox
 /// also runs empty.
@@ -151,17 +160,36 @@ async fn stops_and_watches_reach_busy_and_parked_actors() {
                 })
             })
             .collect();
+        // Each wait is bounded, so that a hang names its stage.
         for stopper in stoppers {
-            stopper.await.expect("stopper panicked");
+            within(
+                format!("round {round}: a target never handled enough"),
+                stopper,
+            )
+            .await
+            .expect("stopper panicked");
         }
-        for target in &targets {
+        for (i, target) in targets.iter().enumerate() {
             // A stop that did not wake a parked actor hangs here.
-            target.terminated().await;
+            within(
+                format!("round {round}, target {i}: stopped, never terminated"),
+                target.terminated(),
+            )
+            .await;
         }
         let mut expected: Vec<String> = targets.iter().map(|t| t.path().to_string()).collect();
         let mut got = Vec::new();
         while got.len() < expected.len() {
-            got.push(seen.recv().await.expect("the watcher lives"));
+            // A watch stranded in a closed system channel hangs here.
+            let next = within(
+                format!(
+                    "round {round}: {} of {} Terminated arrived",
+                    got.len(),
+                    expected.len()
+                ),
+                seen.recv(),
+            );
+            got.push(next.await.expect("the watcher lives"));
         }
         got.sort();
         expected.sort();

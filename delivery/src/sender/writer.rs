@@ -166,6 +166,11 @@ impl<M: Outgoing> Writer<M> {
     /// still written, and every write in flight answered.
     pub(super) async fn run(mut self, signals: ActorRef<Signal>) {
         let mut open = true;
+        // Whether `recv` has answered `None`: closed (or every sender gone)
+        // and nothing left, not even a request whose send was in flight at
+        // the close. `is_empty` cannot tell: it is `true` while such a send
+        // is accepted but not yet queued, and that request would be lost.
+        let mut drained = false;
         let stopped = signals.terminated();
         tokio::pin!(stopped);
         loop {
@@ -174,7 +179,10 @@ impl<M: Outgoing> Writer<M> {
                     self.finish(done.0, done.1).await;
                     None
                 }
-                next = self.requests.recv(), if open || !self.requests.is_empty() => next,
+                next = self.requests.recv(), if !drained => {
+                    drained = next.is_none();
+                    next
+                }
                 () = &mut stopped, if open => {
                     open = false;
                     self.requests.close();
@@ -192,11 +200,7 @@ impl<M: Outgoing> Writer<M> {
                 self.linger().await;
                 self.submit();
             }
-            if !open
-                && self.group.is_empty()
-                && self.in_flight.0.is_empty()
-                && self.requests.is_empty()
-            {
+            if !open && drained && self.group.is_empty() && self.in_flight.0.is_empty() {
                 return;
             }
         }
