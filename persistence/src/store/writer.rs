@@ -187,6 +187,7 @@ impl<E: Engine> Writer<E> {
             .entered();
             engine.flush()?;
             if let Some(file) = record {
+                let recording = Instant::now();
                 file.record(commit).map_err(|e| {
                     Error::Storage(
                         format!(
@@ -196,6 +197,7 @@ impl<E: Engine> Writer<E> {
                         .into(),
                     )
                 })?;
+                metrics.commit_record(recording.elapsed());
             }
             metrics.flush(started.elapsed());
             Ok(())
@@ -281,14 +283,19 @@ impl<E: Engine> Writer<E> {
             }
             return applied;
         };
+        let metrics = self.metrics.clone();
         match &self.io {
             None => {
+                let started = Instant::now();
                 applied.extend(core.apply_group(work));
+                metrics.apply(started.elapsed());
                 self.core = Some(core);
             }
             Some(io) => {
                 let job = move || {
+                    let started = Instant::now();
                     let applied = core.apply_group(work);
+                    metrics.apply(started.elapsed());
                     (core, applied)
                 };
                 match io.run(job).await {
