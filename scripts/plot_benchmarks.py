@@ -10,7 +10,12 @@ function (for example `courier_sled`, `raw_sled`) against the parameter
 span more than a decade. Functions whose names start with `raw` are drawn
 dashed: they are the limit the others are compared with.
 
-usage: scripts/plot_benchmarks.py [--criterion DIR] [--out DIR] GROUP[:TITLE]...
+With --bars, each group is drawn as grouped bars instead: one cluster per
+function (for example `one_actor`, `100_actors`), one bar per parameter
+(for example `courier`, `raw_sled_batch_100`), raw ones hatched; for groups
+whose parameters are contenders rather than sizes (`persist`).
+
+usage: scripts/plot_benchmarks.py [--criterion DIR] [--out DIR] [--bars] GROUP[:TITLE]...
 
 Needs matplotlib (`pip install matplotlib`); says so and exits 2 without it.
 """
@@ -83,10 +88,41 @@ def plot(group, title, lines, out_dir, plt):
     return path
 
 
+def plot_bars(group, title, lines, out_dir, plt):
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    functions = sorted(lines)
+    contenders = sorted({p for points in lines.values() for p, _ in points})
+    colors = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(contenders)}
+    widest = max(len(lines[f]) for f in functions)
+    width = 0.8 / max(1, widest)
+    labelled = set()
+    for j, function in enumerate(functions):
+        points = sorted(lines[function])
+        for i, (contender, value) in enumerate(points):
+            x = j + (i - (len(points) - 1) / 2) * width
+            label = None if contender in labelled else contender
+            labelled.add(contender)
+            hatch = "//" if contender.startswith("raw") else None
+            axes.bar(x, value, width, color=colors[contender], hatch=hatch, label=label)
+    axes.set_xticks(range(len(functions)))
+    axes.set_xticklabels(functions)
+    axes.set_ylabel("per second (log scale)")
+    axes.set_yscale("log")
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = os.path.join(out_dir, f"{group.replace('/', '_')}.png")
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--criterion", default="target/criterion")
     parser.add_argument("--out", default="docs/img")
+    parser.add_argument("--bars", action="store_true", help="grouped bars, one per parameter")
     parser.add_argument("groups", nargs="+", metavar="GROUP[:TITLE]")
     args = parser.parse_args()
     try:
@@ -100,7 +136,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     for spec in args.groups:
         group, _, title = spec.partition(":")
-        path = plot(group, title or group, read_group(args.criterion, group), args.out, plt)
+        draw = plot_bars if args.bars else plot
+        path = draw(group, title or group, read_group(args.criterion, group), args.out, plt)
         print(path)
     return 0
 

@@ -9,6 +9,8 @@
 //! | --- | --- | --- | --- |
 //! | `courier_persistence_write_seconds` | histogram | `engine` | one journal write, from its call to its `Ok` (durable) |
 //! | `courier_persistence_flush_seconds` | histogram | `engine` | one engine flush plus the commit record's update |
+//! | `courier_persistence_commit_record_seconds` | histogram | `engine` | the commit record's update alone (write and `fdatasync`), part of the flush; embedded engines only |
+//! | `courier_persistence_apply_seconds` | histogram | `engine` | applying one group's writes to the engine (validation included), before its flush; embedded engines only |
 //! | `courier_persistence_group_size` | histogram | `engine` | requests answered by one flush (the group commit) |
 //! | `courier_persistence_poisoned_total` | counter | `engine` | stores poisoned by a failed apply or flush |
 //! | `courier_persistence_recovery_seconds` | histogram | — | one event-sourced recovery (snapshot, then replay) |
@@ -32,6 +34,8 @@ use ::metrics::{Counter, Histogram, counter, histogram};
 pub struct StoreMetrics {
     write: Histogram,
     flush: Histogram,
+    record: Histogram,
+    apply: Histogram,
     group: Histogram,
     pub(crate) poisoned: Counter,
 }
@@ -50,6 +54,8 @@ impl StoreMetrics {
         Self {
             write: histogram!("courier_persistence_write_seconds", &label),
             flush: histogram!("courier_persistence_flush_seconds", &label),
+            record: histogram!("courier_persistence_commit_record_seconds", &label),
+            apply: histogram!("courier_persistence_apply_seconds", &label),
             group: histogram!("courier_persistence_group_size", &label),
             poisoned: counter!("courier_persistence_poisoned_total", &label),
         }
@@ -64,6 +70,16 @@ impl StoreMetrics {
     /// took `took`.
     pub fn flush(&self, took: Duration) {
         self.flush.record(took.as_secs_f64());
+    }
+
+    /// The commit record's update, part of a flush, took `took`.
+    pub fn commit_record(&self, took: Duration) {
+        self.record.record(took.as_secs_f64());
+    }
+
+    /// Applying one group's writes to the engine took `took`.
+    pub fn apply(&self, took: Duration) {
+        self.apply.record(took.as_secs_f64());
     }
 
     /// One flush answered `requests` requests.

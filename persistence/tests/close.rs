@@ -380,20 +380,18 @@ fn runtime_shutdown_with_a_stuck_flush_releases_the_engine_off_the_runtime() {
         // The store's first flush (of its new epoch) never returns.
         let store = Store::with_engine(engine).expect("store");
         let weak = Arc::downgrade(&store.engine().expect("open"));
-        // The store, the writer task and its flush (on the I/O thread) hold
-        // the engine ...
-        eventually("three handles left", TEN_SECONDS, || {
-            weak.strong_count() == 3
-        })
-        .await;
-        drop(store);
-        // ... and then only the writer task and its flush.
+        // The store and the writer's commit (lent to the I/O thread, stuck
+        // in its flush) hold the engine ...
         eventually("two handles left", TEN_SECONDS, || weak.strong_count() == 2).await;
+        drop(store);
+        // ... and then only the commit.
+        eventually("one handle left", TEN_SECONDS, || weak.strong_count() == 1).await;
     });
     // Shutting the runtime down does not wait for the stuck flush (it runs
     // on the store's I/O thread, not on `spawn_blocking`) and drops the
-    // writer task mid-flush; when the flush finally returns, the last
-    // handle goes with it: none may be dropped here or on the I/O thread.
+    // writer task mid-commit; when the flush finally returns, the last
+    // handle goes with the commit's result, which nobody awaits any more:
+    // it must be released neither here nor on the I/O thread.
     drop(runtime);
     assert!(
         dropped_on.lock().expect("lock").is_none(),

@@ -139,19 +139,14 @@ impl<E: Engine> Store<E> {
 }
 
 /// A handle to the engine that is released off the runtime when dropped:
-/// the writer task's (which the runtime may drop at shutdown, mid-flush),
-/// its flush's, and the one a closing store holds until the engine is
-/// closed or closing gives up.
+/// the writer's (which the runtime may drop at shutdown, mid-commit, or
+/// which a commit job drops on the I/O thread), and the one a closing store
+/// holds until the engine is closed or closing gives up.
 pub(super) struct Releaser<E: Engine>(Option<Arc<E>>);
 
 impl<E: Engine> Releaser<E> {
     pub(super) fn new(engine: Arc<E>) -> Self {
         Self(Some(engine))
-    }
-
-    /// Another handle to the same engine.
-    pub(super) fn share(&self) -> Self {
-        Self(self.0.clone())
     }
 
     /// The engine. Only a closing store takes it out, and it never lends

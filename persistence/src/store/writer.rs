@@ -30,16 +30,26 @@ use crate::metrics::StoreMetrics;
 use crate::record::{self, SeqNr};
 use crate::snapshot::SnapshotCriteria;
 
-type FlushFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
-
-enum Step {
-    Requests(usize),
-    Flushed(Result<()>),
+/// What a commit job gives back: the engine's core (`None` if the I/O
+/// thread failed with it), the waiters of what it applied and of the syncs
+/// it covered, and its flush's outcome.
+struct Committed<E: Engine> {
+    core: Option<Core<E>>,
+    applied: Vec<Done>,
+    flushed: Result<()>,
 }
 
-/// The flush in flight, or a future that never completes when there is none.
-async fn in_flight(flush: &mut Option<FlushFuture>) -> Result<()> {
-    match flush {
+type CommitFuture<E> = std::pin::Pin<Box<dyn std::future::Future<Output = Committed<E>> + Send>>;
+
+enum Step<E: Engine> {
+    Requests(usize),
+    Committed(Committed<E>),
+}
+
+/// The commit in flight, or a future that never completes when there is
+/// none.
+async fn in_flight<E: Engine>(commit: &mut Option<CommitFuture<E>>) -> Committed<E> {
+    match commit {
         Some(f) => f.await,
         None => std::future::pending().await,
     }
@@ -93,60 +103,42 @@ pub(super) struct Core<E: Engine> {
 }
 
 impl<E: Engine> Writer<E> {
-    /// Applies requests as they come and keeps one flush in flight at a
-    /// time: requests applied while a flush runs wait for the next one, which
-    /// starts as soon as the current one returns. So the disk is kept busy
-    /// and a group is everything that arrived during the previous flush.
+    /// Takes requests as they come and keeps one commit in flight at a
+    /// time: requests that arrive while one runs wait in the queue for the
+    /// next, which starts as soon as the current one returns. So the disk
+    /// is kept busy and a group is everything that arrived during the
+    /// previous commit.
     pub(super) async fn run(mut self) {
         let mut group = Vec::new();
-        // Applied, waiting for a flush that has not started yet.
-        let mut waiting: Vec<Done> = Vec::new();
-        // The flush in flight and the waiters it covers.
-        let mut flush: Option<FlushFuture> = None;
-        let mut flushing: Vec<Done> = Vec::new();
-        while self.open || flush.is_some() || !waiting.is_empty() {
-            if flush.is_none() && !waiting.is_empty() {
-                self.linger(&mut group, &mut waiting).await;
-                flush = Some(self.flush());
-                flushing = std::mem::take(&mut waiting);
-                self.metrics.group(flushing.len());
+        // Taken, not yet applied: the next commit's writes.
+        let mut queued: Vec<Pending> = Vec::new();
+        // Syncs, answered by the next commit's flush.
+        let mut syncs: Vec<Done> = Vec::new();
+        let mut commit: Option<CommitFuture<E>> = None;
+        while self.open || commit.is_some() || !queued.is_empty() || !syncs.is_empty() {
+            if commit.is_none() && !(queued.is_empty() && syncs.is_empty()) {
+                self.linger(&mut group, &mut queued, &mut syncs).await;
+                commit = self.commit(std::mem::take(&mut queued), std::mem::take(&mut syncs));
+                if commit.is_none() {
+                    continue;
+                }
             }
-            let open = self.open;
+            // Nothing is taken while a commit runs: what arrives meanwhile
+            // waits in the bounded queue, so writers beyond it wait in
+            // `write` (back-pressure) rather than pile up here, and the
+            // next commit takes it all at once.
+            let taking = self.open && commit.is_none();
             let step = tokio::select! {
-                n = self.requests.recv_many(&mut group, self.max_group), if open => Step::Requests(n),
-                result = in_flight(&mut flush) => Step::Flushed(result),
+                n = self.requests.recv_many(&mut group, self.max_group), if taking => Step::Requests(n),
+                done = in_flight(&mut commit) => Step::Committed(done),
             };
             match step {
                 // Every store handle is gone: finish what is in flight.
                 Step::Requests(0) => self.open = false,
-                Step::Requests(_) => {
-                    let applied = self.apply_group(std::mem::take(&mut group)).await;
-                    waiting.extend(applied);
-                }
-                Step::Flushed(result) => {
-                    flush = None;
-                    let dones = std::mem::take(&mut flushing);
-                    match result {
-                        Ok(()) => {
-                            for done in dones {
-                                let _ = done.send(Ok(()));
-                            }
-                        }
-                        Err(e) => {
-                            let reason = poison(
-                                &self.poison,
-                                format!("flush failed: {}", chain(&e)),
-                                &self.metrics.poisoned,
-                            );
-                            tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
-                            // Nothing applied since can be made durable either.
-                            for done in dones.into_iter().chain(waiting.drain(..)) {
-                                let _ = done.send(Err(Error::Poisoned {
-                                    reason: reason.clone(),
-                                }));
-                            }
-                        }
-                    }
+                Step::Requests(_) => self.sort_out(&mut group, &mut queued, &mut syncs),
+                Step::Committed(done) => {
+                    commit = None;
+                    self.answer(done);
                 }
             }
         }
@@ -159,70 +151,133 @@ impl<E: Engine> Writer<E> {
         }
     }
 
-    /// The engine flush covering every batch applied so far, followed by the
-    /// update of the commit record: a commit is recorded as acknowledged
-    /// only once the engine holds it durably, and its writes are answered
-    /// only after that, so the record never claims more than the engine
-    /// holds after a crash, and always as much as was acknowledged.
-    fn flush(&self) -> FlushFuture {
-        let Some(core) = &self.core else {
-            let reason = poison(
-                &self.poison,
-                "the store's I/O thread failed".into(),
-                &self.metrics.poisoned,
-            );
-            return Box::pin(async move { Err(Error::Poisoned { reason }) });
-        };
-        let engine = core.engine.share();
-        let record = self.commit_file.clone();
-        let commit = core.commit;
-        let metrics = self.metrics.clone();
-        let work = move || -> Result<()> {
-            let started = Instant::now();
-            let _span = tracing::trace_span!(
-                "courier.store.flush",
-                engine = engine.name(),
-                commit = commit
-            )
-            .entered();
-            engine.flush()?;
-            if let Some(file) = record {
-                file.record(commit).map_err(|e| {
-                    Error::Storage(
-                        format!(
-                            "cannot update the commit record {}: {e}",
-                            file.path().display()
-                        )
-                        .into(),
-                    )
-                })?;
+    /// Answers the waiters of a commit that returned, poisoning the store
+    /// if its flush failed.
+    fn answer(&mut self, done: Committed<E>) {
+        let Committed {
+            core,
+            applied,
+            flushed,
+        } = done;
+        match core {
+            Some(core) => self.core = Some(core),
+            None => {
+                // The job went with the I/O thread: its waiters learn from
+                // the poison.
+                let reason = poison(
+                    &self.poison,
+                    "the store's I/O thread failed".into(),
+                    &self.metrics.poisoned,
+                );
+                tracing::error!(%reason, "store poisoned");
             }
-            metrics.flush(started.elapsed());
-            Ok(())
-        };
-        match self.io.clone() {
-            Some(io) => Box::pin(async move {
-                io.run(work)
-                    .await
-                    .map_err(|why| Error::Storage(why.into()))?
-            }),
-            None => Box::pin(async move { work() }),
+        }
+        self.metrics.group(applied.len());
+        match flushed {
+            Ok(()) => {
+                for done in applied {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let reason = poison(
+                    &self.poison,
+                    format!("flush failed: {}", chain(&e)),
+                    &self.metrics.poisoned,
+                );
+                tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                for done in applied {
+                    let _ = done.send(Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
         }
     }
 
-    /// Before a flush, gives writers that were just answered a moment to
-    /// send their next request, so that it joins this flush instead of
+    /// One commit of `work` and `syncs`, as one job on the I/O thread (one
+    /// hand-off per group): the writes applied to the engine, then the
+    /// engine flush covering every batch applied so far, then the update of
+    /// the commit record. A commit is recorded as acknowledged only once
+    /// the engine holds it durably, and its writes are answered only after
+    /// that, so the record never claims more than the engine holds after a
+    /// crash, and always as much as was acknowledged. `None` when there is
+    /// nothing to run: a poisoned store answers here, without touching the
+    /// engine again (sled's flush may hang after an I/O error).
+    fn commit(&mut self, work: Vec<Pending>, syncs: Vec<Done>) -> Option<CommitFuture<E>> {
+        let core = match (self.poisoned(), self.core.take()) {
+            (None, Some(core)) => core,
+            (reason, core) => {
+                self.core = core;
+                let reason = reason.unwrap_or_else(|| {
+                    poison(
+                        &self.poison,
+                        "the store's I/O thread failed".into(),
+                        &self.metrics.poisoned,
+                    )
+                });
+                let dones = work.into_iter().map(|p| p.done).chain(syncs);
+                for done in dones {
+                    let _ = done.send(Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    }));
+                }
+                return None;
+            }
+        };
+        let record = self.commit_file.clone();
+        let metrics = self.metrics.clone();
+        let job = move || -> Committed<E> {
+            let mut core = core;
+            let mut applied = syncs;
+            if !work.is_empty() {
+                let started = Instant::now();
+                applied.extend(core.apply_group(work));
+                metrics.apply(started.elapsed());
+            }
+            let flushed = core.flush(record.as_deref(), &metrics);
+            Committed {
+                core: Some(core),
+                applied,
+                flushed,
+            }
+        };
+        Some(match self.io.clone() {
+            Some(io) => Box::pin(async move {
+                match io.run(job).await {
+                    Ok(done) => done,
+                    // The job's waiters went with it.
+                    Err(why) => Committed {
+                        core: None,
+                        applied: Vec::new(),
+                        flushed: Err(Error::Storage(why.into())),
+                    },
+                }
+            }),
+            None => Box::pin(async move { job() }),
+        })
+    }
+
+    /// Before a commit, gives writers that were just answered a moment to
+    /// send their next request, so that it joins this commit instead of
     /// waiting for the next one: without this, writers that each keep one
     /// write in flight split into two cohorts that alternate between
-    /// flushes, halving what each flush carries. Yields while requests keep
+    /// commits, halving what each carries. Yields while requests keep
     /// arriving, a bounded number of times; a lone writer pays one yield.
-    async fn linger(&mut self, group: &mut Vec<Pending>, waiting: &mut Vec<Done>) {
+    async fn linger(
+        &mut self,
+        group: &mut Vec<Pending>,
+        queued: &mut Vec<Pending>,
+        syncs: &mut Vec<Done>,
+    ) {
         for _ in 0..LINGER_ROUNDS {
-            if !self.open {
+            // A group is at most `max_group` writes: the rest waits in the
+            // bounded queue.
+            if !self.open || queued.len() >= self.max_group {
                 return;
             }
             tokio::task::yield_now().await;
-            while group.len() < self.max_group {
+            while queued.len() + group.len() < self.max_group {
                 match self.requests.try_recv() {
                     Ok(pending) => group.push(pending),
                     Err(_) => break,
@@ -231,20 +286,20 @@ impl<E: Engine> Writer<E> {
             if group.is_empty() {
                 return;
             }
-            let applied = self.apply_group(std::mem::take(group)).await;
-            waiting.extend(applied);
+            self.sort_out(group, queued, syncs);
         }
     }
 
-    /// Sorts a group out: a close stops the intake (what follows it is
-    /// refused), a sync only needs the next flush, and the writes go to the
-    /// engine (on the I/O thread, if it blocks). Returns the waiters of what
-    /// was applied, to be answered after the next flush; the others are
-    /// answered here with their error.
-    async fn apply_group(&mut self, group: Vec<Pending>) -> Vec<Done> {
-        let mut work = Vec::with_capacity(group.len());
-        let mut applied = Vec::new();
-        for Pending { request, done } in group {
+    /// Sorts requests out: a close stops the intake (what follows it is
+    /// refused), a sync only needs the next flush, and the writes are queued
+    /// for the next commit (a poisoned store refuses them here).
+    fn sort_out(
+        &mut self,
+        group: &mut Vec<Pending>,
+        queued: &mut Vec<Pending>,
+        syncs: &mut Vec<Done>,
+    ) {
+        for Pending { request, done } in group.drain(..) {
             if !self.open {
                 // A close came before this request in the same group.
                 let _ = done.send(Err(Error::Closed));
@@ -256,56 +311,15 @@ impl<E: Engine> Writer<E> {
                     self.closers.push(done);
                 }
                 // Applied at open: it only needs the next flush.
-                Request::Sync => applied.push(done),
+                Request::Sync => syncs.push(done),
                 request => match self.poisoned() {
                     Some(reason) => {
                         let _ = done.send(Err(Error::Poisoned { reason }));
                     }
-                    None => work.push(Pending { request, done }),
+                    None => queued.push(Pending { request, done }),
                 },
             }
         }
-        if work.is_empty() {
-            return applied;
-        }
-        let Some(mut core) = self.core.take() else {
-            let reason = poison(
-                &self.poison,
-                "the store's I/O thread failed".into(),
-                &self.metrics.poisoned,
-            );
-            for Pending { done, .. } in work {
-                let _ = done.send(Err(Error::Poisoned {
-                    reason: reason.clone(),
-                }));
-            }
-            return applied;
-        };
-        match &self.io {
-            None => {
-                applied.extend(core.apply_group(work));
-                self.core = Some(core);
-            }
-            Some(io) => {
-                let job = move || {
-                    let applied = core.apply_group(work);
-                    (core, applied)
-                };
-                match io.run(job).await {
-                    Ok((core, done)) => {
-                        applied.extend(done);
-                        self.core = Some(core);
-                    }
-                    // The group's waiters went with the job: they learn
-                    // from the poison.
-                    Err(why) => {
-                        let reason = poison(&self.poison, why.into(), &self.metrics.poisoned);
-                        tracing::error!(%reason, "store poisoned");
-                    }
-                }
-            }
-        }
-        applied
     }
 
     fn poisoned(&self) -> Option<String> {
@@ -324,6 +338,34 @@ fn poison(poison: &Mutex<Option<String>>, reason: String, poisoned: &Counter) ->
 }
 
 impl<E: Engine> Core<E> {
+    /// The engine flush covering every batch applied so far, then the
+    /// commit record's update to the last batch's commit number.
+    fn flush(&self, record: Option<&CommitFile>, metrics: &StoreMetrics) -> Result<()> {
+        let started = Instant::now();
+        let _span = tracing::trace_span!(
+            "courier.store.flush",
+            engine = self.engine.name(),
+            commit = self.commit
+        )
+        .entered();
+        self.engine.flush()?;
+        if let Some(file) = record {
+            let recording = Instant::now();
+            file.record(self.commit).map_err(|e| {
+                Error::Storage(
+                    format!(
+                        "cannot update the commit record {}: {e}",
+                        file.path().display()
+                    )
+                    .into(),
+                )
+            })?;
+            metrics.commit_record(recording.elapsed());
+        }
+        metrics.flush(started.elapsed());
+        Ok(())
+    }
+
     /// Validates and applies writes: they go to the engine as one atomic
     /// batch (more than one only around a deletion, which must see what
     /// came before it). Returns the waiters of what was applied; the others
