@@ -41,6 +41,57 @@ async fn a_failed_flush_poisons_a_durable_store() {
     }
 }
 
+/// A failed apply poisons the store like a failed flush, and its group is
+/// never flushed: nothing of it is acknowledged, and the engine is not
+/// asked to flush again (sled's flush may hang after an I/O error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_poisons_and_is_not_flushed() {
+    let engine = TestEngine::with_flush_delay(Duration::from_millis(1));
+    let (fail, flushes) = (engine.fail_apply.clone(), engine.flushes.clone());
+    let store = Store::with_engine(engine).expect("store");
+    store
+        .write(WriteBatch::new().event(tck::event("p", 1)))
+        .await
+        .expect("a healthy write");
+    let flushed_before = flushes.load(Ordering::SeqCst);
+
+    fail.store(true, Ordering::SeqCst);
+    // Several writers, so that the failed group holds more than one.
+    let writes: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(WriteBatch::new().event(tck::event(&format!("w-{i}"), 1)))
+                    .await
+            })
+        })
+        .collect();
+    for write in writes {
+        let written = write.await.expect("writer");
+        assert!(
+            matches!(written, Err(Error::Poisoned { .. })),
+            "{written:?}"
+        );
+    }
+    let reason = store.poisoned().expect("poisoned");
+    assert!(reason.contains("refused the batch"), "{reason}");
+    assert_eq!(
+        flushes.load(Ordering::SeqCst),
+        flushed_before,
+        "a poisoned group was flushed"
+    );
+
+    // The disk recovers; the store still refuses, and still never flushes.
+    fail.store(false, Ordering::SeqCst);
+    let write = store
+        .write(WriteBatch::new().event(tck::event("q", 1)))
+        .await;
+    assert!(matches!(write, Err(Error::Poisoned { .. })), "{write:?}");
+    assert_eq!(flushes.load(Ordering::SeqCst), flushed_before);
+    assert_eq!(store.highest_seq_nr("w-0").await.expect("reads answer"), 0);
+}
+
 async fn poisons<E: Engine>(engine: TestEngine<E>) {
     let fail = engine.fail_flush.clone();
     let store = Store::with_engine(engine).expect("store");

@@ -180,12 +180,20 @@ impl<E: Engine> Writer<E> {
                 }
             }
             Err(e) => {
-                let reason = poison(
-                    &self.poison,
-                    format!("flush failed: {}", chain(&e)),
-                    &self.metrics.poisoned,
-                );
-                tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                let reason = match e {
+                    // Poisoned before the flush (by a failed apply, already
+                    // logged): the flush did not run.
+                    Error::Poisoned { reason } => reason,
+                    e => {
+                        let reason = poison(
+                            &self.poison,
+                            format!("flush failed: {}", chain(&e)),
+                            &self.metrics.poisoned,
+                        );
+                        tracing::error!(%reason, "store poisoned: writes since the last flush may be lost");
+                        reason
+                    }
+                };
                 for done in applied {
                     let _ = done.send(Err(Error::Poisoned {
                         reason: reason.clone(),
@@ -235,7 +243,14 @@ impl<E: Engine> Writer<E> {
                 applied.extend(core.apply_group(work));
                 metrics.apply(started.elapsed());
             }
-            let flushed = core.flush(record.as_deref(), &metrics);
+            // An apply that failed poisoned the store: nothing of this
+            // group may be acknowledged, and the engine is not asked to
+            // flush again (sled's flush may hang after an I/O error).
+            let poisoned = courier_core::sync::lock(&core.poison).clone();
+            let flushed = match poisoned {
+                Some(reason) => Err(Error::Poisoned { reason }),
+                None => core.flush(record.as_deref(), &metrics),
+            };
             Committed {
                 core: Some(core),
                 applied,

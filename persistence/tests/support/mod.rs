@@ -8,11 +8,12 @@ use std::time::Duration;
 use courier_persistence::{Engine, EngineOp, Entry, Error, MemoryEngine, Result};
 
 /// An engine (the memory engine unless said otherwise) with knobs:
-/// flushes can fail or take a while, and flushes and the largest scan are
-/// counted.
+/// applies and flushes can fail, flushes can take a while, and flushes and
+/// the largest scan are counted.
 pub struct TestEngine<E = MemoryEngine> {
     pub inner: Arc<E>,
     pub fail_flush: Arc<AtomicBool>,
+    pub fail_apply: Arc<AtomicBool>,
     pub flush_delay: Duration,
     pub flushes: Arc<AtomicUsize>,
     pub largest_scan: Arc<AtomicUsize>,
@@ -23,6 +24,7 @@ impl<E> Clone for TestEngine<E> {
         Self {
             inner: Arc::clone(&self.inner),
             fail_flush: Arc::clone(&self.fail_flush),
+            fail_apply: Arc::clone(&self.fail_apply),
             flush_delay: self.flush_delay,
             flushes: Arc::clone(&self.flushes),
             largest_scan: Arc::clone(&self.largest_scan),
@@ -51,6 +53,7 @@ impl<E: Engine> TestEngine<E> {
         Self {
             inner: Arc::new(engine),
             fail_flush: Arc::default(),
+            fail_apply: Arc::default(),
             flush_delay: Duration::ZERO,
             flushes: Arc::default(),
             largest_scan: Arc::default(),
@@ -76,6 +79,9 @@ impl<E: Engine> Engine for TestEngine<E> {
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
+        if self.fail_apply.load(Ordering::SeqCst) {
+            return Err(Error::Storage("the disk refused the batch".into()));
+        }
         self.inner.apply(ops)
     }
 
