@@ -59,6 +59,10 @@ impl Journal for Reporting {
         }
         result
     }
+
+    fn store_identity(&self) -> Option<usize> {
+        self.0.store_identity()
+    }
     async fn read_events(
         &self,
         pid: &str,

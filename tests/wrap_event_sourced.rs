@@ -158,3 +158,80 @@ async fn event_sourced_sender_and_receiver_wrap_in_a_few_lines() {
     assert_eq!(es.highest_seq_nr("es-payments").await.expect("seq"), 5);
     system.shutdown().await;
 }
+
+/// The receiver's ledger with its inbox on `inbox_store` and its journal on
+/// `actor_store`, and a desk delivering to it on `actor_store`.
+fn ledger_and_desk(
+    system: &ActorSystem,
+    actor_store: &Arc<MemoryStore>,
+    inbox_store: Arc<dyn Journal>,
+) -> (ActorRef<EsPayments>, ActorRef<(u64, ReplyTo<u64>)>) {
+    let ledger = system
+        .spawn(
+            Persistent::props("es-payments", move || EsLedger {
+                inbox: ExactlyOnce::new("es-payments", Arc::clone(&inbox_store)),
+                total: 0,
+            })
+            .with_store(actor_store.clone())
+            .with_name("es-payments")
+            .with_adapter::<Delivery<Charge>>(),
+        )
+        .expect("spawn");
+    let journal: Arc<dyn Journal> = actor_store.clone();
+    let out = AtLeastOnce::<Charge>::new("es-desk", journal, fast());
+    let desk = system
+        .spawn(
+            Persistent::props("es-desk", move || EsDesk { out: out.clone() })
+                .with_store(actor_store.clone()),
+        )
+        .expect("spawn");
+    (ledger, desk)
+}
+
+/// An inbox on another store than the actor's journal would never read
+/// back the records the actor writes for it, and would apply a redelivery
+/// twice: the effect is refused, loudly (the actor stops), and nothing is
+/// written or acknowledged.
+#[tokio::test]
+async fn an_inbox_on_another_store_than_the_actors_is_refused() {
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let other = Arc::new(MemoryStore::memory().expect("store"));
+    let other_journal: Arc<dyn Journal> = other.clone();
+    let system = ActorSystem::new("wrap");
+    let (ledger, desk) = ledger_and_desk(&system, &store, Arc::clone(&other_journal));
+    assert_eq!(desk.ask(|r| (1, r), SECOND).await.expect("ask"), 1);
+    tokio::time::timeout(5 * SECOND, ledger.terminated())
+        .await
+        .expect("the ledger stops on the refused effect");
+    assert_eq!(store.highest_seq_nr("es-payments").await.expect("seq"), 0);
+    assert_eq!(
+        other_journal
+            .highest_seq_nr("es-payments")
+            .await
+            .expect("seq"),
+        0
+    );
+    system.shutdown().await;
+}
+
+/// Another handle (a clone in its own `Arc`) of the actor's own store is
+/// the same store: accepted.
+#[tokio::test]
+async fn an_inbox_on_another_handle_of_the_same_store_is_accepted() {
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let handle: Arc<dyn Journal> = Arc::new(MemoryStore::clone(&store));
+    let system = ActorSystem::new("wrap");
+    let (ledger, desk) = ledger_and_desk(&system, &store, handle);
+    assert_eq!(desk.ask(|r| (1, r), SECOND).await.expect("ask"), 1);
+    let mut total = 0;
+    for _ in 0..200 {
+        total = ledger.ask(EsPayments::Total, SECOND).await.expect("ask");
+        if total == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(total, 10);
+    assert_eq!(store.highest_seq_nr("es-payments").await.expect("seq"), 1);
+    system.shutdown().await;
+}

@@ -111,8 +111,10 @@ impl DedupInbox {
             return Ok(Effect::none());
         }
         let write = self.prepare(delivery)?;
+        // Bound to the inbox's store: the actor refuses the effect if its
+        // journal is another, where the inbox would never read it back.
         Ok(effect(&delivery.message)
-            .with_writes(write.writes())
+            .with_writes_in(&self.core.journal, write.writes())
             .then(move |_, _| write.ack()))
     }
 }

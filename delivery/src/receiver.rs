@@ -86,7 +86,7 @@ pub(crate) struct Core {
     pub(crate) name: String,
     /// Its namespace in the store, built once.
     namespace: String,
-    journal: Arc<dyn Journal>,
+    pub(crate) journal: Arc<dyn Journal>,
     identity: Uuid,
     /// Opened with `open_adopting`.
     adopting: bool,

@@ -92,6 +92,10 @@ impl Journal for Recording {
         result
     }
 
+    fn store_identity(&self) -> Option<usize> {
+        self.inner.store_identity()
+    }
+
     async fn read_events(
         &self,
         persistence_id: &str,

@@ -170,6 +170,16 @@ pub trait Journal: Send + Sync + 'static {
     /// once an earlier flush failed, storage errors.
     async fn write(&self, batch: WriteBatch) -> Result<()>;
 
+    /// Which store this journal writes to: the same value for every handle
+    /// and clone of one store, distinct between stores open at the same
+    /// time; `None` if the journal cannot tell. A journal that wraps
+    /// another answers with the inner one's. Used by [`same_store`], which
+    /// guards writes that must land where they are read back (an
+    /// [`Effect::with_writes_in`](crate::Effect::with_writes_in)).
+    fn store_identity(&self) -> Option<usize> {
+        None
+    }
+
     /// One page of events: at most `limit` of `persistence_id` with
     /// `from <= seq_nr <= to`, ascending, skipping deleted ones. Each record
     /// is checksum-verified. Use [`replay`] to stream a whole range with gap
@@ -239,6 +249,16 @@ pub struct ReplayStats {
     pub events: u64,
     /// The sequence number of the last one (0 if none).
     pub last_seq_nr: SeqNr,
+}
+
+/// Whether `a` and `b` are one store: the same journal object, or journals
+/// that report the same [`store_identity`](Journal::store_identity).
+/// `false` when neither tells.
+pub fn same_store(a: &dyn Journal, b: &dyn Journal) -> bool {
+    if std::ptr::addr_eq(a as *const dyn Journal, b as *const dyn Journal) {
+        return true;
+    }
+    matches!((a.store_identity(), b.store_identity()), (Some(x), Some(y)) if x == y)
 }
 
 /// Streams the events of `persistence_id` in `range` to `on_event`, `page`

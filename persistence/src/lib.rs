@@ -57,7 +57,7 @@ pub use eventsourced::{
 pub use extension::Persistence;
 #[cfg(feature = "fjall")]
 pub use fjall_engine::FjallEngine;
-pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay};
+pub use journal::{Journal, KvWrite, ReplayRange, ReplayStats, WriteBatch, replay, same_store};
 pub use keys::MAX_ID_LEN;
 pub use record::{
     EventRecord, MAX_RECORD_SIZE, Manifest, SeqNr, Snapshot, SnapshotMetadata, decode_payload,

@@ -271,6 +271,11 @@ impl Journal for PostgresStore {
         Ok(())
     }
 
+    /// The address of what every handle of this store shares.
+    fn store_identity(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.shared).cast::<()>() as usize)
+    }
+
     async fn read_events(
         &self,
         persistence_id: &str,

@@ -515,6 +515,10 @@ impl Journal for ChaosJournal {
         self.inner.write(batch).await
     }
 
+    fn store_identity(&self) -> Option<usize> {
+        self.inner.store_identity()
+    }
+
     async fn read_events(
         &self,
         persistence_id: &str,

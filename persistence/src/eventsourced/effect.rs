@@ -1,10 +1,12 @@
 //! [`Effect`]: what a command handler decides (events to persist, records
 //! to write with them, follow-ups once they are durable and applied).
 
+use std::sync::Arc;
+
 use courier_core::ReplyTo;
 
 use super::{EventSourced, PersistentContext};
-use crate::journal::WriteBatch;
+use crate::journal::{Journal, WriteBatch};
 
 pub(super) type Then<E> = Box<dyn FnOnce(&E, &mut PersistentContext<E>) + Send>;
 
@@ -14,6 +16,8 @@ pub(super) type Then<E> = Box<dyn FnOnce(&E, &mut PersistentContext<E>) + Send>;
 pub struct Effect<E: EventSourced> {
     pub(super) events: Vec<E::Event>,
     pub(super) writes: WriteBatch,
+    /// Journals that `writes` must go to (see [`Effect::with_writes_in`]).
+    pub(super) bound: Vec<Arc<dyn Journal>>,
     pub(super) then: Vec<Then<E>>,
     pub(super) stop: bool,
 }
@@ -24,6 +28,7 @@ impl<E: EventSourced> Effect<E> {
         Self {
             events: Vec::new(),
             writes: WriteBatch::new(),
+            bound: Vec::new(),
             then: Vec::new(),
             stop: false,
         }
@@ -46,6 +51,19 @@ impl<E: EventSourced> Effect<E> {
     /// in the same atomic write as the events.
     pub fn with_writes(mut self, batch: WriteBatch) -> Self {
         self.writes.extend(batch);
+        self
+    }
+
+    /// [`with_writes`](Self::with_writes) for records that are read back
+    /// from `journal`, such as a dedup inbox's: the actor refuses the
+    /// effect (nothing is written; the actor stops with
+    /// [`Error::Invalid`](crate::Error::Invalid), logged at ERROR) unless
+    /// its own journal is that store ([`same_store`](crate::same_store)).
+    /// Written anywhere else, the records would be missing where they are
+    /// read, and a dedup inbox would apply a redelivery a second time.
+    pub fn with_writes_in(mut self, journal: &Arc<dyn Journal>, batch: WriteBatch) -> Self {
+        self.writes.extend(batch);
+        self.bound.push(Arc::clone(journal));
         self
     }
 

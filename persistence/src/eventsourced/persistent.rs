@@ -369,6 +369,25 @@ impl<E: EventSourced> Actor for Persistent<E> {
         ctx: &mut Context<Self>,
     ) -> Result<(), BoxError> {
         let effect = self.state.handle_command(command, ctx).await?;
+        if let Some(elsewhere) = effect
+            .bound
+            .iter()
+            .find(|j| !crate::journal::same_store(j.as_ref(), self.journal.as_ref()))
+        {
+            let e = Error::Invalid {
+                what: "effect",
+                reason: format!(
+                    "records bound to another store ({}) than this actor's journal: written here they would be missing where they are read back (a dedup inbox would apply a redelivery twice); give both the same store",
+                    elsewhere.store_identity().map_or_else(
+                        || "a journal that does not tell its store".to_owned(),
+                        |id| format!("store {id:#x}")
+                    ),
+                ),
+            };
+            tracing::error!(persistence_id = %self.persistence_id, error = %e, "effect refused; stopping");
+            ctx.stop();
+            return Err(Box::new(e));
+        }
         let mut snapshot_due = false;
         if !effect.events.is_empty() || !effect.writes.is_empty() {
             match self.persist(effect.events, effect.writes).await {

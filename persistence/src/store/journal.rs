@@ -25,6 +25,11 @@ impl<E: Engine> Journal for Store<E> {
         Ok(())
     }
 
+    /// The address of what every clone of this store shares.
+    fn store_identity(&self) -> Option<usize> {
+        Some(std::sync::Arc::as_ptr(&self.shared).cast::<()>() as usize)
+    }
+
     async fn read_events(
         &self,
         persistence_id: &str,
