@@ -235,3 +235,28 @@ async fn an_inbox_on_another_handle_of_the_same_store_is_accepted() {
     assert_eq!(store.highest_seq_nr("es-payments").await.expect("seq"), 1);
     system.shutdown().await;
 }
+
+/// The sender's side of the same rule: an outbox on another store than the
+/// event-sourced sender's journal would never be read back after a
+/// restart, so its unconfirmed deliveries would never be redelivered. The
+/// effect is refused (the desk stops) and nothing is written.
+#[tokio::test]
+async fn an_outbox_on_another_store_than_the_actors_is_refused() {
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let other: Arc<dyn Journal> = Arc::new(MemoryStore::memory().expect("store"));
+    let system = ActorSystem::new("wrap");
+    let out = AtLeastOnce::<Charge>::new("es-desk", Arc::clone(&other), fast());
+    let desk = system
+        .spawn(
+            Persistent::props("es-desk", move || EsDesk { out: out.clone() })
+                .with_store(store.clone()),
+        )
+        .expect("spawn");
+    let asked = desk.ask(|r| (1, r), SECOND).await;
+    assert!(asked.is_err(), "the order was acknowledged: {asked:?}");
+    tokio::time::timeout(5 * SECOND, desk.terminated())
+        .await
+        .expect("the desk stops on the refused effect");
+    assert_eq!(store.highest_seq_nr("es-desk").await.expect("seq"), 0);
+    system.shutdown().await;
+}

@@ -241,8 +241,13 @@ pub trait DeliverEffect {
 
 impl<E: EventSourced> DeliverEffect for Effect<E> {
     fn and_deliver<M: Outgoing>(self, prepared: Prepared<M>) -> Self {
-        self.with_writes(prepared.writes()).then(move |_, _| {
-            prepared.send();
-        })
+        // Bound to the sender's store: its outbox is read back from there
+        // (after a restart, to redeliver), so the actor refuses the effect
+        // if its journal is another store.
+        let journal = Arc::clone(prepared.journal());
+        self.with_writes_in(&journal, prepared.writes())
+            .then(move |_, _| {
+                prepared.send();
+            })
     }
 }

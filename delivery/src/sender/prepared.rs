@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier_core::ActorRef;
-use courier_persistence::WriteBatch;
+use courier_persistence::{Journal, WriteBatch};
 
 use super::{Outgoing, Shared};
 use crate::envelope::{Delivery, DeliveryId};
@@ -31,6 +31,12 @@ impl<M: Outgoing> Prepared<M> {
     /// The records to write (the outbox entry).
     pub fn writes(&self) -> WriteBatch {
         self.writes.clone()
+    }
+
+    /// The store the sender reads its outbox from, where these records
+    /// must go.
+    pub(crate) fn journal(&self) -> &Arc<dyn Journal> {
+        &self.shared.journal
     }
 
     /// The records are durable: the delivery joins the outbox and is sent
