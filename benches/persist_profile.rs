@@ -24,67 +24,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier::persistence::{
-    DurableStore, Effect, EngineKind, EventRecord, EventSourced, Persistent, PersistentContext,
-    StoreOptions, encode_payload, now_millis,
-};
+use courier::persistence::{DurableStore, EngineKind, Persistent, StoreOptions};
 use courier::prelude::*;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use serde::{Deserialize, Serialize};
+
+#[path = "common/persist.rs"]
+mod common;
+
+use common::{Cmd, Sink, stored_event_size};
 
 const ACTORS: u64 = 100;
-/// Payload bytes per event (about), as in `benches/persistence.rs`.
-const PAYLOAD: usize = 200;
-
-#[derive(Default)]
-struct Sink {
-    events: u64,
-}
-
-struct Write(ReplyTo<u64>);
-
-#[derive(Serialize, Deserialize)]
-struct Written {
-    id: u64,
-    note: String,
-}
-
-fn event() -> Written {
-    Written {
-        id: 42,
-        note: "x".repeat(PAYLOAD - 10),
-    }
-}
-
-impl EventSourced for Sink {
-    type Command = Write;
-    type Event = Written;
-
-    async fn handle_command(
-        &mut self,
-        Write(reply): Write,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
-        Ok(Effect::persist(event()).reply(reply, |s: &Self| s.events))
-    }
-
-    fn apply_event(&mut self, _written: Written) {
-        self.events += 1;
-    }
-}
-
-/// The bytes courier stores for one event, so the raw loop writes the same.
-fn stored_event_size() -> usize {
-    let record = EventRecord {
-        persistence_id: "sink-0".into(),
-        seq_nr: 1,
-        manifest: <Sink as EventSourced>::event_manifest(),
-        payload: encode_payload(&event()).expect("encode"),
-        writer_id: uuid::Uuid::now_v7(),
-        timestamp: now_millis(),
-    };
-    4 + encode_payload(&record).expect("encode").len()
-}
 
 /// Sum and count of one histogram, per `engine` label.
 #[derive(Default, Clone, Copy)]
@@ -150,7 +99,7 @@ fn courier_run(rt: &tokio::runtime::Runtime, kind: EngineKind, run: Duration) ->
                     let mut n = 0u64;
                     while started.elapsed() < run {
                         actor
-                            .ask(Write, Duration::from_secs(30))
+                            .ask(Cmd::Write, Duration::from_secs(30))
                             .await
                             .expect("persist");
                         n += 1;

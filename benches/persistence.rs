@@ -19,78 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use courier::persistence::{
-    DurableStore, Effect, EngineKind, EventRecord, EventSourced, Journal, Manifest, Persistent,
-    PersistentContext, SledStore, Snapshot, SnapshotMetadata, SnapshotPolicy, SnapshotStore,
-    Snapshots, StoreOptions, WriteBatch, encode_payload, now_millis,
+    DurableStore, EngineKind, EventRecord, EventSourced, Journal, Manifest, Persistent, SledStore,
+    Snapshot, SnapshotMetadata, SnapshotPolicy, SnapshotStore, Snapshots, StoreOptions, WriteBatch,
+    encode_payload, now_millis,
 };
 use courier::prelude::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 
-/// Payload bytes per event (about), as in the reference figures.
-const PAYLOAD: usize = 200;
+#[path = "common/persist.rs"]
+mod common;
 
-#[derive(Default)]
-struct Sink {
-    events: u64,
-    bytes: u64,
-}
-
-enum Cmd {
-    Write(ReplyTo<u64>),
-    Count(ReplyTo<u64>),
-}
-
-/// A typical domain event of about 200 encoded bytes: a number and a text.
-#[derive(Serialize, Deserialize)]
-struct Written {
-    id: u64,
-    note: String,
-}
-
-fn event() -> Written {
-    Written {
-        id: 42,
-        note: "x".repeat(PAYLOAD - 10),
-    }
-}
-
-impl EventSourced for Sink {
-    type Command = Cmd;
-    type Event = Written;
-
-    async fn handle_command(
-        &mut self,
-        cmd: Cmd,
-        _ctx: &mut PersistentContext<Self>,
-    ) -> Result<Effect<Self>, BoxError> {
-        Ok(match cmd {
-            Cmd::Write(reply) => Effect::persist(event()).reply(reply, |s: &Self| s.events),
-            Cmd::Count(reply) => {
-                reply.reply(self.events);
-                Effect::none()
-            }
-        })
-    }
-
-    fn apply_event(&mut self, written: Written) {
-        self.events += 1;
-        self.bytes += written.note.len() as u64;
-    }
-}
-
-impl Snapshots for Sink {
-    type Snapshot = (u64, u64);
-
-    fn to_snapshot(&self) -> (u64, u64) {
-        (self.events, self.bytes)
-    }
-
-    fn apply_snapshot(&mut self, (events, bytes): (u64, u64)) {
-        self.events = events;
-        self.bytes = bytes;
-    }
-}
+use common::{Cmd, PAYLOAD, Sink, event, stored_event_size, uuid_like};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -98,24 +37,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// The bytes courier stores for one event, so raw sled writes the same size.
-fn stored_event_size() -> usize {
-    let record = EventRecord {
-        persistence_id: "sink-0".into(),
-        seq_nr: 1,
-        manifest: <Sink as EventSourced>::event_manifest(),
-        payload: encode_payload(&event()).expect("encode"),
-        writer_id: uuid_like(),
-        timestamp: now_millis(),
-    };
-    // 4 bytes of CRC around the bincode body, as the store frames it.
-    4 + encode_payload(&record).expect("encode").len()
-}
-
-fn uuid_like() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
 }
 
 /// The engines `persist` runs courier on, with their benchmark ids.
