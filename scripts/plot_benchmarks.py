@@ -59,6 +59,16 @@ def as_number(parameter):
     return int(digits) if digits else None
 
 
+def save(figure, axes, group, out_dir, plt):
+    """Writes the chart as <out_dir>/<group>.png; its path."""
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = os.path.join(out_dir, f"{group.replace('/', '_')}.png")
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def plot(group, title, lines, out_dir, plt):
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     numeric = all(
@@ -80,12 +90,7 @@ def plot(group, title, lines, out_dir, plt):
     axes.set_ylim(bottom=0)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path = os.path.join(out_dir, f"{group.replace('/', '_')}.png")
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(figure, axes, group, out_dir, plt)
 
 
 def plot_bars(group, title, lines, out_dir, plt):
@@ -110,12 +115,7 @@ def plot_bars(group, title, lines, out_dir, plt):
     axes.set_yscale("log")
     axes.set_title(title, fontsize=10)
     axes.grid(True, axis="y", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path = os.path.join(out_dir, f"{group.replace('/', '_')}.png")
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(figure, axes, group, out_dir, plt)
 
 
 def main():
