@@ -130,19 +130,9 @@ impl<E: Engine> Writer<E> {
             applied,
             flushed,
         } = done;
-        match core {
-            Some(core) => self.core = Some(core),
-            None => {
-                // The job went with the I/O thread: its waiters learn from
-                // the poison.
-                let reason = poison(
-                    &self.poison,
-                    "the store's I/O thread failed".into(),
-                    &self.metrics.poisoned,
-                );
-                tracing::error!(%reason, "store poisoned");
-            }
-        }
+        // `None`: the job went with the I/O thread, and its waiters with
+        // it; its error below poisons the store.
+        self.core = core;
         self.metrics.group(applied.len());
         match flushed {
             Ok(()) => {
@@ -236,7 +226,9 @@ impl<E: Engine> Writer<E> {
                     Err(why) => Committed {
                         core: None,
                         applied: Vec::new(),
-                        flushed: Err(Error::Storage(why.into())),
+                        flushed: Err(Error::Storage(
+                            format!("the store's I/O thread failed: {why}").into(),
+                        )),
                     },
                 }
             }),
