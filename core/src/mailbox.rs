@@ -218,3 +218,50 @@ impl<M> MailboxReceiver<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Envelope, Mailbox};
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    /// An actor's final drain (`poll_recv_closed` until `None`) ends when a
+    /// `send` that was granted the last free place is dropped before it
+    /// claims it: the one way a closed bounded mailbox could be left with
+    /// a permit out and no wake-up. tokio wakes the receiver then since
+    /// 1.53 (tokio#8260, hence the workspace's minimum); before, this drain
+    /// waited forever and so did the actor's stop.
+    #[tokio::test]
+    async fn the_drain_ends_when_a_granted_send_is_dropped_unclaimed() {
+        let (tx, mut rx) = Mailbox::bounded(1).channel::<u32>();
+        assert!(tx.try_send(Envelope::User(1)).is_ok());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut send = Box::pin(tx.send(Envelope::User(2)));
+        // The mailbox is full: the send queues for a place.
+        assert!(send.as_mut().poll(&mut cx).is_pending());
+        // Taking the first message grants the freed place to that send.
+        assert!(matches!(rx.try_recv(), Some(Envelope::User(1))));
+        rx.close();
+        let mut drain = tokio::spawn(async move {
+            std::future::poll_fn(|cx| rx.poll_recv_closed(cx))
+                .await
+                .map(Envelope::into_msg)
+        });
+        // Let the drain see the place still out, and park.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !drain.is_finished(),
+            "the drain ended with a send still in flight"
+        );
+        // `tx` stays alive: an actor has other references, and dropping the
+        // last sender would wake the receiver for another reason.
+        drop(send);
+        match tokio::time::timeout(Duration::from_secs(10), &mut drain).await {
+            Ok(Ok(next)) => assert_eq!(next, None, "the dropped send delivered nothing"),
+            Ok(Err(e)) => panic!("the drain task failed: {e}"),
+            Err(_) => panic!("the drain was not woken when the place went back"),
+        }
+        drop(tx);
+    }
+}

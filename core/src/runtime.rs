@@ -338,11 +338,11 @@ impl<A: Actor> ActorLoop<A> {
         for env in self.batch.drain(..).rev() {
             dead_envelope(&cell, env);
         }
-        while let Some(env) = recv_closed(|cx| self.mailbox.poll_recv_closed(cx)).await {
+        while let Some(env) = std::future::poll_fn(|cx| self.mailbox.poll_recv_closed(cx)).await {
             dead_envelope(&cell, env);
         }
         self.sys_rx.close();
-        while let Some(msg) = recv_closed(|cx| self.sys_rx.poll_recv_closed(cx)).await {
+        while let Some(msg) = std::future::poll_fn(|cx| self.sys_rx.poll_recv_closed(cx)).await {
             self.pending_sys.push_back(msg);
         }
     }
@@ -391,35 +391,6 @@ impl<A: Actor> Drop for ActorLoop<A> {
     fn drop(&mut self) {
         self.seal();
     }
-}
-
-/// How often a drain of a closed channel looks again without a wake-up.
-const CLOSED_RECHECK: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// The next message of a closed channel (`poll` is its `poll_recv`), `None`
-/// once it is empty and idle. Also looks again every [`CLOSED_RECHECK`]
-/// while it waits: tokio wakes a closed channel's receiver when a send in
-/// flight lands or a reserved permit is dropped, but not when a bounded
-/// sender's granted, not yet claimed permit goes back because its `send`
-/// future was dropped; without the recheck such an actor would never
-/// finish stopping.
-async fn recv_closed<T>(
-    mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<Option<T>>,
-) -> Option<T> {
-    let mut recheck: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    std::future::poll_fn(move |cx| {
-        loop {
-            if let Poll::Ready(next) = poll(cx) {
-                return Poll::Ready(next);
-            }
-            let sleep = recheck.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSED_RECHECK)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            recheck = None;
-        }
-    })
-    .await
 }
 
 /// [`guarded`] for a future pinned in place, without moving it.
