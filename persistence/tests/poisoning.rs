@@ -92,6 +92,65 @@ async fn a_failed_apply_poisons_and_is_not_flushed() {
     assert_eq!(store.highest_seq_nr("w-0").await.expect("reads answer"), 0);
 }
 
+/// A deletion behind a write whose apply failed, in one group, deletes
+/// nothing: the store is poisoned from that failure on. Applied anyway, the
+/// deletion could reach the disk (sled flushes in the background) while the
+/// write before it, a snapshot say, never did: the events gone and nothing
+/// in their place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_behind_a_failed_apply_deletes_nothing() {
+    let engine = TestEngine::with_flush_delay(Duration::from_millis(300));
+    let fail_next = engine.fail_next_apply.clone();
+    let store = Store::with_engine(engine).expect("store");
+    let events: Vec<_> = (1..=3).map(|seq| tck::event("p", seq)).collect();
+    store
+        .write(WriteBatch::new().events(events))
+        .await
+        .expect("a healthy write");
+
+    // A write that keeps the writer busy in its slow flush, so that the two
+    // requests after it are taken as one group, in order.
+    let flushes = store.engine().expect("engine").flushes.clone();
+    let flushed = flushes.load(Ordering::SeqCst);
+    let busy = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write(WriteBatch::new().event(tck::event("busy", 1)))
+                .await
+        })
+    };
+    while flushes.load(Ordering::SeqCst) == flushed {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    fail_next.store(true, Ordering::SeqCst);
+    // Each is queued by its first poll, so the write is ahead of the delete.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut failing = store.write(WriteBatch::new().event(tck::event("q", 1)));
+    assert!(failing.as_mut().poll(&mut cx).is_pending());
+    let mut delete = store.delete_events_to("p", 3);
+    assert!(delete.as_mut().poll(&mut cx).is_pending());
+    busy.await
+        .expect("busy")
+        .expect("the write before the failure");
+    let failed = failing.await;
+    assert!(matches!(failed, Err(Error::Poisoned { .. })), "{failed:?}");
+    let deleted = delete.await;
+    assert!(
+        matches!(deleted, Err(Error::Poisoned { .. })),
+        "{deleted:?}"
+    );
+
+    let mut kept = Vec::new();
+    replay(&store, "p", ReplayRange::all(), 8, |r| {
+        kept.push(r.seq_nr);
+        Ok(())
+    })
+    .await
+    .expect("reads answer on a poisoned store");
+    assert_eq!(kept, vec![1, 2, 3], "a poisoned store deleted events");
+}
+
 async fn poisons<E: Engine>(engine: TestEngine<E>) {
     let fail = engine.fail_flush.clone();
     let store = Store::with_engine(engine).expect("store");

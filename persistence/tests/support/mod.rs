@@ -14,6 +14,8 @@ pub struct TestEngine<E = MemoryEngine> {
     pub inner: Arc<E>,
     pub fail_flush: Arc<AtomicBool>,
     pub fail_apply: Arc<AtomicBool>,
+    /// Fails the next apply only.
+    pub fail_next_apply: Arc<AtomicBool>,
     pub flush_delay: Duration,
     pub flushes: Arc<AtomicUsize>,
     pub largest_scan: Arc<AtomicUsize>,
@@ -25,6 +27,7 @@ impl<E> Clone for TestEngine<E> {
             inner: Arc::clone(&self.inner),
             fail_flush: Arc::clone(&self.fail_flush),
             fail_apply: Arc::clone(&self.fail_apply),
+            fail_next_apply: Arc::clone(&self.fail_next_apply),
             flush_delay: self.flush_delay,
             flushes: Arc::clone(&self.flushes),
             largest_scan: Arc::clone(&self.largest_scan),
@@ -54,6 +57,7 @@ impl<E: Engine> TestEngine<E> {
             inner: Arc::new(engine),
             fail_flush: Arc::default(),
             fail_apply: Arc::default(),
+            fail_next_apply: Arc::default(),
             flush_delay: Duration::ZERO,
             flushes: Arc::default(),
             largest_scan: Arc::default(),
@@ -79,7 +83,9 @@ impl<E: Engine> Engine for TestEngine<E> {
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<()> {
-        if self.fail_apply.load(Ordering::SeqCst) {
+        if self.fail_apply.load(Ordering::SeqCst)
+            || self.fail_next_apply.swap(false, Ordering::SeqCst)
+        {
             return Err(Error::Storage("the disk refused the batch".into()));
         }
         self.inner.apply(ops)

@@ -85,8 +85,8 @@ impl<E: Engine> Core<E> {
         let mut staged = Staged::default();
         let mut applied = Vec::with_capacity(work.len());
         for Pending { request, done } in work {
-            if let Some(reason) = courier_core::sync::lock(&self.poison).clone() {
-                let _ = done.send(Err(Error::Poisoned { reason }));
+            if let Err(poisoned) = self.unpoisoned() {
+                let _ = done.send(Err(poisoned));
                 continue;
             }
             let deletion = matches!(
@@ -101,7 +101,8 @@ impl<E: Engine> Core<E> {
                 }
                 Request::DeleteEventsTo { persistence_id, to } => {
                     self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_events(&persistence_id, to)
+                    self.unpoisoned()
+                        .and_then(|()| self.plan_delete_events(&persistence_id, to))
                         .and_then(|chunks| self.apply_chunks(chunks))
                 }
                 Request::DeleteSnapshots {
@@ -109,7 +110,8 @@ impl<E: Engine> Core<E> {
                     criteria,
                 } => {
                     self.apply_staged(&mut staged, &mut applied);
-                    self.plan_delete_snapshots(&persistence_id, &criteria)
+                    self.unpoisoned()
+                        .and_then(|()| self.plan_delete_snapshots(&persistence_id, &criteria))
                         .and_then(|chunks| self.apply_chunks(chunks))
                 }
                 // Sorted out by the writer before.
@@ -125,6 +127,17 @@ impl<E: Engine> Core<E> {
         }
         self.apply_staged(&mut staged, &mut applied);
         applied
+    }
+
+    /// `Err(Poisoned)` once the store is poisoned, by this group's own
+    /// staged writes too: a deletion behind a failed apply must not reach
+    /// the engine (sled flushes in the background), or the events could be
+    /// gone while the snapshot staged before them never landed.
+    fn unpoisoned(&self) -> Result<()> {
+        match courier_core::sync::lock(&self.poison).clone() {
+            Some(reason) => Err(Error::Poisoned { reason }),
+            None => Ok(()),
+        }
     }
 
     /// Applies what is staged as one atomic engine batch; its waiters move
