@@ -590,3 +590,32 @@ async fn a_failed_shared_inbox_write_applies_and_acks_none_of_its_deliveries() {
         assert_eq!(inbox.check(&delivery_of(id)), Receipt::New);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_kept_past_its_senders_stop_writes_nothing_and_takes_no_id_of_the_restarted_sender()
+{
+    let system = ActorSystem::new("test");
+    let store = memory();
+    system
+        .spawn(Ledger::<u64>::props(&store).with_name("ledger"))
+        .expect("spawn ledger");
+    let (owner, old) = deliverer(&system, &store, settings(100)).await;
+    old.deliver("/user/ledger", |_| 1).await.expect("deliver");
+    eventually("confirmed", || old.unconfirmed() == 0).await;
+    owner.stop();
+    owner.terminated().await;
+    // The owner starts again under the same sender name; a clone of the
+    // stopped sender's deliverer is still held somewhere (another task).
+    let (_owner, new) = deliverer(&system, &store, settings(100)).await;
+    let late = old.deliver("/user/ledger", |_| 2).await;
+    assert!(
+        matches!(late, Err(Error::SenderStopped { .. })),
+        "a stopped sender writes nothing: {late:?}"
+    );
+    let id = new.deliver("/user/ledger", |_| 3).await.expect("deliver");
+    eventually("confirmed", || new.unconfirmed() == 0).await;
+    // Had the stopped clone written and sent 2 under the id the restarted
+    // sender gives 3, the receiver would take 3 for a duplicate of it.
+    assert_eq!(ledger(store.as_ref()).await, [1, 3], "3 went out as {id}");
+    system.shutdown().await;
+}
