@@ -42,7 +42,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -164,8 +164,8 @@ struct Shared<M> {
     acks: OnceLock<ActorRef<Ack>>,
     /// The sender's writer ([`writer`]): new entries, deletes, the id mark.
     writes: mpsc::UnboundedSender<Request>,
-    /// New deliveries' writes in flight.
-    writing: Arc<AtomicUsize>,
+    /// New deliveries' writes in flight, refused once the sender stopped.
+    writing: Arc<deliver::Writes>,
     /// Destinations resolved to references, so that a send does not parse
     /// and look up its path each time.
     routes: Mutex<Routes<M>>,
@@ -252,7 +252,7 @@ impl<M: Outgoing> Deliverer<M> {
                 reason: "a sender name must be non-empty, without '/' or NUL",
             });
         }
-        let claim = names::claim(ctx.system(), name, ctx.path())?;
+        let claim = names::claim(ctx.system(), name, ctx.path()).await?;
         let recovery::Recovered {
             meta,
             state,
@@ -278,7 +278,7 @@ impl<M: Outgoing> Deliverer<M> {
             signals: OnceLock::new(),
             acks: OnceLock::new(),
             writes,
-            writing: Arc::new(AtomicUsize::new(0)),
+            writing: Arc::default(),
             routes: Mutex::new(Routes::default()),
             clock: Clock::new(),
             redelivered: AtomicU64::new(0),
@@ -303,8 +303,11 @@ impl<M: Outgoing> Deliverer<M> {
             .map_err(spawn_failed)?;
         let _ = shared.signals.set(signals.clone());
         let _ = shared.acks.set(acks);
-        tokio::spawn(Writer::new(Arc::clone(&shared), requests, meta.next_id).run(signals.clone()));
-        claim.started(signals.clone());
+        let (alive, writer) = tokio::sync::watch::channel(());
+        tokio::spawn(
+            Writer::new(Arc::clone(&shared), requests, meta.next_id, alive).run(signals.clone()),
+        );
+        claim.started(signals.clone(), writer);
         live_handle::register(&shared, signals.clone());
         redeliverer::watch_refusals(&shared, signals);
         tracing::debug!(sender = %shared.sender, restored, "deliverer started");

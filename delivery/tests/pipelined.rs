@@ -44,6 +44,11 @@ struct Recording {
     fail_percent: AtomicU64,
     rng: Mutex<Option<Rng>>,
     writes: Mutex<Vec<usize>>,
+    /// While set, reads of outbox entries wait once read (a resend is held
+    /// between reading its message back and sending it).
+    hold_outbox_reads: AtomicBool,
+    /// Reads waiting on `hold_outbox_reads`.
+    held_reads: AtomicU64,
 }
 
 impl Recording {
@@ -54,6 +59,8 @@ impl Recording {
             fail_percent: AtomicU64::new(0),
             rng: Mutex::new(seed.map(Rng::new)),
             writes: Mutex::new(Vec::new()),
+            hold_outbox_reads: AtomicBool::new(false),
+            held_reads: AtomicU64::new(0),
         }
     }
 
@@ -129,7 +136,15 @@ impl Journal for Recording {
         namespace: &str,
         key: &[u8],
     ) -> courier::persistence::Result<Option<Vec<u8>>> {
-        self.inner.kv_get(namespace, key).await
+        let read = self.inner.kv_get(namespace, key).await;
+        if namespace.starts_with("courier.outbox/") && self.hold_outbox_reads.load(Ordering::SeqCst)
+        {
+            self.held_reads.fetch_add(1, Ordering::SeqCst);
+            while self.hold_outbox_reads.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        read
     }
 
     async fn kv_scan(
@@ -589,4 +604,75 @@ async fn a_failed_shared_inbox_write_applies_and_acks_none_of_its_deliveries() {
     for id in 1..=N {
         assert_eq!(inbox.check(&delivery_of(id)), Receipt::New);
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_kept_past_its_senders_stop_writes_nothing_and_takes_no_id_of_the_restarted_sender()
+{
+    let system = ActorSystem::new("test");
+    let store = memory();
+    system
+        .spawn(Ledger::<u64>::props(&store).with_name("ledger"))
+        .expect("spawn ledger");
+    let (owner, old) = deliverer(&system, &store, settings(100)).await;
+    old.deliver("/user/ledger", |_| 1).await.expect("deliver");
+    eventually("confirmed", || old.unconfirmed() == 0).await;
+    owner.stop();
+    owner.terminated().await;
+    // The owner starts again under the same sender name; a clone of the
+    // stopped sender's deliverer is still held somewhere (another task).
+    let (_owner, new) = deliverer(&system, &store, settings(100)).await;
+    let late = old.deliver("/user/ledger", |_| 2).await;
+    assert!(
+        matches!(late, Err(Error::SenderStopped { .. })),
+        "a stopped sender writes nothing: {late:?}"
+    );
+    let id = new.deliver("/user/ledger", |_| 3).await.expect("deliver");
+    eventually("confirmed", || new.unconfirmed() == 0).await;
+    // Had the stopped clone written and sent 2 under the id the restarted
+    // sender gives 3, the receiver would take 3 for a duplicate of it.
+    assert_eq!(ledger(store.as_ref()).await, [1, 3], "3 went out as {id}");
+    system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resend_racing_its_cancel_never_settles_an_id_that_a_restart_hands_out_again() {
+    let system = ActorSystem::new("test");
+    let store = memory();
+    let recording = Arc::new(Recording::new(Arc::clone(&store), None));
+    let journal: Arc<dyn Journal> = recording.clone();
+    let (owner, out) = deliverer(&system, &journal, settings(100)).await;
+    // 1 waits for its receiver, which is not there yet.
+    let first = out.deliver("/user/ledger", |_| 1).await.expect("deliver");
+    // 2's write fails: its id is skipped once a tick finds it not durable.
+    recording.fail.store(true, Ordering::Relaxed);
+    let failed = out.deliver("/user/ledger", |_| 2).await;
+    assert!(matches!(failed, Err(Error::Store { .. })), "{failed:?}");
+    recording.fail.store(false, Ordering::Relaxed);
+    eventually("2 settled as never written", || out.unconfirmed() == 1).await;
+    // A tick reads 1 back to send it again; meanwhile the sender cancels it.
+    recording.hold_outbox_reads.store(true, Ordering::SeqCst);
+    system
+        .spawn(Ledger::<u64>::props(&store).with_name("ledger"))
+        .expect("spawn ledger");
+    eventually("a resend is reading", || {
+        recording.held_reads.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    assert!(out.cancel(first), "1 was pending");
+    tokio::time::sleep(SECOND / 10).await;
+    recording.hold_outbox_reads.store(false, Ordering::SeqCst);
+    tokio::time::sleep(SECOND * 3).await;
+    // The sender restarts, and delivers 3.
+    owner.stop();
+    owner.terminated().await;
+    let (_owner, out) = deliverer(&system, &journal, settings(100)).await;
+    let id = out.deliver("/user/ledger", |_| 3).await.expect("deliver");
+    eventually("3 confirmed", || out.unconfirmed() == 0).await;
+    let applied = ledger(store.as_ref()).await;
+    // The cancelled 1 is not sent again, and 3 is applied: had the resend
+    // of 1 gone out telling the receiver that every id below 3 was settled,
+    // the restarted sender's next id, 2, would be taken for a duplicate.
+    assert_eq!(applied, [3], "3 went out as {id}");
+    system.shutdown().await;
 }

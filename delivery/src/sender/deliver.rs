@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use courier_persistence::{Journal, WriteBatch};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::writer::Request;
 use super::*;
@@ -19,26 +19,67 @@ enum Route {
     Stopped,
 }
 
+/// New deliveries' writes in flight, and whether the sender still takes
+/// them. The writer, stopping, refuses new ones and waits for the last of
+/// them: one that went straight to the store could otherwise land after a
+/// restarted sender of the same name read its outbox, and that sender
+/// would hand out its id again (the receiver would drop the new message as
+/// a duplicate).
+#[derive(Default)]
+pub(super) struct Writes {
+    count: AtomicUsize,
+    stopped: std::sync::atomic::AtomicBool,
+    idle: Notify,
+}
+
+impl Writes {
+    /// Refuses new writes from now on.
+    pub(super) fn refuse(&self) {
+        // `SeqCst` here and in `Writing::start`: either a caller sees the
+        // flag, or `stop` sees its count (and waits for its write).
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Refuses new writes, then waits until none is in flight.
+    pub(super) async fn stop(&self) {
+        self.refuse();
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
 /// One new delivery's write in flight, counted while it is.
 struct Writing {
-    count: Arc<AtomicUsize>,
+    writes: Arc<Writes>,
     /// No other was in flight when it started.
     alone: bool,
+    /// The sender had stopped: nothing may be written.
+    refused: bool,
 }
 
 impl Writing {
-    fn start(count: &Arc<AtomicUsize>) -> Self {
-        let before = count.fetch_add(1, Ordering::AcqRel);
+    fn start(writes: &Arc<Writes>) -> Self {
+        let before = writes.count.fetch_add(1, Ordering::SeqCst);
         Self {
-            count: Arc::clone(count),
+            writes: Arc::clone(writes),
             alone: before == 0,
+            refused: writes.stopped.load(Ordering::SeqCst),
         }
     }
 }
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        if self.writes.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.writes.idle.notify_waiters();
+        }
     }
 }
 
@@ -303,7 +344,9 @@ impl<M> Shared<M> {
         let writing = Writing::start(&self.writing);
         let owner = self.owner.clone();
         let name = self.sender.name.clone();
-        let route = if writing.alone {
+        let route = if writing.refused {
+            Route::Stopped
+        } else if writing.alone {
             Route::Direct(Arc::clone(&self.journal), writes)
         } else {
             let (done, written) = oneshot::channel();

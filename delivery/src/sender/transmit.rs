@@ -153,6 +153,14 @@ impl<M: Outgoing> Shared<M> {
             Route::Ready(target) => {
                 let (settled_below, expected_inbox) = {
                     let state = self.lock();
+                    // Confirmed or cancelled since it was taken to be sent
+                    // (a resend reads its message back first): it is not
+                    // sent again. Sent anyway, it would carry a
+                    // `settled_below` above its own id, over ids that were
+                    // never written and that a restart hands out again.
+                    if state.outbox.get(id).is_none() {
+                        return;
+                    }
                     (
                         state.outbox.settled_below(),
                         state.inboxes.get(destination).copied(),

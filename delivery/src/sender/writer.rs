@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use courier_core::ActorRef;
 use courier_persistence::WriteBatch;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::redeliverer::Signal;
@@ -141,6 +141,9 @@ impl InFlight {
 pub(super) struct Writer<M> {
     shared: Arc<Shared<M>>,
     requests: mpsc::UnboundedReceiver<Request>,
+    /// Dropped when the writer ends: the sender's name is free again only
+    /// then (see `names`), once nothing of this sender can still land.
+    _alive: watch::Sender<()>,
     /// The mark in the last write handed to the store.
     high: u64,
     group: Group,
@@ -152,10 +155,12 @@ impl<M: Outgoing> Writer<M> {
         shared: Arc<Shared<M>>,
         requests: mpsc::UnboundedReceiver<Request>,
         high: u64,
+        alive: watch::Sender<()>,
     ) -> Self {
         Self {
             shared,
             requests,
+            _alive: alive,
             high,
             group: Group::default(),
             in_flight: InFlight::default(),
@@ -163,7 +168,9 @@ impl<M: Outgoing> Writer<M> {
     }
 
     /// Runs until the sender's child actor stops; what is queued then is
-    /// still written, and every write in flight answered.
+    /// still written, and every write in flight answered. New deliveries
+    /// are refused from the stop on, and the writer ends only once none
+    /// that went straight to the store is in flight.
     pub(super) async fn run(mut self, signals: ActorRef<Signal>) {
         let mut open = true;
         // Whether `recv` has answered `None`: closed (or every sender gone)
@@ -185,10 +192,11 @@ impl<M: Outgoing> Writer<M> {
                 }
                 () = &mut stopped, if open => {
                     open = false;
+                    self.shared.writing.refuse();
                     self.requests.close();
                     None
                 }
-                else => return,
+                else => break,
             };
             if let Some(request) = woke {
                 self.take(request).await;
@@ -201,9 +209,10 @@ impl<M: Outgoing> Writer<M> {
                 self.submit();
             }
             if !open && drained && self.group.is_empty() && self.in_flight.0.is_empty() {
-                return;
+                break;
             }
         }
+        self.shared.writing.stop().await;
     }
 
     /// Takes what is queued, up to a group's worth.
