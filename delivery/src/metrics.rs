@@ -12,7 +12,7 @@
 //! | `courier_delivery_parked_total` | counter | `sender` | deliveries moved to the parked store |
 //! | `courier_delivery_requeued_total` | counter | `sender` | parked deliveries sent again (`Deliverer::requeue`) |
 //! | `courier_delivery_purged_total` | counter | `sender` | parked deliveries deleted (`Deliverer::purge`) |
-//! | `courier_delivery_parked` | gauge | `sender` | deliveries parked now (set when the sender starts, then moved by each park, requeue and purge it makes) |
+//! | `courier_delivery_parked` | gauge | `sender` | deliveries parked now (set when the sender starts, then moved by each park, requeue and purge it makes, and by an ack that comes just after a park) |
 //! | `courier_delivery_unconfirmed` | gauge | `sender` | deliveries not yet confirmed |
 //! | `courier_delivery_oldest_unconfirmed_seconds` | gauge | `sender` | age of the oldest of them (0 when none) |
 //! | `courier_delivery_latency_seconds` | histogram | `sender` | from `deliver` to its confirm |
@@ -87,6 +87,12 @@ impl SenderMetrics {
             self.purged.increment(count as u64);
         }
         self.parked_now.decrement(count as f64);
+    }
+
+    /// A parked delivery left the parked store because its ack came after
+    /// all: not a requeue, nor a purge.
+    pub(crate) fn unparked_acked(&self) {
+        self.parked_now.decrement(1.0);
     }
 
     /// A delivery confirmed `latency` after it was accepted.

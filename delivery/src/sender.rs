@@ -19,7 +19,8 @@
 //! [`Error::OutboxFull`]); write the entry and wait for its flush; insert it
 //! into the outbox; send it (at-most-once). The ack path: the receiver's
 //! [`Ack`] reaches the child actor, which confirms the id (a stale, foreign
-//! or repeated ack changes nothing) and hands the delete to the writer,
+//! or repeated ack changes nothing; an ack of a delivery it parked moments
+//! before deletes the parked record) and hands the delete to the writer,
 //! which writes deletes in order, in groups, with the sender's id
 //! high-water mark when a delete needs it (see [`writer`]).
 //!
@@ -35,6 +36,7 @@ mod live_handle;
 mod manual;
 mod names;
 mod prepared;
+mod recently_parked;
 mod recovery;
 mod redeliverer;
 mod transmit;
@@ -63,9 +65,10 @@ use crate::records::{
 };
 use tracing::Instrument;
 
+use recently_parked::RecentlyParked;
 use redeliverer::{AckInbox, Redeliverer, Signal};
 use transmit::Routes;
-use writer::{Request, Writer};
+use writer::{Request, Unpark, Writer};
 
 pub use prepared::Prepared;
 
@@ -130,6 +133,8 @@ struct State {
     last_warn: Option<Duration>,
     /// Per destination, the identity of the inbox whose acks came back.
     inboxes: HashMap<Arc<str>, Uuid>,
+    /// The ids this sender parked last, for acks that come just after.
+    recently_parked: RecentlyParked,
 }
 
 impl State {
@@ -417,6 +422,8 @@ impl<M: Outgoing> Deliverer<M> {
             .delete(self.shared.ns.parked.clone(), id_key(id).to_vec());
         self.shared.submit(writes).await?;
         self.shared.metrics.unparked(1, true);
+        // Its ack can no longer delete the parked record: there is none.
+        self.shared.lock().recently_parked.remove(id);
         Ok(prepared.send())
     }
 
@@ -429,15 +436,9 @@ impl<M: Outgoing> Deliverer<M> {
     /// be written; [`Error::SenderStopped`] when the sender has stopped.
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
         let _one_at_a_time = self.shared.repairs.lock().await;
-        let (done, result) = oneshot::channel();
-        let stopped = || Error::SenderStopped {
-            path: self.shared.owner.clone(),
-        };
-        self.shared
-            .writes
-            .send(Request::Purge(id, done))
-            .map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        self.shared.unpark(id, Unpark::Purge).await?;
+        self.shared.lock().recently_parked.remove(id);
+        Ok(())
     }
 }
 
@@ -466,6 +467,26 @@ impl<M> Shared<M> {
             .write(batch)
             .await
             .map_err(|e| self.store_error(e))
+    }
+
+    /// Deletes the parked record of delivery `id` through the sender's
+    /// writer (which raises the id mark when the delete needs it). The
+    /// caller holds `repairs`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotParked`] when `id` is not parked, [`Error::Store`] when
+    /// the delete cannot be written, [`Error::SenderStopped`] when the
+    /// sender has stopped.
+    async fn unpark(&self, id: DeliveryId, why: Unpark) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        let stopped = || Error::SenderStopped {
+            path: self.owner.clone(),
+        };
+        self.writes
+            .send(Request::Purge(id, why, done))
+            .map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 
     /// The record of delivery `id` in `namespace` (outbox or parked).

@@ -15,7 +15,8 @@ impl<M: Outgoing> Deliverer<M> {
     /// `confirmDelivery`): it is not sent again, and its outbox entry is
     /// deleted (durably, in order with the other confirmations). Returns
     /// whether `id` was pending; confirming an unknown, confirmed or parked
-    /// id changes nothing.
+    /// id changes nothing (use [`purge`](Self::purge) for a parked one). A
+    /// delivery confirmed while its park is being written is not parked.
     pub fn confirm(&self, id: DeliveryId) -> bool {
         let confirmed = {
             let mut state = self.shared.lock();

@@ -17,6 +17,7 @@ use courier_persistence::{Journal, WriteBatch};
 use uuid::Uuid;
 
 use super::State;
+use super::recently_parked::RecentlyParked;
 use crate::envelope::DeliveryId;
 use crate::error::{Error, Result};
 use crate::outbox::{Outbox, OutboxSettings};
@@ -58,6 +59,7 @@ pub(super) async fn recover(
         rng: fastrand::Rng::new(),
         last_warn: None,
         inboxes: HashMap::new(),
+        recently_parked: RecentlyParked::default(),
     };
     for (key, value) in scan_all(journal, name, &sender_inbox_ns(name)).await? {
         let destination = String::from_utf8(key).map_err(|_| Error::Corrupt {

@@ -13,13 +13,13 @@ use courier_persistence::WriteBatch;
 
 use super::{Outgoing, Shared, State, UnconfirmedWarning};
 use crate::envelope::{Ack, Delivery, DeliveryId, SenderId};
-use crate::error::Result;
-use crate::outbox::Confirmation;
+use crate::error::{Error, Result};
+use crate::outbox::{Confirmation, Pending};
 use tracing::Instrument;
 
 use crate::records::{StoredEntry, decode, encode, id_key};
 
-use super::writer::Request;
+use super::writer::{Request, Unpark};
 
 /// How often, at most, the sender logs that deliveries are still
 /// unconfirmed, while they are.
@@ -97,7 +97,7 @@ impl<M: Outgoing> Actor for Redeliverer<M> {
 
     async fn handle(&mut self, msg: Signal, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
         match msg {
-            Signal::Ack(ack) => self.confirm(&ack),
+            Signal::Ack(ack) => self.confirm(&ack).await,
             Signal::Redeliver => self.redeliver().await?,
             Signal::Park { id, reason } => self.park(id, reason).await?,
         }
@@ -115,17 +115,45 @@ enum Loaded<M> {
     Undecodable(StoredEntry, String),
 }
 
+/// How a parked delivery turned out confirmed.
+#[derive(Clone, Copy)]
+enum Unparked {
+    /// Confirmed (by hand: acks wait for the park) while its park was
+    /// written; it was never counted as parked.
+    WhileParking,
+    /// Acked after its park: its receiver applied it.
+    AckedLate,
+}
+
 impl<M: Outgoing> Redeliverer<M> {
-    fn confirm(&self, ack: &Ack) {
+    /// Confirms the delivery `ack` names. An ack of a delivery this sender
+    /// parked moments ago deletes its parked record; any other ack of a
+    /// delivery that is not pending is a repeat and changes nothing.
+    async fn confirm(&self, ack: &Ack) {
         let shared = &self.shared;
         if ack.sender != shared.sender {
             tracing::debug!(sender = %shared.sender, from = %ack.sender, "ack for another sender ignored");
             return;
         }
-        let mut state = shared.lock();
-        let Confirmation::Confirmed(pending) = state.outbox.confirm(ack.id) else {
-            return;
+        let acked_late = {
+            let mut state = shared.lock();
+            match state.outbox.confirm(ack.id) {
+                Confirmation::Confirmed(pending) => {
+                    self.confirmed(&mut state, ack, &pending);
+                    false
+                }
+                Confirmation::Unknown => state.recently_parked.remove(ack.id),
+            }
         };
+        if acked_late {
+            self.unpark(ack.id, Unparked::AckedLate).await;
+        }
+    }
+
+    /// The rest of [`confirm`](Self::confirm) for a delivery that was
+    /// pending: metrics, the delete, the inbox that acked.
+    fn confirmed(&self, state: &mut State, ack: &Ack, pending: &Pending<()>) {
+        let shared = &self.shared;
         let now = shared.clock.now();
         let latency = now.saturating_sub(pending.created);
         // The last step of one delivery's path, named as `courier.deliver`
@@ -296,7 +324,8 @@ impl<M: Outgoing> Redeliverer<M> {
 
     /// [`park`](Self::park) with the entry already read. The delivery stays
     /// unconfirmed until its parked record is durable, so it is always
-    /// listed somewhere.
+    /// listed somewhere. One confirmed by hand while the record was written
+    /// is not left parked (see [`unpark`](Self::unpark)).
     async fn park_entry(
         &self,
         id: DeliveryId,
@@ -314,7 +343,19 @@ impl<M: Outgoing> Redeliverer<M> {
             .delete(shared.ns.outbox.clone(), id_key(id).to_vec())
             .put(shared.ns.parked.clone(), id_key(id), encode(name, &entry)?);
         shared.write(batch).await?;
-        shared.lock().outbox.settle_parked(id);
+        let parked = {
+            let mut state = shared.lock();
+            let parked = state.outbox.settle_parked(id).is_some();
+            if parked {
+                state.recently_parked.insert(id);
+            }
+            parked
+        };
+        if !parked {
+            // Confirmed or cancelled by hand while the park was written.
+            self.unpark(id, Unparked::WhileParking).await;
+            return Ok(());
+        }
         shared.metrics.parked_one();
         tracing::warn!(sender = %shared.sender, %id, destination, %reason, "delivery parked; Deliverer::requeue sends it again, Deliverer::purge drops it");
         if let Ok(recipient) = ActorPath::parse(destination) {
@@ -334,6 +375,37 @@ impl<M: Outgoing> Redeliverer<M> {
             }
         }
         Ok(())
+    }
+}
+
+impl<M: Outgoing> Redeliverer<M> {
+    /// Deletes the parked record of delivery `id`, which turned out
+    /// confirmed: requeued, it would be applied a second time. Holds the
+    /// sender's repairs, so that a requeue of the same id goes either
+    /// before (this finds it not parked) or after (it finds it gone). A
+    /// delete that fails is logged for the operator, who purges it.
+    async fn unpark(&self, id: DeliveryId, how: Unparked) {
+        let shared = &self.shared;
+        let sender = &shared.sender;
+        let result = {
+            let _one_at_a_time = shared.repairs.lock().await;
+            shared.unpark(id, Unpark::Confirmed).await
+        };
+        match (result, how) {
+            (Ok(()), Unparked::WhileParking) => {
+                tracing::info!(%sender, %id, "delivery {id} was confirmed while it was being parked; its parked record is deleted");
+            }
+            (Ok(()), Unparked::AckedLate) => {
+                shared.metrics.unparked_acked();
+                tracing::info!(%sender, %id, "parked delivery {id} was acked late: it was applied; its parked record is deleted");
+            }
+            (Err(Error::NotParked { .. }), _) => {
+                tracing::warn!(%sender, %id, "delivery {id} was confirmed, but its parked record is gone already (requeued or purged meanwhile): if it was requeued, the receiver applies it a second time");
+            }
+            (Err(e), _) => {
+                tracing::error!(%sender, %id, error = %e, "delivery {id} was confirmed, but its parked record could not be deleted: purge it (Deliverer::purge); requeueing it would apply it twice");
+            }
+        }
     }
 }
 
