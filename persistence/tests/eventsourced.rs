@@ -10,8 +10,8 @@ use courier_core::DeadLetter;
 use courier_core::{ActorRef, ActorSystem, BoxError, ReplyTo, SupervisorStrategy};
 use courier_persistence::{
     Effect, EventSourced, Journal, Manifest, MemoryStore, Persistent, PersistentContext,
-    PersistentSettings, ReplayRange, SnapshotCriteria, SnapshotPolicy, SnapshotStore, Snapshots,
-    Store, decode_payload,
+    PersistentSettings, ReplayRange, Snapshot, SnapshotCriteria, SnapshotPolicy, SnapshotStore,
+    Snapshots, Store, decode_payload,
 };
 use serde::{Deserialize, Serialize};
 use support::TestEngine;
@@ -318,6 +318,105 @@ async fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
     let system = ActorSystem::new("b");
     let actor = system.spawn(ledger(&store, settings)).expect("spawn");
     assert_eq!(entries(&actor).await, (1..=12).collect::<Vec<_>>());
+    system.shutdown().await;
+}
+
+/// A snapshot store whose saves at one sequence number fail (a full disk
+/// for a moment, say); everything else goes to the memory store.
+struct SaveFailsAt {
+    inner: Arc<MemoryStore>,
+    seq_nr: u64,
+}
+
+#[async_trait::async_trait]
+impl SnapshotStore for SaveFailsAt {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> courier_persistence::Result<()> {
+        if snapshot.metadata.seq_nr == self.seq_nr {
+            return Err(courier_persistence::Error::Storage(
+                "the disk is full for a moment".into(),
+            ));
+        }
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> courier_persistence::Result<Option<Snapshot>> {
+        self.inner.load_snapshot(persistence_id, criteria).await
+    }
+
+    async fn delete_snapshot(
+        &self,
+        persistence_id: &str,
+        seq_nr: u64,
+    ) -> courier_persistence::Result<()> {
+        self.inner.delete_snapshot(persistence_id, seq_nr).await
+    }
+
+    async fn delete_snapshots(
+        &self,
+        persistence_id: &str,
+        criteria: SnapshotCriteria,
+    ) -> courier_persistence::Result<()> {
+        self.inner.delete_snapshots(persistence_id, criteria).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_does_not_cost_the_older_one_nor_the_events_it_needs() {
+    // Keep 2, delete the events they cover: the snapshot at 20 fails, so
+    // the two kept at 30 are 10 and 30, and only events up to 10 may go.
+    // Retention that counts back `every` events from 30 would delete the
+    // snapshot at 10 and the events up to 20, leaving the one at 30 alone:
+    // if it cannot be read, the actor can never recover.
+    let store = Arc::new(MemoryStore::memory().expect("store"));
+    let snapshots = Arc::new(SaveFailsAt {
+        inner: store.clone(),
+        seq_nr: 20,
+    });
+    let settings = PersistentSettings {
+        snapshots: SnapshotPolicy::every(10).keep(2).delete_events(true),
+        ..PersistentSettings::default()
+    };
+    let props = || {
+        Persistent::props_with(
+            "ledger-1",
+            Ledger::default,
+            store.clone(),
+            snapshots.clone(),
+            settings.clone(),
+        )
+    };
+    let system = ActorSystem::new("a");
+    let actor = system.spawn(props()).expect("spawn");
+    for v in 1..=30 {
+        actor
+            .ask(|r| Cmd::Append(v, r), SECOND)
+            .await
+            .expect("append");
+    }
+    system.shutdown().await;
+    assert!(
+        store
+            .load_snapshot("ledger-1", SnapshotCriteria::latest().max_seq_nr(29))
+            .await
+            .expect("load")
+            .is_some_and(|s| s.metadata.seq_nr == 10),
+        "the snapshot at 10 is the second of the two kept"
+    );
+    assert!(
+        store.deleted_to("ledger-1").await.expect("deleted") <= 10,
+        "events after the oldest kept snapshot were deleted"
+    );
+
+    // The newest snapshot cannot be read: recovery falls back to the one
+    // at 10 and replays the events after it.
+    assert_eq!(corrupt(&store, |k| is_snapshot_at(k, 30)), 1);
+    let system = ActorSystem::new("b");
+    let actor = system.spawn(props()).expect("spawn");
+    assert_eq!(entries(&actor).await, (1..=30).collect::<Vec<_>>());
     system.shutdown().await;
 }
 

@@ -277,6 +277,43 @@ impl<E: EventSourced> Persistent<E> {
         Ok(due)
     }
 
+    /// The sequence number of the oldest of the `keep` newest snapshots
+    /// that can be read, counting the one just saved at `newest`; `None` if
+    /// there are fewer. Read from the store, not worked out from the policy:
+    /// snapshots are not always `every` events apart (a batch that crosses
+    /// a multiple, a save that failed), and retention that counted back
+    /// `every` events would delete the older snapshot a fallback needs and
+    /// the events after it. Corrupt snapshots are passed over, as recovery
+    /// passes over them.
+    async fn oldest_kept(
+        &self,
+        store: &dyn SnapshotStore,
+        newest: SeqNr,
+        keep: usize,
+    ) -> Result<Option<SeqNr>> {
+        let (mut oldest, mut found) = (newest, 1);
+        let mut below = newest;
+        while found < keep {
+            let Some(max) = below.checked_sub(1) else {
+                return Ok(None);
+            };
+            let criteria = SnapshotCriteria::latest().max_seq_nr(max);
+            below = match store.load_snapshot(&self.persistence_id, criteria).await {
+                Ok(Some(snapshot)) => {
+                    found += 1;
+                    oldest = snapshot.metadata.seq_nr;
+                    oldest
+                }
+                Ok(None) => return Ok(None),
+                Err(Error::Corrupt { seq_nr, .. } | Error::Decode { seq_nr, .. }) => {
+                    seq_nr.min(max)
+                }
+                Err(other) => return Err(other),
+            };
+        }
+        Ok(Some(oldest))
+    }
+
     /// Saves a snapshot and applies retention. Failures are logged, not
     /// fatal: the journal still holds everything.
     async fn snapshot(&mut self) {
@@ -296,11 +333,12 @@ impl<E: EventSourced> Persistent<E> {
             };
             store.save_snapshot(snapshot).await?;
             let policy = &self.settings.snapshots;
-            let every = policy.every.unwrap_or(1);
-            let keep = policy.keep.max(1) as u64;
-            // Snapshots sit every `every` events, so the oldest one kept is
-            // (keep - 1) steps back.
-            let oldest_kept = seq.saturating_sub((keep - 1) * every);
+            let keep = policy.keep.max(1);
+            // Fewer snapshots than `keep` can be read: there is nothing to
+            // let go of, and the events are the fallback.
+            let Some(oldest_kept) = self.oldest_kept(&**store, seq, keep).await? else {
+                return Ok(());
+            };
             if oldest_kept > 1 {
                 store
                     .delete_snapshots(
