@@ -53,6 +53,7 @@ use crate::sled_engine::SledEngine;
 use crate::snapshot::SnapshotCriteria;
 
 mod close;
+mod commits;
 #[cfg(any(feature = "sled", feature = "fjall"))]
 mod disk;
 mod io;
@@ -114,6 +115,8 @@ struct Shared<E: Engine> {
     engine: RwLock<Option<Arc<E>>>,
     requests: mpsc::Sender<Pending>,
     poison: Arc<Mutex<Option<String>>>,
+    /// What reads may answer (see [`commits`]).
+    commits: Arc<commits::Commits>,
     metrics: StoreMetrics,
 }
 
@@ -241,6 +244,13 @@ impl<E: Engine> Store<E> {
         let metrics = StoreMetrics::new(engine.name());
         let engine = Arc::new(engine);
         let poison = Arc::new(Mutex::new(None));
+        // A store that opened with a batch to flush (a new epoch) holds one
+        // commit that is not durable yet.
+        let durable = match opened.unflushed {
+            true => opened.commit.saturating_sub(1),
+            false => opened.commit,
+        };
+        let commits = Arc::new(commits::Commits::new(opened.commit, durable));
         let max_group = options.max_group.max(1);
         let (requests, rx) = mpsc::channel(max_group.saturating_mul(QUEUE_PER_GROUP));
         if opened.unflushed {
@@ -259,11 +269,13 @@ impl<E: Engine> Store<E> {
                 commit: opened.commit,
                 poison: Arc::clone(&poison),
                 poisoned: metrics.poisoned.clone(),
+                commits: Arc::clone(&commits),
             }),
             io,
             max_group,
             requests: rx,
             poison: Arc::clone(&poison),
+            commits: Arc::clone(&commits),
             commit_file: opened.commit_file,
             open: true,
             closers: Vec::new(),
@@ -275,6 +287,7 @@ impl<E: Engine> Store<E> {
                 engine: RwLock::new(Some(engine)),
                 requests,
                 poison,
+                commits,
                 metrics,
             }),
         })

@@ -1,4 +1,5 @@
-//! Durability bookkeeping: a failed flush poisons the store, and concurrent
+//! Durability bookkeeping: a failed flush poisons the store (writes and
+//! reads), a read answers only what is durable, and concurrent
 //! writes are committed in groups (fewer flushes than writes): on the
 //! memory engine, and on each durable engine (sled and fjall) under the
 //! same knobs.
@@ -28,7 +29,7 @@ fn snapshot(seq: u64) -> Snapshot {
 }
 
 #[tokio::test]
-async fn a_failed_flush_poisons_every_later_write_but_not_reads() {
+async fn a_failed_flush_poisons_every_later_write_and_read() {
     poisons(TestEngine::default()).await;
 }
 
@@ -48,6 +49,7 @@ async fn a_failed_flush_poisons_a_durable_store() {
 async fn a_failed_apply_poisons_and_is_not_flushed() {
     let engine = TestEngine::with_flush_delay(Duration::from_millis(1));
     let (fail, flushes) = (engine.fail_apply.clone(), engine.flushes.clone());
+    let same_engine = engine.clone();
     let store = Store::with_engine(engine).expect("store");
     store
         .write(WriteBatch::new().event(tck::event("p", 1)))
@@ -89,7 +91,11 @@ async fn a_failed_apply_poisons_and_is_not_flushed() {
         .await;
     assert!(matches!(write, Err(Error::Poisoned { .. })), "{write:?}");
     assert_eq!(flushes.load(Ordering::SeqCst), flushed_before);
-    assert_eq!(store.highest_seq_nr("w-0").await.expect("reads answer"), 0);
+    let read = store.highest_seq_nr("w-0").await;
+    assert!(matches!(read, Err(Error::Poisoned { .. })), "{read:?}");
+    // What a restart finds: nothing of the failed group.
+    let reopened = Store::with_engine(same_engine).expect("reopen");
+    assert_eq!(reopened.highest_seq_nr("w-0").await.expect("read"), 0);
 }
 
 /// A deletion behind a write whose apply failed, in one group, deletes
@@ -101,6 +107,7 @@ async fn a_failed_apply_poisons_and_is_not_flushed() {
 async fn a_deletion_behind_a_failed_apply_deletes_nothing() {
     let engine = TestEngine::with_flush_delay(Duration::from_millis(300));
     let fail_next = engine.fail_next_apply.clone();
+    let same_engine = engine.clone();
     let store = Store::with_engine(engine).expect("store");
     let events: Vec<_> = (1..=3).map(|seq| tck::event("p", seq)).collect();
     store
@@ -141,13 +148,16 @@ async fn a_deletion_behind_a_failed_apply_deletes_nothing() {
         "{deleted:?}"
     );
 
+    // What a restart finds (the poisoned store itself no longer answers
+    // reads).
+    let reopened = Store::with_engine(same_engine).expect("reopen");
     let mut kept = Vec::new();
-    replay(&store, "p", ReplayRange::all(), 8, |r| {
+    replay(&reopened, "p", ReplayRange::all(), 8, |r| {
         kept.push(r.seq_nr);
         Ok(())
     })
     .await
-    .expect("reads answer on a poisoned store");
+    .expect("replay");
     assert_eq!(kept, vec![1, 2, 3], "a poisoned store deleted events");
 }
 
@@ -186,9 +196,50 @@ async fn poisons<E: Engine>(engine: TestEngine<E>) {
         "{delete_snapshots:?}"
     );
 
-    // Reads still answer.
-    assert!(store.highest_seq_nr("p").await.is_ok());
-    assert!(store.read_events("p", 1, 10, 10).await.is_ok());
+    // Reads fail too: the engine shows event 2, whose flush failed. A read
+    // that answered it would hand out something a restart may not have.
+    let highest = store.highest_seq_nr("p").await;
+    assert!(
+        matches!(highest, Err(Error::Poisoned { .. })),
+        "{highest:?}"
+    );
+    let events = store.read_events("p", 1, 10, 10).await;
+    assert!(matches!(events, Err(Error::Poisoned { .. })), "{events:?}");
+}
+
+/// A read that runs while a group is being flushed answers only once that
+/// flush is done: it may have seen the group, and a failed flush would
+/// take it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_during_a_flush_answers_once_it_is_durable() {
+    let engine = TestEngine::with_flush_delay(Duration::from_millis(200));
+    let (started, finished) = (engine.flushes.clone(), engine.flushes_done.clone());
+    let store = Store::with_engine(engine).expect("store");
+    store
+        .write(WriteBatch::new().event(tck::event("q", 1)))
+        .await
+        .expect("a first write: the store is idle after it");
+    let before = started.load(Ordering::SeqCst);
+    let write = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write(WriteBatch::new().event(tck::event("p", 1)))
+                .await
+        })
+    };
+    // The group is applied (the engine shows it) and its flush has begun.
+    while started.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let highest = store.highest_seq_nr("p").await.expect("read");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        started.load(Ordering::SeqCst),
+        "the read answered before the flush of what it saw ended"
+    );
+    assert_eq!(highest, 1);
+    write.await.expect("writer").expect("write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The store's read side: reads go straight to the engine (off the runtime
-//! for engines that block), and every record read is checked against the
-//! key it was stored under. The writer uses the same readers to validate
+//! for engines that block), answer only once what they saw is durable
+//! (`commits`), and every record read is checked against the key it was
+//! stored under. The writer uses the same readers to validate
 //! what it is about to write.
 
 use super::{Meta, Store};
@@ -17,13 +18,16 @@ impl<E: Engine> Store<E> {
         F: FnOnce(&E) -> Result<T> + Send + 'static,
     {
         let engine = self.engine().ok_or(Error::Closed)?;
-        if engine.blocking() {
+        let value = if engine.blocking() {
             tokio::task::spawn_blocking(move || f(&engine))
                 .await
-                .map_err(|e| Error::Storage(Box::new(e)))?
+                .map_err(|e| Error::Storage(Box::new(e)))??
         } else {
-            f(&engine)
-        }
+            f(&engine)?
+        };
+        // Only what is durable is answered (see `commits`).
+        self.shared.commits.settled(&self.shared.poison).await?;
+        Ok(value)
     }
 }
 

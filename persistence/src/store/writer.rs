@@ -62,6 +62,8 @@ pub(super) struct Writer<E: Engine> {
     pub(super) max_group: usize,
     pub(super) requests: mpsc::Receiver<Pending>,
     pub(super) poison: Arc<Mutex<Option<String>>>,
+    /// What reads may answer: woken here when the store is poisoned.
+    pub(super) commits: Arc<super::commits::Commits>,
     /// Where the highest acknowledged commit is recorded outside the engine.
     pub(super) commit_file: Option<Arc<CommitFile>>,
     /// Whether new requests are still taken (until a close arrives or every
@@ -160,6 +162,8 @@ impl<E: Engine> Writer<E> {
                         reason: reason.clone(),
                     }));
                 }
+                // Reads waiting for this flush fail now.
+                self.commits.poisoned();
             }
         }
     }
@@ -185,6 +189,7 @@ impl<E: Engine> Writer<E> {
                         &self.metrics.poisoned,
                     )
                 });
+                self.commits.poisoned();
                 let dones = work.into_iter().map(|p| p.done).chain(syncs);
                 for done in dones {
                     let _ = done.send(Err(Error::Poisoned {

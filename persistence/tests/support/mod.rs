@@ -18,6 +18,8 @@ pub struct TestEngine<E = MemoryEngine> {
     pub fail_next_apply: Arc<AtomicBool>,
     pub flush_delay: Duration,
     pub flushes: Arc<AtomicUsize>,
+    /// Flushes that returned (`flushes` counts those begun).
+    pub flushes_done: Arc<AtomicUsize>,
     pub largest_scan: Arc<AtomicUsize>,
 }
 
@@ -30,6 +32,7 @@ impl<E> Clone for TestEngine<E> {
             fail_next_apply: Arc::clone(&self.fail_next_apply),
             flush_delay: self.flush_delay,
             flushes: Arc::clone(&self.flushes),
+            flushes_done: Arc::clone(&self.flushes_done),
             largest_scan: Arc::clone(&self.largest_scan),
         }
     }
@@ -60,6 +63,7 @@ impl<E: Engine> TestEngine<E> {
             fail_next_apply: Arc::default(),
             flush_delay: Duration::ZERO,
             flushes: Arc::default(),
+            flushes_done: Arc::default(),
             largest_scan: Arc::default(),
         }
     }
@@ -96,10 +100,12 @@ impl<E: Engine> Engine for TestEngine<E> {
         if !self.flush_delay.is_zero() {
             std::thread::sleep(self.flush_delay);
         }
-        if self.fail_flush.load(Ordering::SeqCst) {
-            return Err(Error::Storage("disk on fire".into()));
-        }
-        self.inner.flush()
+        let flushed = match self.fail_flush.load(Ordering::SeqCst) {
+            true => Err(Error::Storage("disk on fire".into())),
+            false => self.inner.flush(),
+        };
+        self.flushes_done.fetch_add(1, Ordering::SeqCst);
+        flushed
     }
 
     /// A slow flush is a disk: it must run off the runtime.

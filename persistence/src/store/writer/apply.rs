@@ -46,6 +46,8 @@ pub(in crate::store) struct Core<E: Engine> {
     pub(in crate::store) poison: Arc<Mutex<Option<String>>>,
     /// Counts the store's poisoning (once, whoever poisons it).
     pub(in crate::store) poisoned: Counter,
+    /// Told of each batch before it is applied and of each flush after it.
+    pub(in crate::store) commits: Arc<super::super::commits::Commits>,
 }
 
 impl<E: Engine> Core<E> {
@@ -73,6 +75,8 @@ impl<E: Engine> Core<E> {
             })?;
             metrics.commit_record(recording.elapsed());
         }
+        // Reads may answer these batches now: they survive a crash.
+        self.commits.flushed(self.commit);
         metrics.flush(started.elapsed());
         Ok(())
     }
@@ -176,6 +180,9 @@ impl<E: Engine> Core<E> {
     fn apply(&mut self, mut ops: Vec<EngineOp>) -> Result<()> {
         let commit = self.commit.saturating_add(1);
         ops.push(epoch::commit_op(commit));
+        // Before the engine shows it: a read that sees it waits for its
+        // flush.
+        self.commits.applying(commit);
         self.engine.apply(ops)?;
         self.commit = commit;
         Ok(())
