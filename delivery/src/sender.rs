@@ -496,4 +496,14 @@ impl<M> Shared<M> {
             .await
             .map_err(|e| self.store_error(e))
     }
+
+    /// The records of deliveries `ids` in `namespace`, in that order, read
+    /// as one read where the journal can.
+    async fn get_many(&self, namespace: &str, ids: &[DeliveryId]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| id_key(*id).to_vec()).collect();
+        self.journal
+            .kv_get_many(namespace, &keys)
+            .await
+            .map_err(|e| self.store_error(e))
+    }
 }

@@ -228,6 +228,23 @@ pub trait Journal: Send + Sync + 'static {
     /// [`Error::Corrupt`] if its checksum fails, storage errors.
     async fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// The key–value records at `keys` of `namespace`, in that order
+    /// (`None` where there is none). The embedded store reads them as one
+    /// read, so a caller with many keys waits once for durability (a read
+    /// answers only what is durable); the default asks
+    /// [`kv_get`](Self::kv_get) for each.
+    ///
+    /// # Errors
+    ///
+    /// As [`kv_get`](Self::kv_get), for the first record that fails.
+    async fn kv_get_many(&self, namespace: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.kv_get(namespace, key).await?);
+        }
+        Ok(found)
+    }
+
     /// Up to `limit` key–value records of `namespace` in key order, starting
     /// after `after` (or at the beginning).
     ///

@@ -21,6 +21,9 @@ use crate::records::{StoredEntry, decode, encode, id_key};
 
 use super::writer::{Request, Unpark};
 
+/// How many outbox entries a resend reads back per read.
+const READ_CHUNK: usize = 256;
+
 /// How often, at most, the sender logs that deliveries are still
 /// unconfirmed, while they are.
 const WARN_EVERY: Duration = Duration::from_secs(30);
@@ -243,25 +246,33 @@ impl<M: Outgoing> Redeliverer<M> {
         if !resolve.is_empty() {
             let _ = shared.writes.send(Request::Resolve(resolve));
         }
-        for (id, destination, attempt) in sends {
-            let span = tracing::debug_span!(
-                "courier.redeliver",
-                sender = %shared.sender,
-                destination = %destination,
-                id = %id,
-                attempt,
-            );
-            // The message is read back from the outbox's durable entry.
-            match self.load(id).instrument(span.clone()).await? {
-                Loaded::Message(message) => {
-                    let _entered = span.enter();
-                    shared.transmit(id, &destination, None, message, attempt);
-                }
-                Loaded::Gone => {}
-                Loaded::Undecodable(entry, reason) => {
-                    self.park_entry(id, &destination, entry, reason)
-                        .instrument(span)
-                        .await?;
+        // The messages are read back from the outbox's durable entries, a
+        // chunk per read: a read waits for any flush in progress, so one
+        // read per delivery would stall a large tick (and the acks queued
+        // behind it) while other writers stream.
+        for chunk in sends.chunks(READ_CHUNK) {
+            let ids: Vec<DeliveryId> = chunk.iter().map(|(id, _, _)| *id).collect();
+            let entries = shared.get_many(&shared.ns.outbox, &ids).await?;
+            for ((id, destination, attempt), bytes) in chunk.iter().zip(entries) {
+                let (id, attempt) = (*id, *attempt);
+                let span = tracing::debug_span!(
+                    "courier.redeliver",
+                    sender = %shared.sender,
+                    destination = %destination,
+                    id = %id,
+                    attempt,
+                );
+                match self.loaded(id, bytes)? {
+                    Loaded::Message(message) => {
+                        let _entered = span.enter();
+                        shared.transmit(id, destination, None, message, attempt);
+                    }
+                    Loaded::Gone => {}
+                    Loaded::Undecodable(entry, reason) => {
+                        self.park_entry(id, destination, entry, reason)
+                            .instrument(span)
+                            .await?;
+                    }
                 }
             }
         }
@@ -288,11 +299,11 @@ impl<M: Outgoing> Redeliverer<M> {
         Ok(())
     }
 
-    /// Reads delivery `id`'s message from its durable outbox entry.
-    async fn load(&self, id: DeliveryId) -> Result<Loaded<M>> {
-        let shared = &self.shared;
-        let name = &shared.sender.name;
-        let Some(bytes) = shared.get(&shared.ns.outbox, id).await? else {
+    /// Delivery `id`'s message, from its outbox entry as read (`None`:
+    /// confirmed and deleted meanwhile).
+    fn loaded(&self, id: DeliveryId, bytes: Option<Vec<u8>>) -> Result<Loaded<M>> {
+        let name = &self.shared.sender.name;
+        let Some(bytes) = bytes else {
             return Ok(Loaded::Gone);
         };
         let stored: StoredEntry = decode(name, id, &bytes)?;

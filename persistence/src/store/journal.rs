@@ -100,6 +100,23 @@ impl<E: Engine> Journal for Store<E> {
         .await
     }
 
+    async fn kv_get_many(&self, namespace: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys::check_id("namespace", namespace)?;
+        let ns = namespace.to_owned();
+        let keys = keys.to_vec();
+        self.read(move |engine| {
+            keys.iter()
+                .map(|key| {
+                    engine
+                        .get(&keys::kv(&ns, key))?
+                        .map(|bytes| decode_kv(&ns, key, &bytes))
+                        .transpose()
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn kv_scan(
         &self,
         namespace: &str,

@@ -176,6 +176,13 @@ pub async fn key_value_records(f: &dyn Fixture) {
     .expect("write");
     assert_eq!(j.kv_get("tck-kv", &[3]).await.expect("get"), Some(vec![9]));
     assert_eq!(j.kv_get("tck-kv", &[4]).await.expect("get"), None);
+    assert_eq!(
+        j.kv_get_many("tck-kv", &[vec![5], vec![4], vec![3], vec![0]])
+            .await
+            .expect("get many"),
+        vec![Some(vec![5, 5]), None, Some(vec![9]), Some(vec![0, 0])],
+        "in the order asked, None where there is none"
+    );
     let first = j.kv_scan("tck-kv", None, 4).await.expect("scan");
     let keys: Vec<_> = first.iter().map(|(k, _)| k[0]).collect();
     assert_eq!(keys, vec![0, 1, 2, 3]);
