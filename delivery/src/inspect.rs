@@ -348,11 +348,13 @@ pub async fn requeue_offline(
     Ok(new_id)
 }
 
-/// Deletes parked delivery `id` of `sender` for good.
+/// Deletes parked delivery `id` of `sender` for good, raising the
+/// sender's id mark above it in the same write.
 ///
 /// # Errors
 ///
-/// [`Error::NotParked`] for an id that is not parked, [`Error::Store`].
+/// [`Error::NotParked`] for an id that is not parked, [`Error::Store`],
+/// [`Error::Corrupt`].
 pub async fn purge_offline(journal: &Arc<dyn Journal>, sender: &str, id: DeliveryId) -> Result<()> {
     let namespace = parked_ns(sender);
     let found = journal
@@ -365,8 +367,25 @@ pub async fn purge_offline(journal: &Arc<dyn Journal>, sender: &str, id: Deliver
             id,
         });
     }
-    journal
-        .write(WriteBatch::new().delete(namespace, id_key(id).to_vec()))
-        .await
-        .map_err(store_error(sender))
+    let mut batch = WriteBatch::new().delete(namespace, id_key(id).to_vec());
+    // The parked record may be what keeps the sender's next id above ids a
+    // receiver has settled (the writer leaves the mark alone while a
+    // stored delivery is above what it deletes, and parking never writes
+    // it): deleting it without the mark would let the sender hand those
+    // ids out again, and the receiver ack them as duplicates unapplied.
+    // Without a sender record the sender starts a new incarnation, whose
+    // ids no receiver has seen.
+    if let Some(meta) = load_meta(journal, sender).await? {
+        if meta.next_id <= id.0 {
+            batch = put_meta(
+                batch,
+                sender,
+                &SenderMeta {
+                    incarnation: meta.incarnation,
+                    next_id: id.0.saturating_add(1),
+                },
+            )?;
+        }
+    }
+    journal.write(batch).await.map_err(store_error(sender))
 }

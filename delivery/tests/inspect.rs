@@ -306,3 +306,122 @@ async fn pages_of_pending_deliveries_list_each_once_in_id_order() {
     assert!(past.deliveries.is_empty() && !past.more);
     system.shutdown().await;
 }
+
+/// Applies each delivery once, but holds the ack of message 1 until
+/// message 99 arrives, and never applies nor acks 99 (so that it parks
+/// while 1 is confirmed with 99 pending above it).
+struct Holder {
+    journal: Arc<dyn Journal>,
+    inbox: Option<DedupInbox>,
+    held: Option<Delivery<u64>>,
+    applied: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Actor for Holder {
+    type Msg = Delivery<u64>;
+
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.inbox = Some(DedupInbox::open(Arc::clone(&self.journal), "holder").await?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let inbox = self.inbox.as_ref().ok_or("not started")?;
+        if d.message == 99 {
+            if let Some(held) = self.held.take() {
+                inbox.commit(&held).await?;
+            }
+            return Ok(());
+        }
+        if self.held.as_ref().is_some_and(|h| h.id == d.id) {
+            return Ok(());
+        }
+        match inbox.check(&d) {
+            Receipt::Duplicate => d.send_ack(),
+            Receipt::New => {
+                let first = {
+                    let mut applied = self.applied.lock().expect("lock");
+                    applied.push(d.message);
+                    applied.len() == 1
+                };
+                if first && d.message == 1 {
+                    self.held = Some(d);
+                } else {
+                    inbox.commit(&d).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn spawn_holder(system: &ActorSystem, journal: &Arc<dyn Journal>, applied: &Arc<Mutex<Vec<u64>>>) {
+    let (journal, applied) = (Arc::clone(journal), Arc::clone(applied));
+    system
+        .spawn(
+            Props::new(move || Holder {
+                journal: Arc::clone(&journal),
+                inbox: None,
+                held: None,
+                applied: Arc::clone(&applied),
+            })
+            .with_name("holder"),
+        )
+        .expect("spawn holder");
+}
+
+#[tokio::test]
+async fn a_delivery_after_an_offline_purge_is_not_taken_for_one_the_receiver_settled() {
+    let store = MemoryStore::memory().expect("store");
+    let journal: Arc<dyn Journal> = Arc::new(store);
+    let applied = Arc::new(Mutex::new(Vec::new()));
+
+    // Delivery 1 is applied and confirmed while delivery 2 is pending
+    // above it (so the sender's delete of 1 writes no id mark: the stored
+    // 2 keeps the next id above it); then 2 parks after one attempt.
+    let system = ActorSystem::new("before");
+    spawn_holder(&system, &journal, &applied);
+    let desk_journal = Arc::clone(&journal);
+    let desk = system
+        .spawn(
+            Props::new(move || Desk {
+                name: "desk",
+                journal: Arc::clone(&desk_journal),
+                settings: OutboxSettings {
+                    redelivery: Redelivery::Fixed {
+                        interval: Duration::from_millis(300),
+                    },
+                    max_attempts: Some(1),
+                    ..OutboxSettings::default()
+                },
+                out: None,
+            })
+            .with_name("desk"),
+        )
+        .expect("spawn desk");
+    send(&desk, "/user/holder", 1).await;
+    send(&desk, "/user/holder", 99).await;
+    until("desk settled", || async { unconfirmed(&desk).await == 0 }).await;
+    system.shutdown().await;
+    let parked = inspect::parked(&journal, "desk").await.expect("parked");
+    assert_eq!(
+        parked.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [DeliveryId(2)]
+    );
+    assert_eq!(*applied.lock().expect("lock"), vec![1]);
+
+    // The operator purges 2 offline: ids 1 and 2 stay used.
+    inspect::purge_offline(&journal, "desk", DeliveryId(2))
+        .await
+        .expect("purge");
+
+    // A new delivery after the restart must get an id the receiver has not
+    // settled, or it is acked as a duplicate without being applied.
+    let system = ActorSystem::new("after");
+    spawn_holder(&system, &journal, &applied);
+    let desk = spawn_desk(&system, "desk", &journal, None);
+    send(&desk, "/user/holder", 7).await;
+    until("desk settled", || async { unconfirmed(&desk).await == 0 }).await;
+    system.shutdown().await;
+    assert_eq!(*applied.lock().expect("lock"), vec![1, 7]);
+}

@@ -274,6 +274,42 @@ async fn a_message_that_fills_max_frame_exactly_arrives() {
     assert_eq!(r.seen.lock().expect("lock")[0].account.len(), account_len);
 }
 
+/// Messages that each fit in `max_frame` are batched into frames that fit
+/// too: a batch that outgrew gRPC's message limit failed to encode, which
+/// cost the connection and every message in it. (One thread: the peer's
+/// task runs only once every message is queued, so one batch takes them.)
+#[tokio::test(flavor = "current_thread")]
+async fn messages_that_each_fit_are_never_batched_past_the_frame_limit() {
+    const MAX_FRAME: usize = 512 * 1024;
+    let r = receiver("billing-node", SECRET).await;
+    let system = ActorSystem::new("shop");
+    let mut settings = RemoteSettings::new("shop", SECRET);
+    settings.max_frame = MAX_FRAME;
+    let _node = Node::start(&system, settings, billing_registry())
+        .await
+        .expect("start");
+    let billing = system
+        .lookup::<Charge>(&r.node.path_of("/user/billing"))
+        .expect("lookup");
+    // The first under half a frame, the second nearly a whole one.
+    for (cents, size) in [(1, MAX_FRAME / 2 - 4096), (2, MAX_FRAME - 4096)] {
+        billing.tell(Charge {
+            account: "x".repeat(size),
+            cents,
+        });
+    }
+    billing.tell(charge(3));
+    eventually("3 received", || r.seen.lock().expect("lock").len() == 3).await;
+    let cents: Vec<u64> = r
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|c| c.cents)
+        .collect();
+    assert_eq!(cents, [1, 2, 3]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_settings_are_typed_errors() {
     let system = ActorSystem::new("x");

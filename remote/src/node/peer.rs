@@ -299,31 +299,38 @@ impl Peer {
                     let Some(first) = next else {
                         return Ended::Closed;
                     };
-                    let mut size = first.payload.len();
+                    if !waiting {
+                        progress = tokio::time::Instant::now();
+                    }
+                    let mut size = encoded_size(&first);
                     let mut envelopes = vec![self.envelope(first)];
-                    // Batch what else is queued, up to one frame.
+                    // Batch what else is queued, up to one frame: a batch
+                    // past max_frame would exceed gRPC's message limit and
+                    // fail to encode, costing the connection and every
+                    // message in flight. One that would not fit closes the
+                    // batch and starts the next.
                     while size < max_frame / 2
                         && envelopes.len() < max_batch
                         && self.in_flight.len() < window
                     {
                         match self.rx.try_recv() {
                             Ok(more) => {
-                                size += more.payload.len() + more.recipient.len();
+                                let more_size = encoded_size(&more);
+                                if size + more_size > max_frame {
+                                    let full = std::mem::take(&mut envelopes);
+                                    if let Err(ended) = send_batch(&tx, full).await {
+                                        return ended;
+                                    }
+                                    size = 0;
+                                }
+                                size += more_size;
                                 envelopes.push(self.envelope(more));
                             }
                             Err(_) => break,
                         }
                     }
-                    let frame = proto::Frame {
-                        kind: Some(Kind::Batch(proto::Batch { envelopes })),
-                    };
-                    if !waiting {
-                        progress = tokio::time::Instant::now();
-                    }
-                    match tokio::time::timeout(UNRESPONSIVE, tx.send(frame)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Ended::Lost("stream closed".into()),
-                        Err(_) => return Ended::Lost(format!("stuck sending for {UNRESPONSIVE:?}")),
+                    if let Err(ended) = send_batch(&tx, envelopes).await {
+                        return ended;
                     }
                 }
                 frame = inbound.message() => match frame {
@@ -438,5 +445,28 @@ impl Peer {
             shared.dead_letter(&out.path, out.type_name, reason.clone());
             crate::sink::abandon(out.asks, &reason);
         }
+    }
+}
+
+/// An envelope's share of a batch frame: what the sink checked against
+/// `max_frame` (payload, recipient, manifest) and room for its protobuf
+/// framing (tags, lengths, sequence number).
+fn encoded_size(out: &Outbound) -> usize {
+    const ENVELOPE_FRAMING: usize = 32;
+    out.payload.len() + out.recipient.len() + out.manifest.len() + ENVELOPE_FRAMING
+}
+
+/// Sends one batch frame on the link.
+async fn send_batch(
+    tx: &mpsc::Sender<proto::Frame>,
+    envelopes: Vec<proto::Envelope>,
+) -> Result<(), Ended> {
+    let frame = proto::Frame {
+        kind: Some(Kind::Batch(proto::Batch { envelopes })),
+    };
+    match tokio::time::timeout(UNRESPONSIVE, tx.send(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ended::Lost("stream closed".into())),
+        Err(_) => Err(Ended::Lost(format!("stuck sending for {UNRESPONSIVE:?}"))),
     }
 }
