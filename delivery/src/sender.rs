@@ -135,6 +135,10 @@ struct State {
     inboxes: HashMap<Arc<str>, Uuid>,
     /// The ids this sender parked last, for acks that come just after.
     recently_parked: RecentlyParked,
+    /// The highest `settled_below` sent so far: a receiver may treat any
+    /// id below it as done without applying it, so an ack of such an id
+    /// that is not pending proves nothing.
+    sent_settled_below: DeliveryId,
 }
 
 impl State {

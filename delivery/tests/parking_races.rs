@@ -287,3 +287,73 @@ fn a_delivery_acked_after_it_was_parked_is_not_left_parked() {
         system.shutdown().await;
     });
 }
+
+/// Keeps each delivery it is sent, unapplied and unacked.
+struct Capture {
+    kept: Arc<Mutex<Vec<Delivery<u64>>>>,
+}
+
+impl Actor for Capture {
+    type Msg = Delivery<u64>;
+
+    async fn handle(&mut self, d: Delivery<u64>, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.kept.lock().expect("lock").push(d);
+        Ok(())
+    }
+}
+
+/// An ack of a parked delivery that comes after a later delivery told the
+/// receiver ids below it are done proves nothing: the receiver acks a late
+/// attempt below its watermark as a repeat, without applying it (over a
+/// network, that attempt can arrive after the later delivery). So the
+/// parked record stays for the operator.
+#[test]
+fn an_ack_after_a_later_delivery_let_the_receiver_forget_it_leaves_it_parked() {
+    const NAME: &str = "acked-after-forgetting";
+    scenario(async {
+        let system = ActorSystem::new("test");
+        let journal = memory();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::clone(&kept);
+        system
+            .spawn(
+                Props::new(move || Capture {
+                    kept: Arc::clone(&held),
+                })
+                .with_name("capture"),
+            )
+            .expect("spawn receiver");
+        let (_owner, out) = deliverer(&system, NAME, &journal).await;
+        let first = out.deliver("/user/capture", |_| 7).await.expect("deliver");
+        eventually("parked", || out.unconfirmed() == 0).await;
+        let second = out.deliver("/user/capture", |_| 8).await.expect("deliver");
+        eventually("both sent", || kept.lock().expect("lock").len() == 2).await;
+        let (late, later) = {
+            let mut kept = kept.lock().expect("lock");
+            let later = kept.pop().expect("the second");
+            (kept.pop().expect("the first"), later)
+        };
+        assert_eq!((late.id, later.id), (first, second));
+        assert!(
+            later.settled_below > first,
+            "the later delivery lets the receiver forget the parked one"
+        );
+        // The receiver takes the first's attempt for a repeat and acks it.
+        late.send_ack();
+        tokio::time::sleep(SECOND / 10).await;
+
+        let parked: Vec<DeliveryId> = out
+            .parked()
+            .await
+            .expect("parked")
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            parked,
+            [first],
+            "an ack that proves nothing unparks nothing"
+        );
+        system.shutdown().await;
+    });
+}

@@ -60,6 +60,7 @@ pub(super) async fn recover(
         last_warn: None,
         inboxes: HashMap::new(),
         recently_parked: RecentlyParked::default(),
+        sent_settled_below: DeliveryId(0),
     };
     for (key, value) in scan_all(journal, name, &sender_inbox_ns(name)).await? {
         let destination = String::from_utf8(key).map_err(|_| Error::Corrupt {

@@ -130,7 +130,8 @@ enum Unparked {
 
 impl<M: Outgoing> Redeliverer<M> {
     /// Confirms the delivery `ack` names. An ack of a delivery this sender
-    /// parked moments ago deletes its parked record; any other ack of a
+    /// parked moments ago deletes its parked record, unless a delivery sent
+    /// since may have let the receiver ack it unapplied; any other ack of a
     /// delivery that is not pending is a repeat and changes nothing.
     async fn confirm(&self, ack: &Ack) {
         let shared = &self.shared;
@@ -145,7 +146,18 @@ impl<M: Outgoing> Redeliverer<M> {
                     self.confirmed(&mut state, ack, &pending);
                     false
                 }
-                Confirmation::Unknown => state.recently_parked.remove(ack.id),
+                Confirmation::Unknown => {
+                    let parked = state.recently_parked.remove(ack.id);
+                    // A delivery sent since the park may have told the
+                    // receiver that ids up to this one are done: it then
+                    // acks a late attempt of it as a repeat, unapplied.
+                    if parked && ack.id < state.sent_settled_below {
+                        tracing::warn!(sender = %shared.sender, id = %ack.id, "parked delivery {} was acked after a later delivery let its receiver forget it: it may not have been applied, so it stays parked; check the receiver before a requeue or a purge", ack.id);
+                        false
+                    } else {
+                        parked
+                    }
+                }
             }
         };
         if acked_late {

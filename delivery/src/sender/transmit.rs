@@ -152,7 +152,7 @@ impl<M: Outgoing> Shared<M> {
         let error = match route {
             Route::Ready(target) => {
                 let (settled_below, expected_inbox) = {
-                    let state = self.lock();
+                    let mut state = self.lock();
                     // Confirmed or cancelled since it was taken to be sent
                     // (a resend reads its message back first): it is not
                     // sent again. Sent anyway, it would carry a
@@ -161,10 +161,9 @@ impl<M: Outgoing> Shared<M> {
                     if state.outbox.get(id).is_none() {
                         return;
                     }
-                    (
-                        state.outbox.settled_below(),
-                        state.inboxes.get(destination).copied(),
-                    )
+                    let settled_below = state.outbox.settled_below();
+                    state.sent_settled_below = state.sent_settled_below.max(settled_below);
+                    (settled_below, state.inboxes.get(destination).copied())
                 };
                 let delivery = Delivery {
                     sender: self.sender.clone(),
