@@ -309,6 +309,12 @@ impl<A: Actor> ActorLoop<A> {
     }
 
     async fn finish(mut self, actor: Option<A>) {
+        // Closed before the children are stopped: nothing reads the mailbox
+        // any more, and a child waiting in `send` for room in it would
+        // otherwise never return from its handler, so never stop, and this
+        // actor would wait for it forever. A send from now on fails at the
+        // sender (a dead letter for `tell`); what is queued is drained below.
+        self.mailbox.close();
         self.ctx.stop_children().await;
         self.ctx.cancel_all_timers();
         if let Some(mut instance) = actor {

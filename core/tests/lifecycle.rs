@@ -251,3 +251,87 @@ fn actors_of_a_dropped_runtime_count_as_terminated() {
             .expect("name free");
     });
 }
+
+/// A parent that blocks on a gate while handling its first report.
+struct Boss {
+    entered: mpsc::UnboundedSender<()>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+/// A child that sends its parent three reports with back-pressure.
+struct Pusher {
+    boss: courier_core::ActorRef<u64>,
+}
+
+impl Actor for Pusher {
+    type Msg = ();
+
+    async fn handle(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        for n in 0..3 {
+            if self.boss.send(n).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for Boss {
+    type Msg = u64;
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let boss = ctx.myself();
+        ctx.spawn(Props::new(move || Pusher { boss: boss.clone() }))?
+            .tell(());
+        Ok(())
+    }
+
+    async fn handle(&mut self, n: u64, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        if n == 0 {
+            let _ = self.entered.send(());
+            let _permit = self.gate.acquire().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A child waiting for room in its parent's full bounded mailbox is stopped
+/// by that parent's stop: the parent stops its children before its mailbox
+/// is drained, so the child's `send` must not wait for a place that its
+/// parent will never free.
+#[tokio::test]
+async fn a_child_sending_to_its_stopping_parent_does_not_hold_the_stop_up() {
+    let system = system();
+    let mut dead = system.event_stream().subscribe::<DeadLetter>();
+    let (entered, mut entered_rx) = mpsc::unbounded_channel();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let boss_gate = gate.clone();
+    let boss = system
+        .spawn(
+            Props::new(move || Boss {
+                entered: entered.clone(),
+                gate: boss_gate.clone(),
+            })
+            .with_mailbox(Mailbox::bounded(1)),
+        )
+        .expect("spawn");
+    // The parent is busy with report 0. Its mailbox is full (with report 1,
+    // or with this message if the child has not sent it yet), so the
+    // child's next send waits for room.
+    recv_within(&mut entered_rx, SECOND).await;
+    let _ = boss.try_tell(99);
+    boss.stop();
+    gate.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(5), boss.terminated())
+        .await
+        .expect("the parent stops although its child was waiting to send to it");
+    // What filled the mailbox was accepted and not handled: a dead letter.
+    let letters = drain_dead_letters(&mut dead);
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.message_type == std::any::type_name::<u64>()),
+        "{letters:?}"
+    );
+    system.shutdown().await;
+}
