@@ -159,11 +159,16 @@ impl Table {
 /// Wakes expired asks every tick (or at the earliest deadline, if sooner)
 /// and ends once no ask is pending.
 async fn reap(deadlines: Arc<Deadlines>) {
+    let mut running = Running {
+        deadlines: &deadlines,
+        armed: true,
+    };
     loop {
         let next = {
             let mut table = deadlines.lock();
             if table.live == 0 {
                 table.reaper_running = false;
+                running.armed = false;
                 table.slots.clear();
                 table.free.clear();
                 return;
@@ -185,6 +190,23 @@ async fn reap(deadlines: Arc<Deadlines>) {
             earliest.map_or(tick, |e| e.min(tick))
         };
         tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Clears `reaper_running` when the reaper is dropped before it finished:
+/// its runtime shut down while asks were pending. A system outlives a
+/// runtime, so the next ask (on another runtime) must start a new reaper,
+/// or it would never time out.
+struct Running<'a> {
+    deadlines: &'a Deadlines,
+    armed: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.deadlines.lock().reaper_running = false;
+        }
     }
 }
 

@@ -143,6 +143,42 @@ async fn ask_times_out_with_a_typed_error() {
     system.shutdown().await;
 }
 
+/// The system's ask-timeout reaper runs on the runtime of the ask that
+/// started it. A system outlives that runtime (as in
+/// `actors_of_a_dropped_runtime_count_as_terminated`): asks made on the next
+/// runtime must still time out, not wait forever for a reaper that is gone.
+#[test]
+fn asks_still_time_out_after_the_runtime_of_an_earlier_ask_is_dropped() {
+    let system = system();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let first = runtime();
+    first.block_on(async {
+        let actor = system.spawn(recorder(Mailbox::unbounded())).expect("spawn");
+        // Pending when the runtime goes: its reaper is running then.
+        let pending = tokio::spawn(async move { actor.ask(Msg::Hold, SECOND * 30).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!pending.is_finished());
+    });
+    drop(first);
+    runtime().block_on(async {
+        let actor = system.spawn(recorder(Mailbox::unbounded())).expect("spawn");
+        let result =
+            tokio::time::timeout(SECOND * 5, actor.ask(Msg::Hold, Duration::from_millis(100)))
+                .await
+                .expect("the ask ends within its timeout");
+        assert!(
+            matches!(result, Err(Error::AskTimeout { .. })),
+            "{result:?}"
+        );
+        system.shutdown().await;
+    });
+}
+
 #[tokio::test]
 async fn ask_reports_a_dropped_request() {
     let system = system();
