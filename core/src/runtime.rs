@@ -276,7 +276,7 @@ impl<A: Actor> ActorLoop<A> {
                             tracing::error!(path = %self.ctx.path(), failure = %f, "stopped hook failed during restart");
                         }
                     }
-                    self.ctx.stop_children().await;
+                    self.stop_children_for_restart().await;
                     self.ctx.cancel_all_timers();
                     if let Flow::Stop = self.wait_backoff(delay).await {
                         return Flow::Stop;
@@ -289,6 +289,36 @@ impl<A: Actor> ActorLoop<A> {
                 _ => return Flow::Stop,
             }
         }
+    }
+
+    /// Stops the children before a restart, reading the mailbox meanwhile.
+    /// The mailbox is kept across a restart, so it cannot be closed as
+    /// `finish` does; but a child waiting in `send` for room in it would
+    /// never return from its handler, so never stop, and the restart would
+    /// wait for it forever. What is read goes to the batch, behind what is
+    /// already there, for the next instance: so a bounded mailbox's
+    /// messages can outnumber its capacity while its children stop.
+    async fn stop_children_for_restart(&mut self) {
+        let children = self.ctx.children.drain().map(|(_, c)| c).collect();
+        let mut stopping = std::pin::pin!(crate::context::stop_all(children));
+        let mut taken = Vec::new();
+        let mut fresh = Vec::new();
+        std::future::poll_fn(|cx| {
+            if stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            // Until the mailbox is empty (or the task's coop budget is
+            // spent: then this is woken again).
+            while let Poll::Ready(true) = self.mailbox.poll_recv_into(cx, &mut fresh) {
+                taken.extend(fresh.drain(..).rev());
+            }
+            Poll::Pending
+        })
+        .await;
+        // The batch is in reverse order: what it held was taken first, so
+        // it stays at its end.
+        let older = std::mem::take(&mut self.batch);
+        self.batch = taken.into_iter().rev().chain(older).collect();
     }
 
     /// Sleeps before a restart while still taking system messages: a stop

@@ -252,10 +252,12 @@ fn actors_of_a_dropped_runtime_count_as_terminated() {
     });
 }
 
-/// A parent that blocks on a gate while handling its first report.
+/// A parent that blocks on a gate while handling its first report (and
+/// then fails, if `fail` is still set).
 struct Boss {
     entered: mpsc::UnboundedSender<()>,
     gate: Arc<tokio::sync::Semaphore>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A child that sends its parent three reports with back-pressure.
@@ -290,6 +292,9 @@ impl Actor for Boss {
         if n == 0 {
             let _ = self.entered.send(());
             let _permit = self.gate.acquire().await?;
+            if self.fail.swap(false, Ordering::SeqCst) {
+                return Err("asked to fail".into());
+            }
         }
         Ok(())
     }
@@ -311,6 +316,7 @@ async fn a_child_sending_to_its_stopping_parent_does_not_hold_the_stop_up() {
             Props::new(move || Boss {
                 entered: entered.clone(),
                 gate: boss_gate.clone(),
+                fail: Arc::default(),
             })
             .with_mailbox(Mailbox::bounded(1)),
         )
@@ -333,5 +339,48 @@ async fn a_child_sending_to_its_stopping_parent_does_not_hold_the_stop_up() {
             .any(|l| l.message_type == std::any::type_name::<u64>()),
         "{letters:?}"
     );
+    system.shutdown().await;
+}
+
+/// The same for a restart: the failed parent stops its children before the
+/// new instance starts, and a child waiting in `send` for room in the
+/// parent's full mailbox must not hold the restart (and so any later stop)
+/// up forever. The message it was sending is kept for the new instance.
+#[tokio::test]
+async fn a_child_sending_to_its_restarting_parent_does_not_hold_the_restart_up() {
+    let system = system();
+    let (entered, mut entered_rx) = mpsc::unbounded_channel();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (boss_gate, boss_fail) = (gate.clone(), fail.clone());
+    let boss = system
+        .spawn(
+            Props::new(move || Boss {
+                entered: entered.clone(),
+                gate: boss_gate.clone(),
+                fail: boss_fail.clone(),
+            })
+            .with_mailbox(Mailbox::bounded(1))
+            .with_supervisor(
+                courier_core::SupervisorStrategy::restart()
+                    .with_backoff(Duration::ZERO, Duration::ZERO),
+            ),
+        )
+        .expect("spawn");
+    recv_within(&mut entered_rx, SECOND).await;
+    let _ = boss.try_tell(99);
+    // Report 0 fails: the parent restarts.
+    gate.add_permits(1);
+    // The new instance's child sends report 0 again, and the new instance
+    // handles it: the restart finished.
+    tokio::time::timeout(Duration::from_secs(5), entered_rx.recv())
+        .await
+        .expect("the restarted parent handles messages again")
+        .expect("channel open");
+    assert!(!fail.load(Ordering::SeqCst));
+    boss.stop();
+    tokio::time::timeout(Duration::from_secs(5), boss.terminated())
+        .await
+        .expect("stopped");
     system.shutdown().await;
 }
