@@ -226,7 +226,20 @@ impl<A: Actor> ActorLoop<A> {
     /// the strategy allows.
     async fn recover(&mut self, actor: &mut Option<A>, mut failure: Failure) -> Flow {
         loop {
-            let mut directive = self.strategy.decide(&failure);
+            // The decider is the user's code too: a panic in it must not
+            // unwind through this loop, which would skip `finish` (children
+            // left running, sends in flight not waited for). It stops the
+            // actor.
+            let strategy = &self.strategy;
+            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| strategy.decide(&failure)));
+            let mut directive = decided.unwrap_or_else(|panic| {
+                tracing::error!(
+                    path = %self.ctx.path(),
+                    panic = %panic_message(panic),
+                    "supervisor decider panicked; stopping"
+                );
+                Directive::Stop
+            });
             if self.ctx.stop_requested || (directive == Directive::Resume && actor.is_none()) {
                 // A handler that asked to stop and then failed (as a failed
                 // recovery does) is not restarted; nor is there anything to

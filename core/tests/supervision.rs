@@ -361,3 +361,58 @@ async fn a_failure_after_ctx_stop_is_not_restarted() {
         .expect("stopped");
     assert_eq!(made.load(Ordering::SeqCst), 1, "no restart");
 }
+
+/// A parent that fails when its child fails.
+struct Nest {
+    child: Props<Fragile>,
+    made: mpsc::UnboundedSender<ActorRef<Msg>>,
+}
+
+impl Actor for Nest {
+    type Msg = ();
+
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let _ = self.made.send(ctx.spawn(self.child.clone())?);
+        Ok(())
+    }
+
+    async fn handle(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        Err("asked to fail".into())
+    }
+}
+
+/// A decider is the user's code, like a handler: a panic in it must not
+/// tear the actor's task down half-way, leaving its children running with
+/// no parent to stop them (not even at shutdown) and its messages in
+/// flight behind. The actor stops, properly.
+#[tokio::test]
+async fn a_panicking_decider_stops_the_actor_and_its_children() {
+    let system = system();
+    let f = fragile(SupervisorStrategy::resume(), false);
+    let (tx, mut made) = mpsc::unbounded_channel();
+    let child_props = f.props.clone();
+    let parent = system
+        .spawn(
+            Props::new(move || Nest {
+                child: child_props.clone(),
+                made: tx.clone(),
+            })
+            .with_supervisor(
+                SupervisorStrategy::restart().with_decider(|_| panic!("the decider panics")),
+            ),
+        )
+        .expect("spawn");
+    let child = recv_within(&mut made, SECOND).await;
+    parent.tell(());
+    tokio::time::timeout(SECOND, parent.terminated())
+        .await
+        .expect("the parent stops");
+    assert!(
+        child.is_terminated(),
+        "the child was stopped before its parent terminated"
+    );
+    tokio::time::timeout(SECOND, system.shutdown())
+        .await
+        .expect("shutdown");
+    assert!(child.is_terminated(), "shutdown stops every actor");
+}
