@@ -4,11 +4,11 @@
 //! watches and timers are tracked here, and torn down when the actor stops
 //! (children and timers also when it restarts).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::actor::{Actor, ActorMsg, IntoProps};
@@ -70,7 +70,9 @@ pub struct Context<A: Actor> {
     watching: HashMap<(ActorPath, u64), Unwatch>,
     timers: JoinSet<()>,
     active_timers: HashMap<u64, AbortHandle>,
-    repeating: HashSet<u64>,
+    /// The repeated timers, each with what tells its task that its last
+    /// tick was taken from the mailbox.
+    repeating: HashMap<u64, Arc<Notify>>,
     next_timer: u64,
     pub(crate) stop_requested: bool,
     extensions: Extensions,
@@ -85,7 +87,7 @@ impl<A: Actor> Context<A> {
             watching: HashMap::new(),
             timers: JoinSet::new(),
             active_timers: HashMap::new(),
-            repeating: HashSet::new(),
+            repeating: HashMap::new(),
             next_timer: 0,
             stop_requested: false,
             extensions: Extensions::default(),
@@ -224,6 +226,8 @@ impl<A: Actor> Context<A> {
         let key = self.next_timer_key();
         let cell = Arc::clone(&self.cell);
         let interval = interval.clamp(Duration::from_millis(1), MAX_TIMER_DELAY);
+        let taken = Arc::new(Notify::new());
+        let tick_taken = Arc::clone(&taken);
         let handle = self.timers.spawn(async move {
             // Within MAX_TIMER_DELAY of now, each tick's deadline (and
             // tokio's `deadline + interval` for the next) is representable.
@@ -235,10 +239,14 @@ impl<A: Actor> Context<A> {
                 if !deliver_timer(&cell, key, true, make()).await {
                     return;
                 }
+                // At most one tick waits in the mailbox: a busy actor
+                // delays the next instead of finding a pile of them (an
+                // unbounded mailbox never makes `deliver_timer` wait).
+                tick_taken.notified().await;
             }
         });
         self.active_timers.insert(key, handle);
-        self.repeating.insert(key);
+        self.repeating.insert(key, taken);
         TimerKey(key)
     }
 
@@ -265,7 +273,14 @@ impl<A: Actor> Context<A> {
     /// Whether a timer message that just arrived should be handled.
     pub(crate) fn accept_timer(&mut self, key: u64, repeat: bool) -> bool {
         if repeat {
-            self.repeating.contains(&key)
+            match self.repeating.get(&key) {
+                Some(taken) => {
+                    // Stored if the timer's task is not waiting yet.
+                    taken.notify_one();
+                    true
+                }
+                None => false,
+            }
         } else {
             self.active_timers.remove(&key).is_some()
         }

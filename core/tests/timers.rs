@@ -20,6 +20,8 @@ enum Msg {
         gate: Arc<Semaphore>,
     },
     Ticks(ReplyTo<Vec<u32>>),
+    /// Keeps the actor busy this long.
+    Busy(Duration),
 }
 
 #[derive(Default)]
@@ -54,6 +56,7 @@ impl Actor for Timed {
                 }
             }
             Msg::Ticks(reply) => reply.reply(self.ticks.clone()),
+            Msg::Busy(how_long) => tokio::time::sleep(how_long).await,
         }
         Ok(())
     }
@@ -90,6 +93,35 @@ async fn schedule_repeated_ticks_until_cancelled() {
     assert!(
         !actor.ask(Msg::Cancel, SECOND).await.expect("cancel"),
         "already cancelled"
+    );
+    system.shutdown().await;
+}
+
+/// A busy actor finds one tick waiting, not one per interval it was busy
+/// (docs/semantics.md: "delays its next tick rather than piling ticks
+/// up"), also with an unbounded mailbox, where enqueueing never waits.
+#[tokio::test(start_paused = true)]
+async fn a_busy_actor_finds_one_tick_waiting_not_a_pile() {
+    let system = system();
+    let actor = system.spawn(Props::new(Timed::default)).expect("spawn");
+    actor.tell(Msg::Every(Duration::from_millis(10)));
+    tokio::time::sleep(Duration::from_millis(35)).await;
+    assert_eq!(ticks(&actor).await, vec![1, 2, 3]);
+    actor.tell(Msg::Busy(SECOND));
+    tokio::time::sleep(SECOND + Duration::from_millis(5)).await;
+    let after = ticks(&actor).await;
+    assert!(
+        after.len() <= 5,
+        "a busy second piled up {} ticks: {after:?}",
+        after.len() - 3
+    );
+    // And they go on at their interval.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let later = ticks(&actor).await.len();
+    assert!(
+        (after.len() + 8..=after.len() + 11).contains(&later),
+        "{later} ticks after 100 ms more (had {})",
+        after.len()
     );
     system.shutdown().await;
 }
