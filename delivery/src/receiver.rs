@@ -46,6 +46,7 @@
 //! acked; a failed write fails each of them, and none is applied or acked.
 
 mod commits;
+mod turns;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +94,9 @@ pub(crate) struct Core {
     state: Mutex<State>,
     /// Commits waiting for the commit task.
     queue: Mutex<Queue>,
+    /// Shared by every opening of this inbox in the process (see
+    /// [`turns`]).
+    turn: turns::Turn,
 }
 
 impl std::fmt::Debug for DedupInbox {
@@ -103,7 +107,9 @@ impl std::fmt::Debug for DedupInbox {
 
 impl DedupInbox {
     /// Loads the inbox of receiver `name` from `journal`; a new inbox gets
-    /// its identity, durable before this returns.
+    /// its identity, durable before this returns. Opened again in this
+    /// process (a restarted actor's), it first waits for the commits of
+    /// the earlier opening still in flight, so that it reads them.
     ///
     /// # Errors
     ///
@@ -136,6 +142,10 @@ impl DedupInbox {
             owner: name.to_owned(),
             source,
         };
+        // An earlier opening's commits land before this one reads, or
+        // it would take their deliveries for new.
+        let turn = turns::turn(&journal, name);
+        let reading = Arc::clone(&turn).lock_owned().await;
         let records = scan_all(&journal, name, &inbox_ns(name)).await?;
         let mut inbox = Inbox::new();
         for (sender, window) in parse_inbox(name, records)? {
@@ -181,6 +191,7 @@ impl DedupInbox {
         for (key, _) in scan_all(&journal, name, &inbox_alias_ns(name)).await? {
             aliases.insert(parse_identity(name, &key)?);
         }
+        drop(reading);
         Ok(Self {
             core: Arc::new(Core {
                 name: name.to_owned(),
@@ -196,6 +207,7 @@ impl DedupInbox {
                     metrics: InboxMetrics::new(name),
                 }),
                 queue: Mutex::new(Queue::default()),
+                turn,
             }),
         })
     }

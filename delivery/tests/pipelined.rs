@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use courier::delivery::testkit::History;
 use courier::delivery::{
-    Ack, AtLeastOnce, DedupInbox, Deliverer, Delivery, DeliveryId, Error, OutboxSettings, Receipt,
-    Redelivery, SenderId,
+    Ack, AtLeastOnce, DedupInbox, Deliverer, Delivery, DeliveryId, Error, ExactlyOnce,
+    OutboxSettings, Receipt, Redelivery, SenderId,
 };
 use courier::persistence::{Journal, MemoryStore, WriteBatch};
 use courier::prelude::*;
@@ -551,5 +551,84 @@ async fn a_resend_racing_its_cancel_never_settles_an_id_that_a_restart_hands_out
     // of 1 gone out telling the receiver that every id below 3 was settled,
     // the restarted sender's next id, 2, would be taken for a duplicate.
     assert_eq!(applied, [3], "3 went out as {id}");
+    system.shutdown().await;
+}
+
+/// A receiver that makes its `ExactlyOnce` in its factory (each incarnation
+/// opens the inbox afresh) and streams deliveries with `submit`; `Fail`
+/// makes it fail, so its supervisor restarts it.
+enum Streamed {
+    Deliver(Delivery<u64>),
+    Fail,
+}
+
+struct Streaming {
+    inbox: ExactlyOnce,
+    receipts: Arc<Mutex<Vec<(DeliveryId, Receipt)>>>,
+}
+
+impl Actor for Streaming {
+    type Msg = Streamed;
+
+    async fn handle(&mut self, msg: Streamed, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        match msg {
+            Streamed::Deliver(d) => {
+                let effect = |m: &u64| {
+                    WriteBatch::new().put("effects", m.to_be_bytes().to_vec(), Vec::new())
+                };
+                let submitted = self.inbox.submit(&d, effect).await?;
+                let receipts = Arc::clone(&self.receipts);
+                let id = d.id;
+                tokio::spawn(async move {
+                    if let Ok(receipt) = submitted.await {
+                        receipts.lock().expect("lock").push((id, receipt));
+                    }
+                });
+                Ok(())
+            }
+            Streamed::Fail => Err("failing on purpose".into()),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_receiver_does_not_apply_again_a_delivery_whose_commit_was_in_flight() {
+    let system = ActorSystem::new("test");
+    let recording = Arc::new(Recording::new(memory(), None));
+    let journal: Arc<dyn Journal> = recording.clone();
+    let receipts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&receipts);
+    let receiver = system
+        .spawn(Props::new(move || Streaming {
+            inbox: ExactlyOnce::new("streaming", Arc::clone(&journal)),
+            receipts: Arc::clone(&seen),
+        }))
+        .expect("spawn receiver");
+    // The inbox is open (delivery 1 applied); delivery 2 is submitted and
+    // its commit is in flight, not yet landed.
+    receiver.tell(Streamed::Deliver(delivery_of(1)));
+    eventually("1 applied", || receipts.lock().expect("lock").len() == 1).await;
+    recording.hold_writes.store(true, Ordering::SeqCst);
+    receiver.tell(Streamed::Deliver(delivery_of(2)));
+    eventually("the commit of 2 in flight", || {
+        recording.held_writes.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The receiver restarts meanwhile, and 2 comes again (its ack had not
+    // come in time): the new incarnation opens the inbox afresh.
+    receiver.tell(Streamed::Fail);
+    receiver.tell(Streamed::Deliver(delivery_of(2)));
+    tokio::time::sleep(SECOND).await;
+    recording.hold_writes.store(false, Ordering::SeqCst);
+    eventually("all answered", || receipts.lock().expect("lock").len() == 3).await;
+    let receipts = receipts.lock().expect("lock").clone();
+    let applied = receipts
+        .iter()
+        .filter(|(id, r)| *id == DeliveryId(2) && *r == Receipt::New)
+        .count();
+    assert_eq!(
+        applied, 1,
+        "delivery 2 applied {applied} times: {receipts:?}"
+    );
     system.shutdown().await;
 }

@@ -166,6 +166,9 @@ impl Core {
 
     /// The commit task: groups until the queue is empty.
     async fn run(self: Arc<Self>) {
+        // Held until the queue is empty: an opening of this inbox made
+        // meanwhile reads what these commits wrote.
+        let _turn = Arc::clone(&self.turn).lock_owned().await;
         loop {
             let items = {
                 let mut queue = courier_core::sync::lock(&self.queue);

@@ -28,6 +28,11 @@ pub struct Recording {
     pub hold_outbox_reads: AtomicBool,
     /// Reads waiting on `hold_outbox_reads`.
     pub held_reads: AtomicU64,
+    /// While set, writes wait before they reach the inner journal (a write
+    /// in flight, not yet landed).
+    pub hold_writes: AtomicBool,
+    /// Writes waiting on `hold_writes`.
+    pub held_writes: AtomicU64,
 }
 
 impl Recording {
@@ -42,6 +47,8 @@ impl Recording {
             writes: Mutex::new(Vec::new()),
             hold_outbox_reads: AtomicBool::new(false),
             held_reads: AtomicU64::new(0),
+            hold_writes: AtomicBool::new(false),
+            held_writes: AtomicU64::new(0),
         }
     }
 
@@ -66,6 +73,12 @@ impl Journal for Recording {
             .lock()
             .expect("lock")
             .push(batch.kv_writes().len());
+        if self.hold_writes.load(Ordering::SeqCst) {
+            self.held_writes.fetch_add(1, Ordering::SeqCst);
+            while self.hold_writes.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         let percent = self.fail_percent.load(Ordering::Relaxed);
         if self.fail.load(Ordering::Relaxed) || (percent > 0 && self.roll(100) < percent) {
             // A failure takes a moment too: other writes start meanwhile.
