@@ -76,6 +76,7 @@ impl DedupInbox {
             delivery.send_ack();
             return Ok(Receipt::Duplicate);
         }
+        self.admit(delivery)?;
         let effect = effect(&delivery.message);
         self.core
             .commit(delivery, effect, tracing::Span::current())
@@ -279,6 +280,9 @@ impl ExactlyOnce {
         if inbox.check(delivery) == Receipt::Duplicate {
             delivery.send_ack();
             return Ok(Submitted::ready(&self.name, Receipt::Duplicate));
+        }
+        if let Err(refused) = inbox.admit(delivery) {
+            return Ok(Submitted::failed(&self.name, refused));
         }
         Ok(inbox.submit(delivery, effect(&delivery.message)))
     }

@@ -228,6 +228,16 @@ impl DedupInbox {
         receipt
     }
 
+    /// Refuses `delivery` as [`prepare`](Self::prepare) would
+    /// ([`Error::InboxLost`]), without planning anything: checked before
+    /// an effect is built, so that a refused delivery's is never called.
+    pub(crate) fn admit<M>(&self, delivery: &Delivery<M>) -> Result<()> {
+        let mut state = lock(&self.core.state);
+        self.core
+            .admit(&mut state, &delivery.sender, delivery.expected_inbox)
+            .map(|_| ())
+    }
+
     /// Plans marking `delivery` as applied, without changing the inbox:
     /// the returned [`InboxWrite`] holds the records to write atomically
     /// with the effect; once they are durable, [`InboxWrite::ack`] applies

@@ -632,3 +632,39 @@ async fn a_restarted_receiver_does_not_apply_again_a_delivery_whose_commit_was_i
     );
     system.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delivery_refused_as_for_a_lost_inbox_is_refused_before_its_effect_is_called() {
+    let inbox = ExactlyOnce::new("refusing", memory());
+    let mut delivery = delivery_of(1);
+    // Its sender had acks from another inbox identity: this one lost them.
+    delivery.expected_inbox = Some(uuid::Uuid::from_u128(7));
+    let mut called = false;
+    let refused = inbox
+        .process(&delivery, |_| {
+            called = true;
+            WriteBatch::new()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InboxLost { .. })),
+        "{refused:?}"
+    );
+    assert!(!called, "the effect of a refused delivery was called");
+    let mut called = false;
+    let refused = match inbox
+        .submit(&delivery, |_| {
+            called = true;
+            WriteBatch::new()
+        })
+        .await
+    {
+        Ok(submitted) => submitted.await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(refused, Err(Error::InboxLost { .. })),
+        "{refused:?}"
+    );
+    assert!(!called, "the effect of a refused delivery was called");
+}

@@ -54,6 +54,18 @@ impl Submitted {
     }
 }
 
+impl Submitted {
+    /// One that failed before it was queued (a refused delivery).
+    pub(crate) fn failed(owner: &str, error: Error) -> Self {
+        let (tell, answer) = oneshot::channel();
+        let _ = tell.send(Err(error));
+        Self {
+            answer,
+            owner: owner.to_owned(),
+        }
+    }
+}
+
 impl std::future::Future for Submitted {
     type Output = Result<Receipt>;
 
