@@ -24,14 +24,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use courier::persistence::{DurableStore, EngineKind, Persistent, StoreOptions};
+use courier::persistence::{DurableStore, EngineKind, StoreOptions};
 use courier::prelude::*;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 #[path = "common/persist.rs"]
 mod common;
 
-use common::{Cmd, Sink, stored_event_size};
+use common::{Cmd, spawn_sinks, stored_event_size};
 
 const ACTORS: u64 = 100;
 
@@ -81,16 +81,7 @@ fn courier_run(rt: &tokio::runtime::Runtime, kind: EngineKind, run: Duration) ->
             DurableStore::open_engine(kind, dir.path(), None, StoreOptions::new()).expect("open"),
         );
         let system = ActorSystem::new("profile");
-        let actors: Vec<_> = (0..ACTORS)
-            .map(|i| {
-                system
-                    .spawn(
-                        Persistent::props(format!("sink-{i}"), Sink::default)
-                            .with_store(store.clone()),
-                    )
-                    .expect("spawn")
-            })
-            .collect();
+        let actors = spawn_sinks(&system, &store, ACTORS);
         let started = Instant::now();
         let tasks: Vec<_> = actors
             .into_iter()

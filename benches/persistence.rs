@@ -29,7 +29,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 #[path = "common/persist.rs"]
 mod common;
 
-use common::{Cmd, PAYLOAD, Sink, event, stored_event_size, uuid_like};
+use common::{Cmd, PAYLOAD, Sink, event, spawn_sinks, stored_event_size, uuid_like};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -146,16 +146,7 @@ fn persist(c: &mut Criterion) {
             let (system, actors) = rt.block_on(async {
                 let store = Arc::new(open(kind, dir.path()));
                 let system = ActorSystem::new("bench");
-                let actors: Vec<_> = (0..ACTORS)
-                    .map(|i| {
-                        system
-                            .spawn(
-                                Persistent::props(format!("sink-{i}"), Sink::default)
-                                    .with_store(store.clone()),
-                            )
-                            .expect("spawn")
-                    })
-                    .collect();
+                let actors = spawn_sinks(&system, &store, ACTORS);
                 (system, actors)
             });
             b.to_async(&rt).iter(|| async {

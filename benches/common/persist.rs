@@ -6,8 +6,11 @@
 // Each bench that includes this uses its own part of it.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use courier::persistence::{
-    Effect, EventRecord, EventSourced, PersistentContext, Snapshots, encode_payload, now_millis,
+    Effect, EventRecord, EventSourced, Journal, Persistent, PersistentContext, SnapshotStore,
+    Snapshots, encode_payload, now_millis,
 };
 use courier::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,25 @@ pub struct Sink {
 pub enum Cmd {
     Write(ReplyTo<u64>),
     Count(ReplyTo<u64>),
+}
+
+/// `n` sinks (`sink-0` …) persisting to `store`, as the 100-actor runs
+/// spawn them.
+pub fn spawn_sinks<S: Journal + SnapshotStore + 'static>(
+    system: &ActorSystem,
+    store: &Arc<S>,
+    n: u64,
+) -> Vec<ActorRef<Cmd>> {
+    (0..n)
+        .map(|i| {
+            system
+                .spawn(
+                    Persistent::props(format!("sink-{i}"), Sink::default)
+                        .with_store(Arc::clone(store)),
+                )
+                .expect("spawn")
+        })
+        .collect()
 }
 
 /// A typical domain event of about 200 encoded bytes: a number and a text.
