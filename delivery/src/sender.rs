@@ -68,7 +68,7 @@ use tracing::Instrument;
 use recently_parked::RecentlyParked;
 use redeliverer::{AckInbox, Redeliverer, Signal};
 use transmit::Routes;
-use writer::{Request, Unpark, Writer};
+use writer::{Request, Writer};
 
 pub use prepared::Prepared;
 
@@ -440,7 +440,8 @@ impl<M: Outgoing> Deliverer<M> {
     /// be written; [`Error::SenderStopped`] when the sender has stopped.
     pub async fn purge(&self, id: DeliveryId) -> Result<()> {
         let _one_at_a_time = self.shared.repairs.lock().await;
-        self.shared.unpark(id, Unpark::Purge).await?;
+        self.shared.unpark(id).await?;
+        self.shared.metrics.unparked(1, false);
         self.shared.lock().recently_parked.remove(id);
         Ok(())
     }
@@ -482,13 +483,13 @@ impl<M> Shared<M> {
     /// [`Error::NotParked`] when `id` is not parked, [`Error::Store`] when
     /// the delete cannot be written, [`Error::SenderStopped`] when the
     /// sender has stopped.
-    async fn unpark(&self, id: DeliveryId, why: Unpark) -> Result<()> {
+    async fn unpark(&self, id: DeliveryId) -> Result<()> {
         let (done, result) = oneshot::channel();
         let stopped = || Error::SenderStopped {
             path: self.owner.clone(),
         };
         self.writes
-            .send(Request::Purge(id, why, done))
+            .send(Request::Purge(id, done))
             .map_err(|_| stopped())?;
         result.await.map_err(|_| stopped())?
     }

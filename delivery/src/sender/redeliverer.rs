@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::records::{StoredEntry, decode, encode, id_key};
 
-use super::writer::{Request, Unpark};
+use super::writer::Request;
 
 /// How many outbox entries a resend reads back per read.
 const READ_CHUNK: usize = 256;
@@ -412,7 +412,7 @@ impl<M: Outgoing> Redeliverer<M> {
         let sender = &shared.sender;
         let result = {
             let _one_at_a_time = shared.repairs.lock().await;
-            shared.unpark(id, Unpark::Confirmed).await
+            shared.unpark(id).await
         };
         match (result, how) {
             (Ok(()), Unparked::WhileParking) => {

@@ -65,7 +65,7 @@ pub(super) enum Request {
     /// Delete a confirmed delivery's outbox entry.
     Confirmed(DeliveryId),
     /// Delete a parked delivery for good; answers `NotParked` if it is not.
-    Purge(DeliveryId, Unpark, oneshot::Sender<Result<()>>),
+    Purge(DeliveryId, oneshot::Sender<Result<()>>),
     /// Find out whether these ids' entries are durable.
     Resolve(Vec<DeliveryId>),
     /// Remember the identity of the inbox that acks for a destination.
@@ -74,24 +74,13 @@ pub(super) enum Request {
     Flush(oneshot::Sender<()>),
 }
 
-/// Why a parked record is deleted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Unpark {
-    /// `Deliverer::purge`: counted as purged once written.
-    Purge,
-    /// Its delivery was confirmed after all (acked just after its park, or
-    /// confirmed while its park was written): not a purge; the caller
-    /// moves the parked gauge if the park had moved it.
-    Confirmed,
-}
-
 /// Requests taken, not yet written.
 #[derive(Default)]
 struct Group {
     deliveries: Vec<(WriteBatch, oneshot::Sender<Result<()>>)>,
     confirmed: Vec<DeliveryId>,
     /// Parked ids found stored, to delete.
-    purges: Vec<(DeliveryId, Unpark, oneshot::Sender<Result<()>>)>,
+    purges: Vec<(DeliveryId, oneshot::Sender<Result<()>>)>,
     resolve: Vec<DeliveryId>,
     inboxes: Vec<(Arc<str>, Uuid)>,
     flushes: Vec<oneshot::Sender<()>>,
@@ -115,7 +104,7 @@ impl Group {
 /// What to answer once a write returns.
 struct Answer {
     deliveries: Vec<oneshot::Sender<Result<()>>>,
-    purges: Vec<(Unpark, oneshot::Sender<Result<()>>)>,
+    purges: Vec<oneshot::Sender<Result<()>>>,
     confirmed: usize,
     resolve: Vec<DeliveryId>,
     flushes: Vec<oneshot::Sender<()>>,
@@ -255,8 +244,8 @@ impl<M: Outgoing> Writer<M> {
         match request {
             Request::Deliver(writes, done) => group.deliveries.push((writes, done)),
             Request::Confirmed(id) => group.confirmed.push(id),
-            Request::Purge(id, why, done) => match shared.get(&shared.ns.parked, id).await {
-                Ok(Some(_)) => group.purges.push((id, why, done)),
+            Request::Purge(id, done) => match shared.get(&shared.ns.parked, id).await {
+                Ok(Some(_)) => group.purges.push((id, done)),
                 Ok(None) => {
                     let _ = done.send(Err(Error::NotParked {
                         sender: shared.sender.name.clone(),
@@ -306,10 +295,10 @@ impl<M: Outgoing> Writer<M> {
             batch = batch.delete(ns.outbox.clone(), id_key(id).to_vec());
             deleted = deleted.max(Some(id));
         }
-        for (id, why, done) in purges {
+        for (id, done) in purges {
             batch = batch.delete(ns.parked.clone(), id_key(id).to_vec());
             deleted = deleted.max(Some(id));
-            answer.purges.push((why, done));
+            answer.purges.push(done);
         }
         for (destination, inbox) in inboxes {
             batch = batch.put(
@@ -358,13 +347,7 @@ impl<M: Outgoing> Writer<M> {
                 for done in answer.deliveries {
                     let _ = done.send(Ok(()));
                 }
-                let purged = answer
-                    .purges
-                    .iter()
-                    .filter(|(why, _)| *why == Unpark::Purge)
-                    .count();
-                self.shared.metrics.unparked(purged, false);
-                for (_, done) in answer.purges {
+                for done in answer.purges {
                     let _ = done.send(Ok(()));
                 }
                 self.resolve(answer.resolve).await;
@@ -390,8 +373,7 @@ impl<M: Outgoing> Writer<M> {
             owner: name.clone(),
             source: copy_store_error(error),
         };
-        let purges = answer.purges.into_iter().map(|(_, done)| done);
-        for done in answer.deliveries.into_iter().chain(purges) {
+        for done in answer.deliveries.into_iter().chain(answer.purges) {
             let _ = done.send(Err(failed()));
         }
     }
