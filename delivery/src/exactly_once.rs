@@ -72,11 +72,10 @@ impl DedupInbox {
         delivery: &Delivery<M>,
         effect: impl FnOnce(&M) -> WriteBatch,
     ) -> Result<Receipt> {
-        if self.check(delivery) == Receipt::Duplicate {
+        if self.screen(delivery)? == Receipt::Duplicate {
             delivery.send_ack();
             return Ok(Receipt::Duplicate);
         }
-        self.admit(delivery)?;
         let effect = effect(&delivery.message);
         self.core
             .commit(delivery, effect, tracing::Span::current())
@@ -277,14 +276,14 @@ impl ExactlyOnce {
         effect: impl FnOnce(&M) -> WriteBatch,
     ) -> Result<Submitted> {
         let inbox = self.open().await?;
-        if inbox.check(delivery) == Receipt::Duplicate {
-            delivery.send_ack();
-            return Ok(Submitted::ready(&self.name, Receipt::Duplicate));
+        match inbox.screen(delivery) {
+            Ok(Receipt::Duplicate) => {
+                delivery.send_ack();
+                Ok(Submitted::ready(&self.name, Receipt::Duplicate))
+            }
+            Ok(Receipt::New) => Ok(inbox.submit(delivery, effect(&delivery.message))),
+            Err(refused) => Ok(Submitted::failed(&self.name, refused)),
         }
-        if let Err(refused) = inbox.admit(delivery) {
-            return Ok(Submitted::failed(&self.name, refused));
-        }
-        Ok(inbox.submit(delivery, effect(&delivery.message)))
     }
 
     /// [`DedupInbox::effect`], opening the inbox first if need be.

@@ -219,23 +219,21 @@ impl DedupInbox {
 
     /// Whether `delivery` is new or a duplicate.
     pub fn check<M>(&self, delivery: &Delivery<M>) -> Receipt {
-        let state = lock(&self.core.state);
-        let receipt = state.inbox.check(&delivery.sender, delivery.id);
-        if receipt == Receipt::Duplicate {
-            tracing::debug!(receiver = %self.core.name, sender = %delivery.sender, id = %delivery.id, attempt = delivery.attempt, "duplicate suppressed");
-            state.metrics.duplicates.increment(1);
-        }
-        receipt
+        self.core.check(&lock(&self.core.state), delivery)
     }
 
-    /// Refuses `delivery` as [`prepare`](Self::prepare) would
-    /// ([`Error::InboxLost`]), without planning anything: checked before
-    /// an effect is built, so that a refused delivery's is never called.
-    pub(crate) fn admit<M>(&self, delivery: &Delivery<M>) -> Result<()> {
+    /// [`check`](Self::check), and a new delivery refused as
+    /// [`prepare`](Self::prepare) would ([`Error::InboxLost`]), without
+    /// planning anything, under one lock: done before an effect is built,
+    /// so that a refused delivery's is never called.
+    pub(crate) fn screen<M>(&self, delivery: &Delivery<M>) -> Result<Receipt> {
         let mut state = lock(&self.core.state);
+        if self.core.check(&state, delivery) == Receipt::Duplicate {
+            return Ok(Receipt::Duplicate);
+        }
         self.core
-            .admit(&mut state, &delivery.sender, delivery.expected_inbox)
-            .map(|_| ())
+            .admit(&mut state, &delivery.sender, delivery.expected_inbox)?;
+        Ok(Receipt::New)
     }
 
     /// Plans marking `delivery` as applied, without changing the inbox:
@@ -400,6 +398,17 @@ impl Core {
     /// Checks that `sender` may deliver to this inbox: refuses it when it
     /// remembers acks from another inbox identity, unless this inbox was
     /// opened adopting (then returns the identity to adopt).
+    /// Whether `delivery` is new to the inbox as `state` holds it; a
+    /// duplicate is logged and counted.
+    fn check<M>(&self, state: &State, delivery: &Delivery<M>) -> Receipt {
+        let receipt = state.inbox.check(&delivery.sender, delivery.id);
+        if receipt == Receipt::Duplicate {
+            tracing::debug!(receiver = %self.name, sender = %delivery.sender, id = %delivery.id, attempt = delivery.attempt, "duplicate suppressed");
+            state.metrics.duplicates.increment(1);
+        }
+        receipt
+    }
+
     fn admit(
         &self,
         state: &mut State,
