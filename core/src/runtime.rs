@@ -376,14 +376,14 @@ impl<A: Actor> ActorLoop<A> {
         self.seal();
     }
 
-    /// Closes the mailbox and the system channel and takes what is left in
-    /// them, waiting for sends in flight at the close: such a send was
-    /// answered `Ok`, so its message must become a dead letter (or, for a
-    /// watch, a `Terminated`) rather than stay in a channel nobody reads.
-    /// Closing first makes later sends fail at the sender.
+    /// Takes what is left in the mailbox (closed at the start of `finish`)
+    /// and, after closing it, the system channel, waiting for sends in
+    /// flight at the close: such a send was answered `Ok`, so its message
+    /// must become a dead letter (or, for a watch, a `Terminated`) rather
+    /// than stay in a channel nobody reads. Closing first makes later sends
+    /// fail at the sender.
     async fn close_and_drain(&mut self) {
         let cell = std::sync::Arc::clone(self.ctx.cell());
-        self.mailbox.close();
         for env in self.batch.drain(..).rev() {
             dead_envelope(&cell, env);
         }
